@@ -1,0 +1,1 @@
+"""Nexus: keep inventory in sync across sales channels."""

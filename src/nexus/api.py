@@ -1,0 +1,277 @@
+"""The fluent Python API: `nexus.product(sku)`, `nexus.catalog(products)`, `nexus.batch(id)`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from nexus.domain.stock import StockChange, StockChangeResult
+from nexus.drivers.dto import NexusProduct
+from nexus.events import BatchCompleted
+from nexus.storage.models import ChannelMapping, Item, MovementReason, Priority, SyncBatch, utcnow
+from nexus.sync.worker import PushRound, PushWorker
+
+if TYPE_CHECKING:
+    from nexus.engine import Nexus
+
+CHUNK = 500  # SKUs per statement: keeps parameter lists under every backend's limit
+
+
+@dataclass(frozen=True, slots=True)
+class ListingState:
+    channel: str
+    listing_id: int
+    desired: int
+    remote: int | None
+    in_sync: bool
+    last_error: str | None
+
+
+@dataclass(slots=True)
+class SyncOutcome:
+    """A stock change and, when it was pushed right away, what each channel now shows."""
+
+    change: StockChangeResult
+    listings: list[ListingState] = field(default_factory=list)
+    rounds: list[PushRound] = field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return all(listing.in_sync for listing in self.listings)
+
+
+class PendingChange:
+    """A stock change not applied yet. `await` it to apply only; `await .sync()` to apply and push."""
+
+    def __init__(self, nexus: Nexus, change: StockChange) -> None:
+        self._nexus = nexus
+        self._change = change
+
+    def __await__(self) -> Generator[Any, None, StockChangeResult]:
+        return self._nexus.apply(self._change).__await__()
+
+    async def sync(self, channels: Sequence[str] | None = None, *, timeout: float = 30.0) -> SyncOutcome:
+        """Apply the change, then push the SKU to `channels` (default: every channel it is listed on)
+        now, in this task, and return what each channel acknowledged.
+
+        Every channel's desired quantity follows the change either way; `channels` only chooses
+        which of them are pushed before this call returns (the others go through the workers).
+        """
+        result = await self._nexus.apply(self._change)
+        outcome = SyncOutcome(change=result)
+        outcome.rounds, outcome.listings = await push_sku_now(self._nexus, result.sku, channels, timeout)
+        return outcome
+
+
+async def push_sku_now(
+    nexus: Nexus, sku: str, channels: Sequence[str] | None, timeout: float
+) -> tuple[list[PushRound], list[ListingState]]:
+    deadline = time.monotonic() + timeout
+    rounds: list[PushRound] = []
+    targets = set(channels) if channels is not None else set(nexus.channel_names())
+    while True:
+        pending: dict[str, list[int]] = {}
+        async with nexus.db.read() as session:
+            rows = list(
+                (await session.execute(select(ChannelMapping).where(ChannelMapping.sku == sku))).scalars()
+            )
+        for row in rows:
+            if row.channel in targets and row.dirty_since is not None and row.failed_at is None:
+                pending.setdefault(row.channel, []).append(row.id)
+        if not pending or time.monotonic() > deadline:
+            break
+        progressed = False
+        for channel, ids in pending.items():
+            round_ = await PushWorker(nexus, channel).run_once(ids)
+            if round_ is not None:
+                rounds.append(round_)
+                progressed = progressed or round_.ok + round_.failed + round_.vetoed > 0
+        if not progressed:
+            # Another worker holds the lease, or the channel asked us to wait: give it a moment.
+            await asyncio.sleep(0.05)
+    states = [
+        ListingState(
+            channel=row.channel, listing_id=row.id, desired=row.desired_qty, remote=row.remote_qty,
+            in_sync=row.dirty_since is None and row.failed_at is None, last_error=row.last_error,
+        )
+        for row in rows
+        if row.channel in targets
+    ]
+    return rounds, states
+
+
+class ProductHandle:
+    def __init__(self, nexus: Nexus, sku: str) -> None:
+        self._nexus = nexus
+        self.sku = sku
+
+    def update_inventory(
+        self,
+        *,
+        quantity: int,
+        reason: MovementReason | str = MovementReason.ADJUSTMENT,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PendingChange:
+        """Set the on-hand count to `quantity` (the ledger records the difference)."""
+        return self._change(quantity=quantity, reason=reason, reference=reference, key=idempotency_key)
+
+    def adjust(
+        self,
+        delta: int,
+        *,
+        reason: MovementReason | str = MovementReason.ADJUSTMENT,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PendingChange:
+        """Add `delta` (negative for a sale) to the on-hand count.
+
+        Give `idempotency_key` when the caller may retry: the same key twice changes nothing.
+        """
+        return self._change(delta=delta, reason=reason, reference=reference, key=idempotency_key)
+
+    def _change(
+        self, *, reason: MovementReason | str, reference: str | None, key: str | None,
+        delta: int | None = None, quantity: int | None = None,
+    ) -> PendingChange:
+        change = StockChange(
+            sku=self.sku, reason=MovementReason(reason), idempotency_key=key or f"api:{uuid.uuid4()}",
+            delta=delta, quantity=quantity, reference=reference,
+        )
+        return PendingChange(self._nexus, change)
+
+    async def get(self) -> Item | None:
+        async with self._nexus.db.read() as session:
+            return (await session.execute(select(Item).where(Item.sku == self.sku))).scalar_one_or_none()
+
+    async def listings(self) -> list[ChannelMapping]:
+        async with self._nexus.db.read() as session:
+            statement = select(ChannelMapping).where(ChannelMapping.sku == self.sku).order_by(ChannelMapping.id)
+            return list((await session.execute(statement)).scalars())
+
+
+def _sku_of(product: Any) -> str:
+    if isinstance(product, str):
+        return product
+    if isinstance(product, NexusProduct):
+        if product.local_sku is None:
+            raise ValueError(f"product {product.remote_id} has several variants; pass their SKUs")
+        return product.local_sku
+    sku = getattr(product, "sku", None)
+    if not isinstance(sku, str):
+        raise TypeError(f"cannot find a SKU on {product!r}")
+    return sku
+
+
+class CatalogHandle:
+    def __init__(self, nexus: Nexus, products: Iterable[Any] | None) -> None:
+        self._nexus = nexus
+        self._products = products
+
+    async def sync_all(self, channels: Sequence[str] | None = None, *, trigger: str = "catalog") -> str:
+        """Queue a push of every listing of these products (all products when none were given) to
+        `channels` (default: all), at low priority, and return the batch id to follow it by."""
+        nexus = self._nexus
+        targets = list(channels) if channels is not None else nexus.channel_names()
+        batch_id = str(uuid.uuid4())
+        total = 0
+        async with nexus.db.transaction() as session:
+            session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status="running"))
+            await session.flush()
+            if self._products is None:
+                total = await _mark_for_batch(session, batch_id, targets, None)
+            else:
+                chunk: list[str] = []
+                for product in self._products:
+                    chunk.append(_sku_of(product))
+                    if len(chunk) >= CHUNK:
+                        total += await _mark_for_batch(session, batch_id, targets, chunk)
+                        chunk = []
+                if chunk:
+                    total += await _mark_for_batch(session, batch_id, targets, chunk)
+            batch = await session.get(SyncBatch, batch_id)
+            assert batch is not None
+            batch.total = total
+            done = total == 0
+            if done:
+                batch.status = "completed"
+                batch.completed_at = utcnow()
+        if done:
+            await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
+        nexus.notify(targets)
+        return batch_id
+
+
+async def _mark_for_batch(session: Any, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None) -> int:
+    conditions = [ChannelMapping.channel.in_(channels)]
+    if skus is not None:
+        conditions.append(ChannelMapping.sku.in_(skus))
+    # Listings taken over from an unfinished batch no longer count there.
+    moved = await session.execute(
+        select(ChannelMapping.batch_id, func.count())
+        .where(*conditions, ChannelMapping.batch_id.is_not(None))
+        .group_by(ChannelMapping.batch_id)
+    )
+    for old_batch, count in moved.tuples().all():
+        await session.execute(update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count))
+    result = await session.execute(
+        update(ChannelMapping)
+        .where(*conditions)
+        .values(
+            batch_id=batch_id,
+            dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
+            priority=func.min(ChannelMapping.priority, int(Priority.LOW))
+            if session.get_bind().dialect.name == "sqlite"
+            else func.least(ChannelMapping.priority, int(Priority.LOW)),
+            failed_at=None,
+            attempts=0,
+            next_attempt_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    id: str
+    trigger: str
+    status: str
+    total: int
+    processed: int
+    failed: int
+
+    @property
+    def progress(self) -> float:
+        return 1.0 if self.total == 0 else (self.processed + self.failed) / self.total
+
+    @property
+    def done(self) -> bool:
+        return self.status == "completed"
+
+
+class BatchHandle:
+    def __init__(self, nexus: Nexus, batch_id: str) -> None:
+        self._nexus = nexus
+        self.id = batch_id
+
+    async def status(self) -> BatchStatus:
+        async with self._nexus.db.read() as session:
+            batch = await session.get(SyncBatch, self.id)
+        if batch is None:
+            raise KeyError(f"no batch {self.id}")
+        return BatchStatus(batch.id, batch.trigger, batch.status, batch.total, batch.processed, batch.failed)
+
+    async def wait(self, timeout: float = 600.0, interval: float = 0.1) -> BatchStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.status()
+            if status.done or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(interval)

@@ -1,0 +1,171 @@
+"""Configuration: `nexus.toml` plus `NEXUS_*` environment variables (environment wins).
+
+Secrets never sit in the file: a credential is written `"env:NAME"` and read from the
+environment when the channel is built. Every error names the offending key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nexus.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "nexus.toml"
+ENV_REFERENCE_PREFIX = "env:"
+
+
+class AllocationRule(BaseModel):
+    """How much of the available stock one channel may show. Applied in this order:
+    fixed, percentage, buffer, max, zero_at; never below 0."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    buffer: int = Field(default=0, ge=0, description="units held back from this channel")
+    zero_at: int | None = Field(default=None, ge=0, description="show 0 when the quantity is at or below this")
+    max: int | None = Field(default=None, ge=0, description="never show more than this")
+    percentage: float = Field(default=100.0, gt=0, le=100, description="share of available, rounded down")
+    fixed: int | None = Field(default=None, ge=0, description="always show this quantity")
+
+
+class RateLimitOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capacity: float | None = Field(default=None, gt=0)
+    refill_per_second: float | None = Field(default=None, gt=0)
+
+
+class ChannelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    driver: str
+    enabled: bool = True
+    base_url: str | None = None
+    credentials: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: RateLimitOverride = Field(default_factory=RateLimitOverride)
+    allocation: AllocationRule = Field(default_factory=AllocationRule)
+    batch_size: int | None = Field(default=None, gt=0, description="at most the driver's own maximum")
+    webhook_max_bytes: int = Field(default=1_048_576, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class WorkerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0, description="seconds between claims when idle")
+    max_attempts: int = Field(default=8, ge=1, description="retries before a listing is dead-lettered")
+    backoff_base: float = Field(default=1.0, ge=0, description="first retry delay in seconds; 0 makes retries instant")
+    backoff_max: float = Field(default=300.0, ge=0)
+    low_stock_threshold: int = Field(default=5, ge=0, description="at or below: immediate push priority")
+
+
+class NexusSettings(BaseSettings):
+    """Everything a Nexus instance is configured with. Lives on the instance, never in a global."""
+
+    model_config = SettingsConfigDict(env_prefix="NEXUS_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = "sqlite+aiosqlite:///nexus.db"
+    redis_url: str | None = None
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    webhook_base_path: str = "/nexus/webhooks"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init arguments; the environment must override them.
+        return (env_settings, init_settings)
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names_are_slugs(cls, value: dict[str, ChannelConfig]) -> dict[str, ChannelConfig]:
+        for name in value:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"channel name {name!r} may only hold letters, digits, '-' and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _database_url_is_async(self) -> NexusSettings:
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must use an async driver: sqlite+aiosqlite:///path.db or postgresql+asyncpg://..."
+            )
+        return self
+
+
+def load_settings(
+    path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None
+) -> tuple[NexusSettings, str]:
+    """Read the file (default `nexus.toml` if it exists), apply the environment, validate.
+
+    Returns the settings and a description of where they came from, for error messages.
+    """
+    source = str(path) if path is not None else os.environ.get("NEXUS_CONFIG", DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    file_path = Path(source)
+    if file_path.exists():
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", source=source) from exc
+        # A `[nexus]` table is accepted for those who share the file with other tools.
+        if "nexus" in data and isinstance(data["nexus"], dict):
+            data = {**data["nexus"], **{k: v for k, v in data.items() if k != "nexus"}}
+    elif path is not None:
+        raise ConfigError("configuration file not found", source=source)
+    else:
+        source = "defaults and NEXUS_* environment"
+    if overrides:
+        data = {**data, **overrides}
+    try:
+        return NexusSettings(**data), source
+    except ValidationError as exc:
+        raise config_error_from(exc, source) from None
+
+
+def config_error_from(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    return ConfigError(f"{message}{more}", key=key or None, source=source)
+
+
+def resolve_credentials(channel: str, config: ChannelConfig, source: str) -> dict[str, str]:
+    """Replace every `env:NAME` credential by the variable's value; a missing variable is an error."""
+    resolved: dict[str, str] = {}
+    for name, value in config.credentials.items():
+        if value.startswith(ENV_REFERENCE_PREFIX):
+            variable = value[len(ENV_REFERENCE_PREFIX) :]
+            if variable not in os.environ:
+                raise ConfigError(
+                    f"environment variable {variable} is not set", key=f"channels.{channel}.credentials.{name}",
+                    source=source,
+                )
+            resolved[name] = os.environ[variable]
+        else:
+            resolved[name] = value
+    return resolved

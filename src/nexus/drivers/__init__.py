@@ -1,0 +1,46 @@
+"""The driver contract: what a channel adapter implements and the data it exchanges."""
+
+from nexus.drivers.contract import (
+    ChannelContext,
+    ChannelRateLimiter,
+    DriverCapabilities,
+    InboundEvent,
+    InventoryDriver,
+    ListingRef,
+    ObservedLevel,
+    RateLimitConfig,
+    SaleEvent,
+    WebhookMeta,
+    WebhookRequest,
+)
+from nexus.drivers.dto import (
+    NexusInventoryUpdate,
+    NexusProduct,
+    NexusVariant,
+    Page,
+    PushResult,
+    PushStatus,
+)
+from nexus.drivers.registry import DriverFactory, DriverRegistry
+
+__all__ = [
+    "ChannelContext",
+    "ChannelRateLimiter",
+    "DriverCapabilities",
+    "DriverFactory",
+    "DriverRegistry",
+    "InboundEvent",
+    "InventoryDriver",
+    "ListingRef",
+    "NexusInventoryUpdate",
+    "NexusProduct",
+    "NexusVariant",
+    "ObservedLevel",
+    "Page",
+    "PushResult",
+    "PushStatus",
+    "RateLimitConfig",
+    "SaleEvent",
+    "WebhookMeta",
+    "WebhookRequest",
+]

@@ -1,0 +1,149 @@
+"""The contract every channel driver fulfils, and the inbound events a webhook turns into."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """One token bucket: `capacity` tokens, refilled at `refill_per_second`.
+
+    `cost_per_push` is what one push request takes from the bucket (1 for request-counted APIs,
+    the calculated query cost for Shopify GraphQL).
+    """
+
+    capacity: float
+    refill_per_second: float
+    cost_per_push: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DriverCapabilities:
+    max_batch_size: int
+    compare_and_set: bool = False
+    webhook_topics: tuple[str, ...] = ()
+    default_rate_limit: RateLimitConfig = field(default_factory=lambda: RateLimitConfig(1, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An inbound delivery as it arrived: headers lower-cased, body untouched (signatures cover bytes)."""
+
+    channel: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+    def header(self, *names: str) -> str | None:
+        for name in names:
+            value = self.headers.get(name.lower())
+            if value is not None:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMeta:
+    """What the receiver needs before processing: the topic and the ids duplicates share."""
+
+    topic: str
+    delivery_id: str | None = None
+    event_id: str | None = None
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingRef:
+    """How an inbound event names a listing; the engine tries inventory id, remote id, then SKU."""
+
+    remote_id: str | None = None
+    inventory_id: str | None = None
+    remote_sku: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaleEvent:
+    """Units sold on the channel. The channel already took them off its own level."""
+
+    listing: ListingRef
+    quantity: int
+    order_id: str
+    line_id: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedLevel:
+    """The channel reports an absolute level for a listing, stamped with the channel's own clock."""
+
+    listing: ListingRef
+    quantity: int
+    observed_at: datetime | None = None
+
+
+InboundEvent = SaleEvent | ObservedLevel
+
+
+class ChannelRateLimiter(Protocol):
+    """The channel's token bucket, as a driver sees it: take before every request, report after."""
+
+    async def acquire(self, cost: float = 1.0) -> None:
+        """Wait until `cost` tokens are available, then take them."""
+        ...
+
+    async def observe(
+        self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
+    ) -> None:
+        """Re-sync the bucket from the channel's own figures (headers, GraphQL throttleStatus)."""
+        ...
+
+    async def penalize(self, seconds: float) -> None:
+        """Stop every request on this bucket for `seconds` (a 429 with Retry-After)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """Everything a driver factory gets: no globals, so engines can run side by side."""
+
+    name: str
+    driver: str
+    base_url: str | None
+    credentials: Mapping[str, str]
+    settings: Mapping[str, Any]
+    http: httpx.AsyncClient
+    rate: ChannelRateLimiter
+
+
+@runtime_checkable
+class InventoryDriver(Protocol):
+    name: str
+    capabilities: DriverCapabilities
+
+    async def fetch_product(self, remote_id: str) -> NexusProduct: ...
+
+    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]: ...
+
+    async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]: ...
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Raise WebhookSignatureError (or another WebhookError) unless the delivery is authentic."""
+        ...
+
+    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta: ...
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """Raise WebhookPayloadError for a body the channel would never send."""
+        ...
+
+    def rate_limit_config(self) -> RateLimitConfig: ...
+
+

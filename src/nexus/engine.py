@@ -1,0 +1,185 @@
+"""The `Nexus` instance: configuration, database, drivers, buckets and events, with nothing global,
+so two engines can run side by side in one process (tests do)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import func, select
+
+from nexus.api import BatchHandle, CatalogHandle, ProductHandle
+from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
+from nexus.domain.allocation import Allocator
+from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
+from nexus.drivers.contract import ChannelContext, InventoryDriver, RateLimitConfig
+from nexus.drivers.registry import DriverFactory, DriverRegistry
+from nexus.errors import UnknownChannelError
+from nexus.events import EventBus
+from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
+from nexus.storage.database import Database
+from nexus.storage.models import ChannelMapping
+
+log = structlog.get_logger("nexus")
+
+
+@dataclass
+class ChannelRuntime:
+    """A configured channel with its driver and its bucket, built on first use."""
+
+    name: str
+    config: ChannelConfig
+    driver: InventoryDriver
+    limiter: BoundLimiter
+
+    @property
+    def batch_size(self) -> int:
+        maximum = self.driver.capabilities.max_batch_size
+        return min(self.config.batch_size or maximum, maximum)
+
+
+class Nexus:
+    def __init__(
+        self,
+        settings: NexusSettings | None = None,
+        *,
+        source: str = "code",
+        bucket: TokenBucket | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings or NexusSettings()
+        self.source = source
+        self.db = Database(self.settings.database_url)
+        self.events = EventBus()
+        self.drivers = DriverRegistry()
+        self.bucket: TokenBucket = bucket or InProcessTokenBucket()
+        self.allocator = Allocator(
+            {name: channel.allocation for name, channel in self.settings.channels.items()},
+            self.settings.worker.low_stock_threshold,
+        )
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._http = http
+        self._owns_http = http is None
+        self._channels: dict[str, ChannelRuntime] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Nexus:
+        """Build from `nexus.toml` (or `path`) and the `NEXUS_*` environment."""
+        settings, source = load_settings(path, overrides=overrides or None)
+        return cls(settings, source=source)
+
+    def extend(self, name: str, factory: DriverFactory) -> None:
+        """Register a driver under `name` for this instance (`driver = "<name>"` in a channel)."""
+        self.drivers.register(name, factory)
+
+    async def migrate(self) -> None:
+        from nexus.storage.migrate import upgrade
+
+        await upgrade(self.db)
+
+    async def __aenter__(self) -> Nexus:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None and self._owns_http:
+            await self._http.aclose()
+            self._http = None
+        await self.db.dispose()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        return self._http
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def channel_names(self, *, enabled_only: bool = True) -> list[str]:
+        return [name for name, cfg in self.settings.channels.items() if cfg.enabled or not enabled_only]
+
+    def channel(self, name: str) -> ChannelRuntime:
+        runtime = self._channels.get(name)
+        if runtime is not None:
+            return runtime
+        config = self.settings.channels.get(name)
+        if config is None:
+            raise UnknownChannelError(f"no channel named {name!r} is configured")
+        factory = self.drivers.factory(config.driver)
+        # The limiter needs the driver's defaults and the driver needs the limiter: bind late.
+        limiter = BoundLimiter(self.bucket, f"{name}:default", RateLimitConfig(1, 1))
+        context = ChannelContext(
+            name=name,
+            driver=config.driver,
+            base_url=config.base_url,
+            credentials=resolve_credentials(name, config, self.source),
+            settings=config.settings,
+            http=self.http,
+            rate=limiter,
+        )
+        driver = factory(context)
+        default = driver.rate_limit_config()
+        limiter.limit = RateLimitConfig(
+            capacity=config.rate_limit.capacity or default.capacity,
+            refill_per_second=config.rate_limit.refill_per_second or default.refill_per_second,
+            cost_per_push=default.cost_per_push,
+        )
+        runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter)
+        return runtime
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    def wakeup(self, channel: str) -> asyncio.Event:
+        return self._wakeups.setdefault(channel, asyncio.Event())
+
+    def notify(self, channels: Iterable[str] | None = None) -> None:
+        for name in channels if channels is not None else self.channel_names():
+            self.wakeup(name).set()
+
+    # -- the write path ---------------------------------------------------------------------
+
+    async def apply(self, change: StockChange) -> StockChangeResult:
+        """Apply one stock change in its own transaction, then fire events and wake workers."""
+        async with self.db.transaction() as session:
+            result = await apply_stock_change(session, change, self.allocator)
+        await self.after_changes([result])
+        return result
+
+    async def after_changes(self, results: Sequence[StockChangeResult]) -> None:
+        if any(result.dirty_listing_ids for result in results):
+            self.notify()
+        for result in results:
+            for event in result.events:
+                await self.events.dispatch(event)
+
+    # -- the fluent API ---------------------------------------------------------------------
+
+    def product(self, sku: str) -> ProductHandle:
+        return ProductHandle(self, sku)
+
+    def catalog(self, products: Iterable[Any] | None = None) -> CatalogHandle:
+        return CatalogHandle(self, products)
+
+    def batch(self, batch_id: str) -> BatchHandle:
+        return BatchHandle(self, batch_id)
+
+    async def listing_counts(self) -> Mapping[str, int]:
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(ChannelMapping.channel, func.count()).group_by(ChannelMapping.channel)
+            )
+            return {channel: count for channel, count in rows.tuples()}
+

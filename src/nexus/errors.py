@@ -1,0 +1,92 @@
+"""The one exception hierarchy of Nexus.
+
+    NexusError
+    ├── ConfigError                 a bad nexus.toml or NEXUS_* variable; names the key and the file
+    ├── UnknownDriverError          a channel names a driver nobody registered
+    ├── UnknownChannelError         an API call or webhook names a channel that is not configured
+    ├── UnknownSkuError             a stock change for a SKU that does not exist
+    ├── WebhookError                an inbound delivery that must be refused
+    │   ├── WebhookSignatureError       missing or wrong signature             -> 401
+    │   ├── WebhookTooLargeError        body over the configured limit         -> 413
+    │   └── WebhookPayloadError         body that is not what the channel sends -> 400
+    └── ChannelError                a channel request that failed
+        ├── TransientChannelError       worth retrying: 429, 5xx, timeouts, THROTTLED
+        └── TerminalChannelError        retrying cannot help: 4xx, invalid item, bad credentials
+
+Transient versus terminal is decided once, here, by the class a driver raises; the push worker
+never inspects status codes itself.
+"""
+
+from __future__ import annotations
+
+
+class NexusError(Exception):
+    """Base class of every error Nexus raises on purpose."""
+
+
+class ConfigError(NexusError):
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.key = key
+        self.source = source
+        where = ", ".join(part for part in (f"file {source}" if source else "", f"key {key}" if key else "") if part)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class UnknownDriverError(NexusError):
+    pass
+
+
+class UnknownChannelError(NexusError):
+    pass
+
+
+class UnknownSkuError(NexusError):
+    pass
+
+
+class WebhookError(NexusError):
+    status_code = 400
+
+
+class WebhookSignatureError(WebhookError):
+    status_code = 401
+
+
+class WebhookTooLargeError(WebhookError):
+    status_code = 413
+
+
+class WebhookPayloadError(WebhookError):
+    status_code = 400
+
+
+class ChannelError(NexusError):
+    """A failed request to a channel. `status` is the HTTP status when there was one."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, payload: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = payload
+
+
+class TransientChannelError(ChannelError):
+    """Try again later; `retry_after` (seconds) is the channel's own hint when it gave one."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        payload: object = None,
+    ) -> None:
+        super().__init__(message, status=status, payload=payload)
+        self.retry_after = retry_after
+
+
+class TerminalChannelError(ChannelError):
+    """Retrying the same request cannot succeed; the work goes to the dead-letter queue."""

@@ -1,0 +1,139 @@
+"""Token buckets.
+
+A bucket answers *how long to wait*, not just yes or no, so a caller sleeps exactly as long as
+needed instead of polling. The in-process bucket serves the embedded mode; a Redis bucket with
+the same protocol serves many processes (scaled mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from nexus.drivers.contract import RateLimitConfig
+
+
+class TokenBucket(Protocol):
+    async def reserve(self, key: str, cost: float, limit: RateLimitConfig) -> float:
+        """Take `cost` tokens and return 0.0, or take nothing and return the seconds to wait."""
+        ...
+
+    async def penalize(self, key: str, seconds: float) -> None: ...
+
+    async def observe(
+        self,
+        key: str,
+        limit: RateLimitConfig,
+        *,
+        available: float,
+        capacity: float | None = None,
+        refill_per_second: float | None = None,
+    ) -> None: ...
+
+    async def level(self, key: str, limit: RateLimitConfig) -> float:
+        """Tokens available now (for the dashboard and `nexus status`)."""
+        ...
+
+
+@dataclass
+class _State:
+    tokens: float
+    updated: float
+    blocked_until: float = 0.0
+
+
+class InProcessTokenBucket:
+    """Buckets for one process. Not shared across processes: that is what the Redis bucket is for."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[str, _State] = {}
+
+    def _refilled(self, key: str, limit: RateLimitConfig, now: float) -> _State:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _State(tokens=limit.capacity, updated=now)
+        elif now > state.updated:
+            state.tokens = min(limit.capacity, state.tokens + (now - state.updated) * limit.refill_per_second)
+            state.updated = now
+        return state
+
+    async def reserve(self, key: str, cost: float, limit: RateLimitConfig) -> float:
+        now = self._clock()
+        state = self._refilled(key, limit, now)
+        if now < state.blocked_until:
+            return state.blocked_until - now
+        # A request costing more than the whole bucket would wait forever; let it through when full.
+        need = min(cost, limit.capacity)
+        if state.tokens >= need:
+            state.tokens -= cost
+            return 0.0
+        return (need - state.tokens) / limit.refill_per_second
+
+    async def penalize(self, key: str, seconds: float) -> None:
+        now = self._clock()
+        state = self._states.setdefault(key, _State(tokens=0.0, updated=now))
+        state.blocked_until = max(state.blocked_until, now + seconds)
+        state.tokens = 0.0
+        state.updated = now
+
+    async def observe(
+        self,
+        key: str,
+        limit: RateLimitConfig,
+        *,
+        available: float,
+        capacity: float | None = None,
+        refill_per_second: float | None = None,
+    ) -> None:
+        now = self._clock()
+        state = self._refilled(key, limit, now)
+        # The channel's figure wins when it is lower: another client of the same key spent tokens
+        # we did not see. When it is higher we keep ours, because requests may still be in flight.
+        state.tokens = min(state.tokens, available)
+
+    async def level(self, key: str, limit: RateLimitConfig) -> float:
+        return self._refilled(key, limit, self._clock()).tokens
+
+
+class BoundLimiter:
+    """A bucket bound to one key and limit: what a driver receives as `ChannelContext.rate`."""
+
+    def __init__(
+        self,
+        bucket: TokenBucket,
+        key: str,
+        limit: RateLimitConfig,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.limit = limit
+        self._sleep = sleep
+        self.waited_seconds = 0.0
+        self.requests = 0
+
+    async def acquire(self, cost: float = 1.0) -> None:
+        while True:
+            wait = await self.bucket.reserve(self.key, cost, self.limit)
+            if wait <= 0:
+                self.requests += 1
+                return
+            self.waited_seconds += wait
+            await self._sleep(wait)  # type: ignore[misc]
+
+    async def observe(
+        self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
+    ) -> None:
+        await self.bucket.observe(
+            self.key, self.limit, available=available, capacity=capacity, refill_per_second=refill_per_second
+        )
+
+    async def penalize(self, seconds: float) -> None:
+        await self.bucket.penalize(self.key, seconds)
+
+    async def level(self) -> float:
+        return await self.bucket.level(self.key, self.limit)

@@ -1,0 +1,42 @@
+"""Run an ASGI app on loopback inside the current event loop (a real socket, real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+@dataclass
+class LoopbackServer:
+    base_url: str
+    port: int
+    server: uvicorn.Server
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[LoopbackServer]:
+    """Serve `app` until the block exits. Port 0 picks a free port, reported in `base_url`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # surfaces the start-up error
+            await asyncio.sleep(0.01)
+        yield LoopbackServer(base_url=f"http://{host}:{bound_port}", port=bound_port, server=server)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()

@@ -1,0 +1,50 @@
+"""Schema migrations, run programmatically on the engine's own connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from nexus.storage.database import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    await _run(database, lambda cfg: command.upgrade(cfg, revision))
+
+
+async def downgrade(database: Database, revision: str) -> None:
+    await _run(database, lambda cfg: command.downgrade(cfg, revision))
+
+
+async def current_revision(database: Database) -> str | None:
+    async with database.engine.connect() as connection:
+        return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def _run(database: Database, action: object) -> None:
+    def run(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        action(cfg)  # type: ignore[operator]
+
+    async with database.engine.begin() as connection:
+        await connection.run_sync(run)

@@ -1,0 +1,270 @@
+"""Tables (all prefixed `nexus_`). The queue of pending pushes *is* `channel_mappings`: a listing
+is dirty while `dirty_since` is set, so a crash loses nothing and fifty sales coalesce into one push."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER keys
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Priority(enum.IntEnum):
+    IMMEDIATE = 0
+    NORMAL = 1
+    LOW = 2
+
+
+class MovementReason(enum.StrEnum):
+    SALE = "sale"
+    RESTOCK = "restock"
+    ADJUSTMENT = "adjustment"
+    RESERVATION = "reservation"
+    RELEASE = "release"
+    CHANNEL_ADJUSTMENT = "channel_adjustment"
+    RECONCILE = "reconcile"
+
+
+class Item(Base):
+    __tablename__ = "nexus_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    barcode: Mapped[str | None] = mapped_column(String(64), index=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StockMovement(Base):
+    __tablename__ = "nexus_stock_movements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(255), index=True)
+    delta: Mapped[int] = mapped_column(Integer)
+    on_hand_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(128))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Channel(Base):
+    __tablename__ = "nexus_channels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    driver: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Credentials stay in the environment (config `env:NAME`); this column holds encrypted values
+    # for deployments that store them in the database instead.
+    credentials: Mapped[bytes | None] = mapped_column(LargeBinary)
+    rate_limit: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    allocation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChannelMapping(Base):
+    """A listing: one SKU on one channel, with the quantities that decide whether it needs a push.
+
+    desired_qty  what the channel should show: allocate(on_hand - reserved, rule)
+    remote_qty   what Nexus believes the channel shows now (our acknowledged pushes, plus the
+                 channel's own sales, plus observed levels)
+    pushed_qty   the quantity of the last acknowledged push (for echo suppression)
+    drift_qty    an observed decrease not yet explained by an order; an order that arrives later
+                 is absorbed by it instead of being counted twice
+    dirty_since  set while the listing needs a push (desired differs from remote, or a catalog
+                 sync asked for one); the claim order is (priority, dirty_since)
+    """
+
+    __tablename__ = "nexus_channel_mappings"
+    __table_args__ = (
+        UniqueConstraint("syncable_type", "syncable_id", "channel", name="uq_nexus_channel_mappings_syncable"),
+        Index("ix_nexus_channel_mappings_remote", "channel", "remote_id"),
+        Index("ix_nexus_channel_mappings_inventory", "channel", "remote_inventory_id"),
+        Index("ix_nexus_channel_mappings_remote_sku", "channel", "remote_sku"),
+        Index("ix_nexus_channel_mappings_sku", "sku"),
+        Index("ix_nexus_channel_mappings_claim", "channel", "priority", "dirty_since"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    syncable_type: Mapped[str] = mapped_column(String(128), default="nexus_item")
+    syncable_id: Mapped[str] = mapped_column(String(128))
+    sku: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(String(255))
+    remote_inventory_id: Mapped[str | None] = mapped_column(String(255))
+    remote_sku: Mapped[str | None] = mapped_column(String(255))
+    channel_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    desired_qty: Mapped[int] = mapped_column(Integer, default=0)
+    pushed_qty: Mapped[int | None] = mapped_column(Integer)
+    remote_qty: Mapped[int | None] = mapped_column(Integer)
+    remote_updated_at: Mapped[datetime | None] = mapped_column()
+    drift_qty: Mapped[int] = mapped_column(Integer, default=0)
+    # Sales the channel reported while a push to it was in flight; added to the acknowledged quantity.
+    inflight_delta: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[int] = mapped_column(Integer, default=Priority.NORMAL)
+    dirty_since: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    failed_at: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_synced_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncBatch(Base):
+    __tablename__ = "nexus_sync_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+
+class SyncJob(Base):
+    """The audit row of one push request to a channel."""
+
+    __tablename__ = "nexus_sync_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    count: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DeadLetter(Base):
+    __tablename__ = "nexus_dead_letter_queue"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128), index=True)
+    job_kind: Mapped[str] = mapped_column(String(64))
+    listing_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("nexus_channel_mappings.id", ondelete="SET NULL")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_exception: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="failed", index=True)
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookLog(Base):
+    __tablename__ = "nexus_webhook_logs"
+    __table_args__ = (
+        UniqueConstraint("channel", "delivery_id", name="uq_nexus_webhook_logs_delivery"),
+        UniqueConstraint("channel", "event_id", name="uq_nexus_webhook_logs_event"),
+        Index("ix_nexus_webhook_logs_pending", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    topic: Mapped[str | None] = mapped_column(String(128))
+    delivery_id: Mapped[str | None] = mapped_column(String(255))
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # received -> processed | failed (bad payload after verification) ; rejected (never processed)
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RateLimitLog(Base):
+    """One row per (channel, minute): counters, not one row per request, so it never becomes a hot spot."""
+
+    __tablename__ = "nexus_rate_limit_logs"
+    __table_args__ = (UniqueConstraint("channel", "minute", name="uq_nexus_rate_limit_logs_minute"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    minute: Mapped[datetime] = mapped_column()
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    waited_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    min_tokens: Mapped[float | None] = mapped_column(Float)

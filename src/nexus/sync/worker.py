@@ -1,0 +1,446 @@
+"""The push worker: claim dirty listings, push them in batches, record what the channel said.
+
+Level-triggered: a worker never replays individual stock events. It pushes what a listing should
+show *now*; a listing that changed while its push was in flight simply stays dirty and goes
+round again. A crash loses nothing: the dirty mark is in the database and the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
+from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
+from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.events import AfterInventorySync, BatchCompleted, BeforeInventorySync, InventorySyncFailed
+from nexus.storage.models import (
+    ChannelMapping,
+    DeadLetter,
+    MovementReason,
+    SyncBatch,
+    SyncJob,
+    utcnow,
+)
+from nexus.sync.audit import mask_secrets
+from nexus.sync.backoff import backoff_delay
+
+if TYPE_CHECKING:
+    from nexus.engine import ChannelRuntime, Nexus
+
+log = structlog.get_logger("nexus.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedListing:
+    id: int
+    sku: str
+    remote_id: str
+    inventory_id: str | None
+    channel_meta: dict[str, Any]
+    desired: int
+    remote_qty: int | None
+    batch_id: str | None
+
+
+@dataclass(slots=True)
+class PushRound:
+    """What one claim-push-record round did."""
+
+    channel: str
+    claimed: int = 0
+    ok: int = 0
+    stale: int = 0
+    retried: int = 0
+    failed: int = 0
+    vetoed: int = 0
+    lost_lease: int = 0
+    duration: float = 0.0
+    events: list[object] = field(default_factory=list)
+    changes: list[StockChangeResult] = field(default_factory=list)
+
+
+class PushWorker:
+    def __init__(self, nexus: Nexus, channel: str, *, owner: str | None = None, rng: random.Random | None = None):
+        self.nexus = nexus
+        self.channel = channel
+        self.owner = owner or f"{nexus.instance_id}:{channel}:{uuid.uuid4().hex[:6]}"
+        self.rng = rng or random.Random()
+        self.config = nexus.settings.worker
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def claim(self, limit: int, listing_ids: Sequence[int] | None = None) -> list[ClaimedListing]:
+        now = utcnow()
+        conditions = [
+            ChannelMapping.channel == self.channel,
+            ChannelMapping.dirty_since.is_not(None),
+            ChannelMapping.failed_at.is_(None),
+            or_(ChannelMapping.lease_until.is_(None), ChannelMapping.lease_until < now),
+        ]
+        if listing_ids is None:
+            conditions.append(or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now))
+        else:
+            conditions.append(ChannelMapping.id.in_(listing_ids))  # an explicit sync skips the backoff
+        statement = (
+            select(ChannelMapping)
+            .where(*conditions)
+            .order_by(ChannelMapping.priority, ChannelMapping.dirty_since, ChannelMapping.id)
+            .limit(limit)
+        )
+        async with self.nexus.db.transaction() as session:
+            if not self.nexus.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            rows = list((await session.execute(statement)).scalars())
+            lease_until = now + timedelta(seconds=self.config.lease_seconds)
+            for row in rows:
+                row.lease_owner = self.owner
+                row.lease_until = lease_until
+                row.inflight_delta = 0
+            return [
+                ClaimedListing(
+                    id=row.id, sku=row.sku, remote_id=row.remote_id, inventory_id=row.remote_inventory_id,
+                    channel_meta=dict(row.channel_meta or {}), desired=row.desired_qty, remote_qty=row.remote_qty,
+                    batch_id=row.batch_id,
+                )
+                for row in rows
+            ]
+
+    # -- one round --------------------------------------------------------------------------
+
+    async def run_once(self, listing_ids: Sequence[int] | None = None) -> PushRound | None:
+        runtime = self.nexus.channel(self.channel)
+        claimed = await self.claim(runtime.batch_size, listing_ids)
+        if not claimed:
+            return None
+        outcome = PushRound(channel=self.channel, claimed=len(claimed))
+        updates, vetoed = await self._prepare(runtime, claimed)
+        started = time.perf_counter()
+        results = await self._push(runtime, updates) if updates else {}
+        outcome.duration = time.perf_counter() - started
+        async with self.nexus.db.transaction() as session:
+            await self._record(session, runtime, claimed, updates, results, vetoed, outcome)
+        await self.nexus.after_changes(outcome.changes)
+        for event in outcome.events:
+            await self.nexus.events.dispatch(event)
+        if outcome.stale:
+            self.nexus.notify([self.channel])
+        return outcome
+
+    async def _prepare(
+        self, runtime: ChannelRuntime, claimed: Sequence[ClaimedListing]
+    ) -> tuple[list[NexusInventoryUpdate], dict[int, str]]:
+        compare_and_set = runtime.driver.capabilities.compare_and_set
+        ask_listeners = self.nexus.events.has_listeners(BeforeInventorySync)
+        updates: list[NexusInventoryUpdate] = []
+        vetoed: dict[int, str] = {}
+        for listing in claimed:
+            quantity = listing.desired
+            if ask_listeners:
+                before = BeforeInventorySync(self.channel, listing.sku, quantity, listing.remote_qty)
+                await self.nexus.events.dispatch(before)
+                if before.vetoed:
+                    vetoed[listing.id] = before.veto_reason or "vetoed"
+                    continue
+                quantity = max(0, before.quantity)
+            updates.append(
+                NexusInventoryUpdate(
+                    listing_id=listing.id, sku=listing.sku, remote_id=listing.remote_id, quantity=quantity,
+                    change_from=listing.remote_qty if compare_and_set else None,
+                    inventory_id=listing.inventory_id, channel_meta=listing.channel_meta,
+                )
+            )
+        return updates, vetoed
+
+    async def _push(self, runtime: ChannelRuntime, updates: Sequence[NexusInventoryUpdate]) -> dict[int, PushResult]:
+        try:
+            results = await runtime.driver.push_inventory(updates)
+        except TransientChannelError as exc:
+            results = [PushResult.retry(u.listing_id, str(exc), retry_after=exc.retry_after) for u in updates]
+        except TerminalChannelError as exc:
+            results = [PushResult.terminal(u.listing_id, str(exc)) for u in updates]
+        except Exception as exc:  # a driver bug must not kill the worker; retries are bounded
+            log.exception("driver raised", channel=self.channel)
+            results = [PushResult.retry(u.listing_id, f"{type(exc).__name__}: {exc}") for u in updates]
+        by_id = {result.listing_id: result for result in results}
+        for update_ in updates:
+            by_id.setdefault(update_.listing_id, PushResult.retry(update_.listing_id, "driver returned no result"))
+        return by_id
+
+    # -- recording --------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        runtime: ChannelRuntime,
+        claimed: Sequence[ClaimedListing],
+        updates: Sequence[NexusInventoryUpdate],
+        results: dict[int, PushResult],
+        vetoed: dict[int, str],
+        outcome: PushRound,
+    ) -> None:
+        now = utcnow()
+        pushed = {u.listing_id: u for u in updates}
+        rows = {
+            row.id: row
+            for row in (
+                await session.execute(
+                    select(ChannelMapping).where(ChannelMapping.id.in_([c.id for c in claimed])).with_for_update()
+                )
+            ).scalars()
+        }
+        finished: Counter[tuple[str, bool]] = Counter()
+        for listing in claimed:
+            row = rows.get(listing.id)
+            if row is None or row.lease_owner != self.owner:
+                # Our lease expired and another worker took the listing: its answer wins.
+                outcome.lost_lease += 1
+                continue
+            row.lease_owner = None
+            row.lease_until = None
+            if listing.id in vetoed:
+                self._vetoed(row, vetoed[listing.id], outcome, finished)
+                continue
+            result = results[listing.id]
+            update_ = pushed[listing.id]
+            if result.status is PushStatus.OK:
+                self._succeeded(row, listing, update_, result, now, outcome, finished)
+            elif result.status is PushStatus.STALE:
+                await self._stale(session, row, result, now, outcome)
+            elif result.status is PushStatus.RETRY and row.attempts + 1 < self.config.max_attempts:
+                self._retry_later(row, result, now, outcome)
+            else:
+                await self._dead_letter(session, row, update_, result, now, outcome, finished)
+            row.inflight_delta = 0
+        session.add(self._audit_row(runtime, claimed, updates, results, vetoed, outcome))
+        await self._finish_batches(session, finished, outcome)
+
+    def _succeeded(
+        self,
+        row: ChannelMapping,
+        listing: ClaimedListing,
+        update_: NexusInventoryUpdate,
+        result: PushResult,
+        now: datetime,
+        outcome: PushRound,
+        finished: Counter[tuple[str, bool]],
+    ) -> None:
+        acknowledged = result.quantity if result.quantity is not None else update_.quantity
+        row.pushed_qty = acknowledged
+        row.remote_qty = max(0, acknowledged + row.inflight_delta)
+        if result.remote_updated_at is not None:
+            row.remote_updated_at = max(filter(None, (row.remote_updated_at, result.remote_updated_at)))
+        row.attempts = 0
+        row.next_attempt_at = None
+        row.last_error = None
+        row.last_synced_at = now
+        overridden = update_.quantity != listing.desired
+        if row.desired_qty == row.remote_qty or (overridden and row.desired_qty == listing.desired):
+            row.dirty_since = None
+        if row.batch_id is not None:
+            finished[(row.batch_id, False)] += 1
+            row.batch_id = None
+        outcome.ok += 1
+        outcome.events.append(AfterInventorySync(self.channel, row.sku, acknowledged, listing.batch_id))
+
+    async def _stale(
+        self, session: AsyncSession, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
+    ) -> None:
+        """The channel refused our compare-and-set: it sold (or was edited) since we last knew it.
+
+        Book the difference through the ledger, which recomputes every channel's desired
+        quantity, and push again at once: the listing stays dirty.
+        """
+        current = result.quantity if result.quantity is not None else 0
+        believed = row.remote_qty
+        if believed is not None and current == believed:
+            # The channel says stale yet shows what we believed: not progress, so back off.
+            self._retry_later(row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome)
+            return
+        outcome.stale += 1
+        row.next_attempt_at = None
+        if believed is None:
+            row.remote_qty = current
+            row.remote_updated_at = result.remote_updated_at or row.remote_updated_at
+            return
+        change = StockChange(
+            sku=row.sku,
+            reason=MovementReason.CHANNEL_ADJUSTMENT,
+            idempotency_key=f"{self.channel}:cas:{row.id}:{uuid.uuid4().hex}",
+            delta=current - believed,
+            channel=self.channel,
+            reference="compare-and-set: the channel's level moved",
+            source_listing_id=row.id,
+            observed_quantity=current,
+            observed_at=result.remote_updated_at,
+        )
+        outcome.changes.append(await apply_stock_change(session, change, self.nexus.allocator))
+
+    def _retry_later(self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound) -> None:
+        row.attempts += 1
+        delay = backoff_delay(
+            row.attempts, base=self.config.backoff_base, cap=self.config.backoff_max,
+            retry_after=result.retry_after, rng=self.rng,
+        )
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.last_error = result.error
+        outcome.retried += 1
+
+    async def _dead_letter(
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        update_: NexusInventoryUpdate,
+        result: PushResult,
+        now: datetime,
+        outcome: PushRound,
+        finished: Counter[tuple[str, bool]],
+    ) -> None:
+        row.attempts += 1
+        row.failed_at = now
+        row.last_error = result.error
+        row.next_attempt_at = None
+        letter = DeadLetter(
+            channel=self.channel,
+            job_kind="push_inventory",
+            listing_id=row.id,
+            payload=mask_secrets(
+                {
+                    "listing_id": row.id,
+                    "sku": row.sku,
+                    "remote_id": update_.remote_id,
+                    "inventory_id": update_.inventory_id,
+                    "quantity": update_.quantity,
+                    "change_from": update_.change_from,
+                    "status": result.status.value,
+                    "detail": dict(result.detail),
+                }
+            ),
+            last_exception=result.error or "unknown error",
+            attempts=row.attempts,
+            failed_at=now,
+        )
+        session.add(letter)
+        await session.flush()
+        if row.batch_id is not None:
+            finished[(row.batch_id, True)] += 1
+            row.batch_id = None
+        outcome.failed += 1
+        outcome.events.append(
+            InventorySyncFailed(self.channel, row.sku, update_.quantity, letter.last_exception, letter.id)
+        )
+
+    def _vetoed(
+        self, row: ChannelMapping, reason: str, outcome: PushRound, finished: Counter[tuple[str, bool]]
+    ) -> None:
+        """A listener vetoed the push: this change is not sent; the next stock change asks again."""
+        row.dirty_since = None
+        row.last_error = f"vetoed: {reason}"
+        if row.batch_id is not None:
+            finished[(row.batch_id, False)] += 1
+            row.batch_id = None
+        outcome.vetoed += 1
+
+    def _audit_row(
+        self,
+        runtime: ChannelRuntime,
+        claimed: Sequence[ClaimedListing],
+        updates: Sequence[NexusInventoryUpdate],
+        results: dict[int, PushResult],
+        vetoed: dict[int, str],
+        outcome: PushRound,
+    ) -> SyncJob:
+        if outcome.failed == len(updates) and updates:
+            status = "failed"
+        elif outcome.ok == len(updates):
+            status = "ok"
+        elif outcome.ok == 0 and outcome.failed == 0:
+            status = "retry"
+        else:
+            status = "partial"
+        errors = sorted({r.error for r in results.values() if r.error})
+        batch_ids = {c.batch_id for c in claimed if c.batch_id}
+        return SyncJob(
+            channel=self.channel,
+            batch_id=next(iter(batch_ids)) if len(batch_ids) == 1 else None,
+            count=len(updates),
+            succeeded=outcome.ok,
+            status=status,
+            duration_ms=round(outcome.duration * 1000, 3),
+            error="; ".join(errors)[:2000] or None,
+            payload=mask_secrets(
+                {
+                    "driver": runtime.config.driver,
+                    "updates": [
+                        {"listing_id": u.listing_id, "sku": u.sku, "remote_id": u.remote_id,
+                         "quantity": u.quantity, "change_from": u.change_from}
+                        for u in updates
+                    ],
+                    "results": {str(i): r.status.value for i, r in results.items()},
+                    "vetoed": {str(i): reason for i, reason in vetoed.items()},
+                }
+            ),
+        )
+
+    async def _finish_batches(
+        self, session: AsyncSession, finished: Counter[tuple[str, bool]], outcome: PushRound
+    ) -> None:
+        for (batch_id, failed), count in finished.items():
+            column = SyncBatch.failed if failed else SyncBatch.processed
+            await session.execute(update(SyncBatch).where(SyncBatch.id == batch_id).values({column: column + count}))
+        for batch_id in {batch_id for batch_id, _ in finished}:
+            batch = await session.get(SyncBatch, batch_id, populate_existing=True)
+            if batch is not None and batch.status == "running" and batch.processed + batch.failed >= batch.total:
+                batch.status = "completed"
+                batch.completed_at = utcnow()
+                outcome.events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wake = self.nexus.wakeup(self.channel)
+        log.info("worker started", channel=self.channel, owner=self.owner)
+        while not stop.is_set():
+            wake.clear()
+            try:
+                if await self.run_once() is not None:
+                    continue
+            except Exception:
+                log.exception("push round failed", channel=self.channel)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=await self._idle_wait())
+            except TimeoutError:
+                pass
+        log.info("worker stopped", channel=self.channel)
+
+    async def _idle_wait(self) -> float:
+        """Sleep until the earliest retry is due, but never longer than the poll interval."""
+        async with self.nexus.db.read() as session:
+            due = (
+                await session.execute(
+                    select(ChannelMapping.next_attempt_at)
+                    .where(
+                        ChannelMapping.channel == self.channel,
+                        ChannelMapping.dirty_since.is_not(None),
+                        ChannelMapping.failed_at.is_(None),
+                        ChannelMapping.next_attempt_at.is_not(None),
+                    )
+                    .order_by(ChannelMapping.next_attempt_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        poll = self.config.poll_interval
+        if due is None:
+            return poll
+        return min(poll, max(0.005, (due - utcnow()).total_seconds()))
