@@ -9,7 +9,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.drivers.dto import NexusProduct
@@ -97,8 +97,12 @@ async def push_sku_now(
             await asyncio.sleep(0.05)
     states = [
         ListingState(
-            channel=row.channel, listing_id=row.id, desired=row.desired_qty, remote=row.remote_qty,
-            in_sync=row.dirty_since is None and row.failed_at is None, last_error=row.last_error,
+            channel=row.channel,
+            listing_id=row.id,
+            desired=row.desired_qty,
+            remote=row.remote_qty,
+            in_sync=row.dirty_since is None and row.failed_at is None,
+            last_error=row.last_error,
         )
         for row in rows
         if row.channel in targets
@@ -137,12 +141,21 @@ class ProductHandle:
         return self._change(delta=delta, reason=reason, reference=reference, key=idempotency_key)
 
     def _change(
-        self, *, reason: MovementReason | str, reference: str | None, key: str | None,
-        delta: int | None = None, quantity: int | None = None,
+        self,
+        *,
+        reason: MovementReason | str,
+        reference: str | None,
+        key: str | None,
+        delta: int | None = None,
+        quantity: int | None = None,
     ) -> PendingChange:
         change = StockChange(
-            sku=self.sku, reason=MovementReason(reason), idempotency_key=key or f"api:{uuid.uuid4()}",
-            delta=delta, quantity=quantity, reference=reference,
+            sku=self.sku,
+            reason=MovementReason(reason),
+            idempotency_key=key or f"api:{uuid.uuid4()}",
+            delta=delta,
+            quantity=quantity,
+            reference=reference,
         )
         return PendingChange(self._nexus, change)
 
@@ -152,7 +165,9 @@ class ProductHandle:
 
     async def listings(self) -> list[ChannelMapping]:
         async with self._nexus.db.read() as session:
-            statement = select(ChannelMapping).where(ChannelMapping.sku == self.sku).order_by(ChannelMapping.id)
+            statement = (
+                select(ChannelMapping).where(ChannelMapping.sku == self.sku).order_by(ChannelMapping.id)
+            )
             return list((await session.execute(statement)).scalars())
 
 
@@ -208,7 +223,9 @@ class CatalogHandle:
         return batch_id
 
 
-async def _mark_for_batch(session: Any, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None) -> int:
+async def _mark_for_batch(
+    session: Any, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None
+) -> int:
     conditions = [ChannelMapping.channel.in_(channels)]
     if skus is not None:
         conditions.append(ChannelMapping.sku.in_(skus))
@@ -219,16 +236,20 @@ async def _mark_for_batch(session: Any, batch_id: str, channels: Sequence[str], 
         .group_by(ChannelMapping.batch_id)
     )
     for old_batch, count in moved.tuples().all():
-        await session.execute(update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count))
+        await session.execute(
+            update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count)
+        )
     result = await session.execute(
         update(ChannelMapping)
         .where(*conditions)
         .values(
             batch_id=batch_id,
             dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
-            priority=func.min(ChannelMapping.priority, int(Priority.LOW))
-            if session.get_bind().dialect.name == "sqlite"
-            else func.least(ChannelMapping.priority, int(Priority.LOW)),
+            # Bulk work is LOW; a listing already waiting with its own (higher) priority keeps it.
+            # A clean listing's priority is left over from its last push and must not count.
+            priority=case(
+                (ChannelMapping.dirty_since.is_(None), int(Priority.LOW)), else_=ChannelMapping.priority
+            ),
             failed_at=None,
             attempts=0,
             next_attempt_at=None,

@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,14 @@ from sqlalchemy import func, select
 from nexus.api import BatchHandle, CatalogHandle, ProductHandle
 from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
 from nexus.domain.allocation import Allocator
+from nexus.domain.catalog import ImportReport, ItemSpec, add_items, iterate_products, link_variants
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
 from nexus.drivers.contract import ChannelContext, InventoryDriver, RateLimitConfig
 from nexus.drivers.registry import DriverFactory, DriverRegistry
 from nexus.errors import UnknownChannelError
 from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
+from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping
 
@@ -176,10 +178,45 @@ class Nexus:
     def batch(self, batch_id: str) -> BatchHandle:
         return BatchHandle(self, batch_id)
 
+    # -- catalog ----------------------------------------------------------------------------
+
+    async def add_items(self, items: Iterable[ItemSpec], *, chunk: int = 1000) -> int:
+        """Create SKUs (existing ones are left alone); starting stock is booked in the ledger."""
+        created = 0
+        batch: list[ItemSpec] = []
+        for spec in items:
+            batch.append(spec)
+            if len(batch) >= chunk:
+                created += await self._add_items(batch)
+                batch = []
+        if batch:
+            created += await self._add_items(batch)
+        return created
+
+    async def _add_items(self, batch: Sequence[ItemSpec]) -> int:
+        async with self.db.transaction() as session:
+            return await add_items(session, batch)
+
+    async def import_channel(
+        self, channel: str, *, on_page: Callable[[ImportReport], None] | None = None
+    ) -> ImportReport:
+        """Link the channel's products to local SKUs (by SKU, then barcode), page by page."""
+        runtime = self.channel(channel)
+        report = ImportReport(channel)
+        async for products in iterate_products(runtime.driver):
+            async with self.db.transaction() as session:
+                await link_variants(session, channel, products, self.allocator, report)
+            if on_page is not None:
+                on_page(report)
+        self.notify([channel])
+        return report
+
+    async def status(self) -> list[ChannelStatus]:
+        return await channel_status(self)
+
     async def listing_counts(self) -> Mapping[str, int]:
         async with self.db.read() as session:
             rows = await session.execute(
                 select(ChannelMapping.channel, func.count()).group_by(ChannelMapping.channel)
             )
             return {channel: count for channel, count in rows.tuples()}
-

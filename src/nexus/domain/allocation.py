@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from fractions import Fraction
 
 from nexus.config import AllocationRule
 from nexus.storage.models import Priority
@@ -27,7 +27,9 @@ def allocate(available: int, rule: AllocationRule) -> int:
     if quantity <= 0:
         return 0
     if rule.percentage < 100:
-        quantity = math.floor(quantity * rule.percentage / 100)
+        # Exact decimal arithmetic on the percentage as written: in binary floating point
+        # 1500 * 4.6 / 100 is 68.99999999999999, which would round down to 68 instead of 69.
+        quantity = int(quantity * Fraction(str(rule.percentage)) // 100)
     if rule.max is not None:
         quantity = min(quantity, rule.max)
     return max(0, quantity)

@@ -46,12 +46,19 @@ async def add_items(session: AsyncSession, specs: Sequence[ItemSpec]) -> int:
         if spec.sku in existing:
             continue
         existing.add(spec.sku)
-        session.add(Item(sku=spec.sku, title=spec.title, barcode=spec.barcode, on_hand=spec.on_hand, version=1))
+        session.add(
+            Item(sku=spec.sku, title=spec.title, barcode=spec.barcode, on_hand=spec.on_hand, version=1)
+        )
         if spec.on_hand:
             session.add(
                 StockMovement(
-                    sku=spec.sku, delta=spec.on_hand, on_hand_after=spec.on_hand, reason=MovementReason.RESTOCK,
-                    reference="initial stock", idempotency_key=f"initial:{spec.sku}", created_at=now,
+                    sku=spec.sku,
+                    delta=spec.on_hand,
+                    on_hand_after=spec.on_hand,
+                    reason=MovementReason.RESTOCK,
+                    reference="initial stock",
+                    idempotency_key=f"initial:{spec.sku}",
+                    created_at=now,
                 )
             )
         created += 1
@@ -71,9 +78,12 @@ async def link_variants(
     report.variants += len(variants)
     skus = [v.sku for _, v in variants if v.sku]
     barcodes = [v.barcode for _, v in variants if v.barcode]
-    items_by_sku = {i.sku: i for i in (await session.execute(select(Item).where(Item.sku.in_(skus)))).scalars()}
+    items_by_sku = {
+        i.sku: i for i in (await session.execute(select(Item).where(Item.sku.in_(skus)))).scalars()
+    }
     items_by_barcode = {
-        i.barcode: i for i in (await session.execute(select(Item).where(Item.barcode.in_(barcodes)))).scalars()
+        i.barcode: i
+        for i in (await session.execute(select(Item).where(Item.barcode.in_(barcodes)))).scalars()
     }
     item_ids = [str(i.id) for i in (*items_by_sku.values(), *items_by_barcode.values())]
     existing = {
@@ -100,8 +110,15 @@ async def link_variants(
         mapping = existing.get(str(item.id))
         if mapping is None:
             mapping = ChannelMapping(
-                syncable_type=ITEM_TYPE, syncable_id=str(item.id), sku=item.sku, channel=channel,
-                desired_qty=0, drift_qty=0, inflight_delta=0, attempts=0, priority=1,
+                syncable_type=ITEM_TYPE,
+                syncable_id=str(item.id),
+                sku=item.sku,
+                channel=channel,
+                desired_qty=0,
+                drift_qty=0,
+                inflight_delta=0,
+                attempts=0,
+                priority=1,
             )
             session.add(mapping)
             existing[str(item.id)] = mapping

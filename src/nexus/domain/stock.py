@@ -65,16 +65,29 @@ def _insert(session: AsyncSession) -> type[sqlite.Insert] | type[postgresql.Inse
 
 
 async def _record_movement(
-    session: AsyncSession, *, sku: str, delta: int, on_hand_after: int, reason: str, key: str,
-    channel: str | None, reference: str | None,
+    session: AsyncSession,
+    *,
+    sku: str,
+    delta: int,
+    on_hand_after: int,
+    reason: str,
+    key: str,
+    channel: str | None,
+    reference: str | None,
 ) -> bool:
     """Append to the ledger; False when the idempotency key was already used."""
     insert = _insert(session)
     statement = (
         insert(StockMovement)
         .values(
-            sku=sku, delta=delta, on_hand_after=on_hand_after, reason=str(reason), channel=channel,
-            reference=reference, idempotency_key=key, created_at=utcnow(),
+            sku=sku,
+            delta=delta,
+            on_hand_after=on_hand_after,
+            reason=str(reason),
+            channel=channel,
+            reference=reference,
+            idempotency_key=key,
+            created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(StockMovement.id)
@@ -89,67 +102,91 @@ async def lock_item(session: AsyncSession, sku: str) -> Item:
     return item
 
 
-async def apply_stock_change(session: AsyncSession, change: StockChange, allocator: Allocator) -> StockChangeResult:
+async def apply_stock_change(
+    session: AsyncSession, change: StockChange, allocator: Allocator
+) -> StockChangeResult:
     item = await lock_item(session, change.sku)
     previous = item.on_hand
-    delta = change.delta if change.delta is not None else change.quantity - previous  # type: ignore[operator]
-    result = StockChangeResult(applied=False, sku=item.sku, previous_on_hand=previous, on_hand=previous, delta=0)
-    inserted = await _record_movement(
-        session, sku=item.sku, delta=delta, on_hand_after=previous + delta, reason=change.reason,
-        key=change.idempotency_key, channel=change.channel, reference=change.reference,
+    result = StockChangeResult(
+        applied=False, sku=item.sku, previous_on_hand=previous, on_hand=previous, delta=0
     )
-    if not inserted:
+    # The item row lock serialises changes to one SKU, and one key always names one SKU, so
+    # checking the key before writing anything is race-free.
+    used = await session.scalar(
+        select(StockMovement.id).where(StockMovement.idempotency_key == change.idempotency_key)
+    )
+    if used is not None:
         return result
-    item.on_hand = previous + delta
+    delta = change.delta if change.delta is not None else change.quantity - previous  # type: ignore[operator]
+    listings = await listings_for_update(session, [item.sku])
+    source = next((row for row in listings if row.id == change.source_listing_id), None)
+
+    absorbed = 0
+    if source is not None and change.observed_quantity is None and change.reason == MovementReason.SALE:
+        absorbed = min(max(0, -delta), max(0, -source.drift_qty))
+    if absorbed:
+        # This sale was already seen as an unexplained drop of the channel's level and booked as
+        # drift: reverse that booking first, so the units are counted once.
+        await _record_movement(
+            session,
+            sku=item.sku,
+            delta=absorbed,
+            on_hand_after=item.on_hand + absorbed,
+            reason=MovementReason.CHANNEL_ADJUSTMENT,
+            key=f"{change.idempotency_key}:absorbs-drift",
+            channel=change.channel,
+            reference=f"drift explained by {change.reference}",
+        )
+        item.on_hand += absorbed
+        assert source is not None
+        source.drift_qty += absorbed
+    await _record_movement(
+        session,
+        sku=item.sku,
+        delta=delta,
+        on_hand_after=item.on_hand + delta,
+        reason=change.reason,
+        key=change.idempotency_key,
+        channel=change.channel,
+        reference=change.reference,
+    )
+    item.on_hand += delta
     item.version += 1
+    net = delta + absorbed
+    if source is not None:
+        _move_source_listing(source, change, net)
+
     result.applied = True
-    result.delta = delta
+    result.delta = net
+    result.on_hand = item.on_hand
     result.events.append(
         InventoryUpdated(
-            sku=item.sku, previous_on_hand=previous, on_hand=item.on_hand, delta=delta, reason=str(change.reason),
-            channel=change.channel, reference=change.reference,
+            sku=item.sku,
+            previous_on_hand=previous,
+            on_hand=item.on_hand,
+            delta=net,
+            reason=str(change.reason),
+            channel=change.channel,
+            reference=change.reference,
         )
     )
-
-    listings = await listings_for_update(session, [item.sku])
-    if change.source_listing_id is not None:
-        source = next((listing for listing in listings if listing.id == change.source_listing_id), None)
-        if source is not None:
-            await _move_source_listing(session, item, source, change, delta, result)
-    result.on_hand = item.on_hand
     result.dirty_listing_ids = refresh_desired(listings, item, allocator)
     return result
 
 
-async def _move_source_listing(
-    session: AsyncSession, item: Item, listing: ChannelMapping, change: StockChange, delta: int,
-    result: StockChangeResult,
-) -> None:
+def _move_source_listing(listing: ChannelMapping, change: StockChange, net: int) -> None:
     """Keep the source channel's believed quantity in step with what it did on its own side."""
     if change.observed_quantity is not None:
         listing.remote_qty = change.observed_quantity
-        listing.drift_qty = min(0, listing.drift_qty + delta)
+        listing.drift_qty = min(0, listing.drift_qty + net)
         if change.observed_at is not None:
             listing.remote_updated_at = max(filter(None, (listing.remote_updated_at, change.observed_at)))
         return
-    if change.reason == MovementReason.SALE and delta < 0 and listing.drift_qty < 0:
-        # This sale was already seen as an unexplained drop in the channel's level and booked as
-        # drift; reverse that booking instead of counting the units twice.
-        absorbed = min(-delta, -listing.drift_qty)
-        if await _record_movement(
-            session, sku=item.sku, delta=absorbed, on_hand_after=item.on_hand + absorbed,
-            reason=MovementReason.CHANNEL_ADJUSTMENT, key=f"{change.idempotency_key}:absorbs-drift",
-            channel=change.channel, reference=f"drift explained by {change.reference}",
-        ):
-            item.on_hand += absorbed
-            listing.drift_qty += absorbed
-            result.delta += absorbed
-            delta += absorbed
     if listing.lease_owner is not None:
-        # A push is in flight: if it succeeds, the channel applied this sale on top of it.
-        listing.inflight_delta += delta
+        # A push is in flight: if it succeeds, the channel applied this change on top of it.
+        listing.inflight_delta += net
     if listing.remote_qty is not None:
-        listing.remote_qty = max(0, listing.remote_qty + delta)
+        listing.remote_qty = max(0, listing.remote_qty + net)
 
 
 async def listings_for_update(session: AsyncSession, skus: Sequence[str]) -> list[ChannelMapping]:

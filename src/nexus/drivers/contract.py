@@ -109,6 +109,10 @@ class ChannelRateLimiter(Protocol):
         """Stop every request on this bucket for `seconds` (a 429 with Retry-After)."""
         ...
 
+    async def refund(self, tokens: float) -> None:
+        """Give back tokens taken but not spent (Shopify refunds requested minus actual cost)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
@@ -145,5 +149,3 @@ class InventoryDriver(Protocol):
         ...
 
     def rate_limit_config(self) -> RateLimitConfig: ...
-
-

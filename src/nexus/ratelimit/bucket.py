@@ -23,6 +23,8 @@ class TokenBucket(Protocol):
 
     async def penalize(self, key: str, seconds: float) -> None: ...
 
+    async def refund(self, key: str, tokens: float, limit: RateLimitConfig) -> None: ...
+
     async def observe(
         self,
         key: str,
@@ -80,6 +82,10 @@ class InProcessTokenBucket:
         state.tokens = 0.0
         state.updated = now
 
+    async def refund(self, key: str, tokens: float, limit: RateLimitConfig) -> None:
+        state = self._refilled(key, limit, self._clock())
+        state.tokens = min(limit.capacity, state.tokens + max(tokens, 0.0))
+
     async def observe(
         self,
         key: str,
@@ -134,6 +140,9 @@ class BoundLimiter:
 
     async def penalize(self, seconds: float) -> None:
         await self.bucket.penalize(self.key, seconds)
+
+    async def refund(self, tokens: float) -> None:
+        await self.bucket.refund(self.key, tokens, self.limit)
 
     async def level(self) -> float:
         return await self.bucket.level(self.key, self.limit)

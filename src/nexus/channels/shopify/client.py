@@ -1,0 +1,251 @@
+"""GraphQL transport to the Shopify Admin API over the channel's shared httpx client.
+
+Every request takes its estimated cost from the channel bucket first and re-syncs the bucket from
+`extensions.cost.throttleStatus` afterwards. A THROTTLED answer (HTTP 200 or 429; Shopify's docs do
+not pin the status) stops the whole bucket for as long as Shopify needs to refill, then the same
+request body is sent again, so an `@idempotent` key stays the same. Failures leave as
+nexus.errors: TransientChannelError (retry later) or TerminalChannelError (retrying cannot help).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from nexus.drivers.contract import ChannelRateLimiter
+from nexus.errors import TerminalChannelError, TransientChannelError
+
+ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
+
+# Top-level GraphQL error codes that mean "Shopify failed, try later" rather than "your request is wrong".
+_TRANSIENT_ERROR_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+# When Shopify gives no figure at all, wait this long before trying a throttled request again.
+_DEFAULT_THROTTLE_WAIT = 1.0
+
+
+class ShopifyThrottledError(TransientChannelError):
+    """Still THROTTLED after the bounded retries; `retry_after` is Shopify's own refill estimate."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryCost:
+    requested: float | None
+    actual: float | None
+    maximum_available: float | None
+    currently_available: float | None
+    restore_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLResult:
+    data: Mapping[str, Any]
+    cost: QueryCost | None
+
+
+class ShopifyGraphQLClient:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        rate: ChannelRateLimiter,
+        base_url: str,
+        access_token: str,
+        api_version: str,
+        max_throttle_retries: int,
+    ) -> None:
+        self._http = http
+        self._rate = rate
+        self._access_token = access_token
+        self._max_throttle_retries = max_throttle_retries
+        self.endpoint = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self.throttled_responses = 0  # for tests and status pages: how often Shopify said THROTTLED
+
+    async def execute(
+        self, query: str, variables: Mapping[str, Any], *, cost: float, operation_name: str | None = None
+    ) -> GraphQLResult:
+        """Send one operation; retry only THROTTLED answers, with the same body, at most N times."""
+        body: dict[str, Any] = {"query": query, "variables": dict(variables)}
+        if operation_name:
+            body["operationName"] = operation_name
+        content = json.dumps(body, separators=(",", ":")).encode()
+        wait = _DEFAULT_THROTTLE_WAIT
+        for _attempt in range(self._max_throttle_retries + 1):
+            await self._rate.acquire(cost)
+            response = await self._post(content)
+            payload = _json_or_none(response)
+            cost_info = _cost(payload)
+            if not _is_throttled(response, payload):
+                # Shopify charges the requested cost up front and refunds the unused part; its
+                # currentlyAvailable already includes the refund, so refund before clamping to it.
+                await self._refund_unused(cost, cost_info)
+            if cost_info is not None and cost_info.currently_available is not None:
+                await self._rate.observe(
+                    available=cost_info.currently_available,
+                    capacity=cost_info.maximum_available,
+                    refill_per_second=cost_info.restore_rate,
+                )
+            if not _is_throttled(response, payload):
+                return _result(response, payload, cost_info)
+            self.throttled_responses += 1
+            wait = _throttle_wait(response, cost_info, cost)
+            await self._rate.penalize(wait)
+        raise ShopifyThrottledError(
+            f"Shopify THROTTLED the request {self._max_throttle_retries + 1} times",
+            status=429,
+            retry_after=wait,
+        )
+
+    async def _refund_unused(self, taken: float, cost: QueryCost | None) -> None:
+        if cost is not None and cost.actual is not None and taken > cost.actual:
+            await self._rate.refund(taken - cost.actual)
+
+    async def _post(self, content: bytes) -> httpx.Response:
+        headers = {
+            ACCESS_TOKEN_HEADER: self._access_token,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        try:
+            return await self._http.post(self.endpoint, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientChannelError(f"Shopify request timed out: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise TransientChannelError(f"Shopify connection failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _cost(payload: Any) -> QueryCost | None:
+    if not isinstance(payload, Mapping):
+        return None
+    extensions = payload.get("extensions")
+    cost = extensions.get("cost") if isinstance(extensions, Mapping) else None
+    if not isinstance(cost, Mapping):
+        return None
+    status = cost.get("throttleStatus")
+    status = status if isinstance(status, Mapping) else {}
+    return QueryCost(
+        requested=_number(cost.get("requestedQueryCost")),
+        actual=_number(cost.get("actualQueryCost")),
+        maximum_available=_number(status.get("maximumAvailable")),
+        currently_available=_number(status.get("currentlyAvailable")),
+        restore_rate=_number(status.get("restoreRate")),
+    )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _error_list(payload: Any) -> list[Mapping[str, Any]]:
+    errors = payload.get("errors") if isinstance(payload, Mapping) else None
+    if isinstance(errors, list):
+        return [e for e in errors if isinstance(e, Mapping)]
+    return []
+
+
+def _error_code(error: Mapping[str, Any]) -> str | None:
+    extensions = error.get("extensions")
+    code = extensions.get("code") if isinstance(extensions, Mapping) else None
+    return code if isinstance(code, str) else None
+
+
+def _is_throttled(response: httpx.Response, payload: Any) -> bool:
+    if any(_error_code(e) == "THROTTLED" for e in _error_list(payload)):
+        return True
+    # A bare 429 (no GraphQL body) is the same signal from a proxy in front of the API.
+    return response.status_code == 429 and not _error_list(payload)
+
+
+def _throttle_wait(response: httpx.Response, cost: QueryCost | None, estimated: float) -> float:
+    """Seconds until the bucket holds what the request needs: (needed - available) / restoreRate."""
+    if cost is not None and cost.currently_available is not None and cost.restore_rate:
+        needed = cost.requested if cost.requested is not None else estimated
+        if cost.maximum_available is not None:
+            needed = min(needed, cost.maximum_available)
+        return max(needed - cost.currently_available, 0.0) / cost.restore_rate
+    retry_after = retry_after_seconds(response)
+    return retry_after if retry_after is not None else _DEFAULT_THROTTLE_WAIT
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _describe_errors(payload: Any) -> str:
+    errors = payload.get("errors") if isinstance(payload, Mapping) else None
+    if isinstance(errors, str):
+        return errors
+    messages = [str(e.get("message", e)) for e in _error_list(payload)]
+    return "; ".join(messages) if messages else "no error detail"
+
+
+def _result(response: httpx.Response, payload: Any, cost: QueryCost | None) -> GraphQLResult:
+    status = response.status_code
+    if status in (401, 403):
+        raise TerminalChannelError(
+            f"Shopify refused the credentials (HTTP {status}): {_describe_errors(payload)}",
+            status=status,
+            payload=payload,
+        )
+    if status == 404:
+        raise TerminalChannelError(
+            "Shopify endpoint not found (HTTP 404): wrong store URL or unsupported API version",
+            status=status,
+            payload=payload,
+        )
+    if status >= 500 or status == 429:
+        raise TransientChannelError(
+            f"Shopify server error (HTTP {status})",
+            status=status,
+            retry_after=retry_after_seconds(response),
+            payload=payload,
+        )
+    if status >= 400:
+        # 400 malformed, 402 frozen shop, 423 locked shop ...: the same request will fail again.
+        raise TerminalChannelError(
+            f"Shopify rejected the request (HTTP {status}): {_describe_errors(payload)}",
+            status=status,
+            payload=payload,
+        )
+    if not isinstance(payload, Mapping):
+        # A 2xx without JSON comes from something in between (proxy, maintenance page): try later.
+        raise TransientChannelError(f"Shopify answered HTTP {status} without a JSON body", status=status)
+    errors = _error_list(payload)
+    if errors or isinstance(payload.get("errors"), str):
+        codes = {_error_code(e) for e in errors}
+        message = f"Shopify GraphQL error: {_describe_errors(payload)}"
+        if codes & _TRANSIENT_ERROR_CODES:
+            raise TransientChannelError(message, status=status, payload=payload)
+        raise TerminalChannelError(message, status=status, payload=payload)
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        raise TransientChannelError("Shopify answered without data or errors", status=status, payload=payload)
+    return GraphQLResult(data=data, cost=cost)

@@ -1,0 +1,244 @@
+"""The `nexus` command (Typer + Rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import structlog
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nexus.engine import Nexus
+from nexus.errors import NexusError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Keep inventory in sync across sales channels."
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Configuration file (default: ./nexus.toml, or $NEXUS_CONFIG)."),
+]
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(message)s")
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+    )
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn Nexus's own errors into one clear line and exit code 2."""
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except NexusError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _load(config: Path | None) -> Nexus:
+    try:
+        nexus = Nexus.from_config(config)
+    except NexusError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    _configure_logging(nexus.settings.log_level)
+    return nexus
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create or upgrade the database schema."""
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            await nexus.migrate()
+
+    _run(go)
+    console.print(f"Database at head: {nexus.settings.database_url}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        bool, typer.Option("--workers/--no-workers", help="Run push workers here too.")
+    ] = True,
+) -> None:
+    """Run the web app (webhooks, API), the push workers and the webhook processor in one process."""
+    from nexus.runtime import serve_forever
+
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            await nexus.migrate()
+            await serve_forever(nexus, web=True, workers=workers, host=host, port=port)
+
+    _run(go)
+
+
+@app.command()
+def worker(config: ConfigOption = None) -> None:
+    """Run push workers and the webhook processor, without the web app."""
+    from nexus.runtime import serve_forever
+
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            await serve_forever(nexus, web=False, workers=True, host="", port=0)
+
+    _run(go)
+
+
+@app.command("import")
+def import_(channel: str, config: ConfigOption = None) -> None:
+    """Link a channel's products to local SKUs (by SKU, then barcode) and report the unmatched."""
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            with console.status(f"Importing {channel}...") as status:
+                report = await nexus.import_channel(
+                    channel, on_page=lambda r: status.update(f"Importing {channel}: {r.variants} variants")
+                )
+        console.print(
+            f"{report.variants} variants in {report.products} products: {report.linked} newly linked, "
+            f"{report.relinked} already linked ({report.matched_by_barcode} by barcode), "
+            f"{len(report.unmatched)} unmatched"
+        )
+        if report.unmatched:
+            table = Table(
+                "remote id", "SKU", "title", title="Unmatched (create these SKUs, then import again)"
+            )
+            for remote_id, sku, title in report.unmatched[:50]:
+                table.add_row(remote_id, sku or "-", title)
+            console.print(table)
+            if len(report.unmatched) > 50:
+                console.print(f"... and {len(report.unmatched) - 50} more")
+
+    _run(go)
+
+
+@app.command()
+def sync(
+    config: ConfigOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Push every listing.")] = False,
+    sku: Annotated[list[str] | None, typer.Option("--sku", help="Push this SKU (repeatable).")] = None,
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="Only this channel (repeatable).")
+    ] = None,
+) -> None:
+    """Push listings now, with a progress bar, and wait until the batch completes."""
+    if not all_ and not sku:
+        raise typer.BadParameter("give --all or at least one --sku")
+    nexus = _load(config)
+
+    async def go() -> None:
+        from nexus.runtime import running
+
+        async with nexus:
+            batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
+            async with running(nexus, web=False, channels=channel):
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as progress:
+                    task = progress.add_task("Syncing", total=None)
+                    while True:
+                        status = await nexus.batch(batch_id).status()
+                        progress.update(task, total=status.total, completed=status.processed + status.failed)
+                        if status.done:
+                            break
+                        await asyncio.sleep(0.2)
+        console.print(f"Batch {batch_id}: {status.processed} pushed, {status.failed} failed")
+        if status.failed:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """A table per channel: listings, dirty, failed, last sync."""
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            rows = await nexus.status()
+        table = Table(
+            "channel", "driver", "listings", "dirty", "in flight", "failed", "dead letters", "last sync"
+        )
+        for row in rows:
+            table.add_row(
+                row.channel + ("" if row.enabled else " (disabled)"),
+                row.driver,
+                str(row.listings),
+                str(row.dirty),
+                str(row.in_flight),
+                str(row.failed),
+                str(row.dead_letters),
+                row.last_sync.isoformat(timespec="seconds") if row.last_sync else "never",
+            )
+        console.print(table)
+
+    _run(go)
+
+
+@app.command()
+def demo(
+    skus: Annotated[int, typer.Option(help="Catalog size.")] = 1000,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds of simulated sales; then print the summary and exit.")
+    ] = None,
+    sales_per_second: Annotated[float, typer.Option(help="Simulated sales per second.")] = 20.0,
+    port: Annotated[int, typer.Option(help="Port for Nexus's web app (0: any free port).")] = 0,
+    database: Annotated[Path, typer.Option(help="SQLite file for the demo (recreated).")] = Path(
+        ".nexus/demo.db"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Sync a catalog to a Shopify sandbox store and let sales flow back (see the README)."""
+    from nexus.demo import DemoOptions, run_demo
+
+    _configure_logging("warning")
+    options = DemoOptions(
+        skus=skus,
+        duration=duration,
+        sales_per_second=sales_per_second,
+        port=port,
+        database=database,
+        seed=seed,
+    )
+    summary = _run(lambda: run_demo(options, console))
+    if summary.out_of_sync or summary.ledger_mismatches:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,77 @@
+"""Running Nexus as a service: the web app, one push worker per channel and the webhook processor,
+all in one event loop (`nexus serve`), or any part of them (`nexus worker`, `serve --no-workers`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from nexus.engine import Nexus
+from nexus.sandbox.server import serve_app
+from nexus.sync.worker import PushWorker
+
+log = structlog.get_logger("nexus.runtime")
+
+
+@dataclass
+class RunningService:
+    stop: asyncio.Event
+    base_url: str | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    nexus: Nexus,
+    *,
+    web: bool = True,
+    workers: bool = True,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    channels: list[str] | None = None,
+) -> AsyncIterator[RunningService]:
+    """Start the requested parts; on exit, stop them and let in-flight pushes finish."""
+    from nexus.web import create_app
+    from nexus.webhooks.processor import WebhookProcessor
+
+    service = RunningService(stop=asyncio.Event())
+    if workers:
+        for name in channels or nexus.channel_names():
+            service.tasks.append(
+                asyncio.create_task(PushWorker(nexus, name).run(service.stop), name=f"push:{name}")
+            )
+        processor = WebhookProcessor(nexus)
+        service.tasks.append(asyncio.create_task(processor.run(service.stop), name="webhooks"))
+    try:
+        if web:
+            async with serve_app(create_app(nexus), host=host, port=port) as server:
+                service.base_url = server.base_url
+                yield service
+        else:
+            yield service
+    finally:
+        service.stop.set()
+        nexus.notify()
+        if service.tasks:
+            done, pending = await asyncio.wait(service.tasks, timeout=nexus.settings.worker.lease_seconds)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("task ended with an error", task=task.get_name(), error=repr(task.exception()))
+
+
+async def serve_forever(nexus: Nexus, *, web: bool, workers: bool, host: str, port: int) -> None:
+    """Run until SIGINT or SIGTERM; in-flight work finishes before the process exits."""
+    async with running(nexus, web=web, workers=workers, host=host, port=port) as service:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, service.stop.set)
+        log.info("nexus running", url=service.base_url, workers=workers)
+        await service.stop.wait()
