@@ -235,7 +235,7 @@ async def _mark_for_batch(
         .where(*conditions, ChannelMapping.batch_id.is_not(None))
         .group_by(ChannelMapping.batch_id)
     )
-    for old_batch, count in moved.tuples().all():
+    for old_batch, count in moved.all():
         await session.execute(
             update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count)
         )

@@ -22,13 +22,16 @@ ENV_REFERENCE_PREFIX = "env:"
 
 
 class AllocationRule(BaseModel):
-    """How much of the available stock one channel may show. Applied in this order:
-    fixed, percentage, buffer, max, zero_at; never below 0."""
+    """How much of the available stock one channel may show. Applied in this order (see
+    `nexus.domain.allocation.allocate`): fixed, zero_at (on the available stock), buffer,
+    percentage, max; never below 0."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     buffer: int = Field(default=0, ge=0, description="units held back from this channel")
-    zero_at: int | None = Field(default=None, ge=0, description="show 0 when the quantity is at or below this")
+    zero_at: int | None = Field(
+        default=None, ge=0, description="show 0 when the quantity is at or below this"
+    )
     max: int | None = Field(default=None, ge=0, description="never show more than this")
     percentage: float = Field(default=100.0, gt=0, le=100, description="share of available, rounded down")
     fixed: int | None = Field(default=None, ge=0, description="always show this quantity")
@@ -68,7 +71,9 @@ class WorkerConfig(BaseModel):
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0, description="seconds between claims when idle")
     max_attempts: int = Field(default=8, ge=1, description="retries before a listing is dead-lettered")
-    backoff_base: float = Field(default=1.0, ge=0, description="first retry delay in seconds; 0 makes retries instant")
+    backoff_base: float = Field(
+        default=1.0, ge=0, description="first retry delay in seconds; 0 makes retries instant"
+    )
     backoff_max: float = Field(default=300.0, ge=0)
     low_stock_threshold: int = Field(default=5, ge=0, description="at or below: immediate push priority")
 
@@ -129,9 +134,10 @@ def load_settings(
             data = tomllib.loads(file_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", source=source) from exc
-        # A `[nexus]` table is accepted for those who share the file with other tools.
+        # A `[nexus]` table is accepted for those who share the file with other tools: the other
+        # top-level tables are theirs, not unknown Nexus keys.
         if "nexus" in data and isinstance(data["nexus"], dict):
-            data = {**data["nexus"], **{k: v for k, v in data.items() if k != "nexus"}}
+            data = data["nexus"]
     elif path is not None:
         raise ConfigError("configuration file not found", source=source)
     else:
@@ -162,7 +168,8 @@ def resolve_credentials(channel: str, config: ChannelConfig, source: str) -> dic
             variable = value[len(ENV_REFERENCE_PREFIX) :]
             if variable not in os.environ:
                 raise ConfigError(
-                    f"environment variable {variable} is not set", key=f"channels.{channel}.credentials.{name}",
+                    f"environment variable {variable} is not set",
+                    key=f"channels.{channel}.credentials.{name}",
                     source=source,
                 )
             resolved[name] = os.environ[variable]

@@ -259,7 +259,7 @@ async def _measure(
         listings = list(
             (await session.execute(select(ChannelMapping).where(ChannelMapping.channel == CHANNEL))).scalars()
         )
-        on_hand = dict((await session.execute(select(Item.sku, Item.on_hand))).tuples().all())
+        on_hand = dict((await session.execute(select(Item.sku, Item.on_hand))).all())
         summary.pushes = int(await session.scalar(select(func.coalesce(func.sum(SyncJob.succeeded), 0))) or 0)
         summary.push_requests = int(await session.scalar(select(func.count()).select_from(SyncJob)) or 0)
         summary.webhooks = int(

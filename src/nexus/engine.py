@@ -219,4 +219,4 @@ class Nexus:
             rows = await session.execute(
                 select(ChannelMapping.channel, func.count()).group_by(ChannelMapping.channel)
             )
-            return {channel: count for channel, count in rows.tuples()}
+            return {channel: count for channel, count in rows.all()}

@@ -28,7 +28,9 @@ class ConfigError(NexusError):
     def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
         self.key = key
         self.source = source
-        where = ", ".join(part for part in (f"file {source}" if source else "", f"key {key}" if key else "") if part)
+        where = ", ".join(
+            part for part in (f"file {source}" if source else "", f"key {key}" if key else "") if part
+        )
         super().__init__(f"{message} ({where})" if where else message)
 
 

@@ -51,9 +51,7 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
                     .where(DeadLetter.status == "failed")
                     .group_by(DeadLetter.channel)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     statuses = []
     for name, config in nexus.settings.channels.items():

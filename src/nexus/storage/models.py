@@ -143,7 +143,9 @@ class ChannelMapping(Base):
 
     __tablename__ = "nexus_channel_mappings"
     __table_args__ = (
-        UniqueConstraint("syncable_type", "syncable_id", "channel", name="uq_nexus_channel_mappings_syncable"),
+        UniqueConstraint(
+            "syncable_type", "syncable_id", "channel", name="uq_nexus_channel_mappings_syncable"
+        ),
         Index("ix_nexus_channel_mappings_remote", "channel", "remote_id"),
         Index("ix_nexus_channel_mappings_inventory", "channel", "remote_inventory_id"),
         Index("ix_nexus_channel_mappings_remote_sku", "channel", "remote_sku"),

@@ -6,8 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|api[_-]?key|access[_-]?key|credential|signature",
-                        re.IGNORECASE)
+SECRET_KEY = re.compile(
+    r"token|secret|password|passwd|authorization|api[_-]?key|access[_-]?key|credential|signature|hmac",
+    re.IGNORECASE,
+)
 MASK = "***"
 
 

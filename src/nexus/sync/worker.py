@@ -8,6 +8,7 @@ round again. A crash loses nothing: the dirty mark is in the database and the le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -72,7 +73,9 @@ class PushRound:
 
 
 class PushWorker:
-    def __init__(self, nexus: Nexus, channel: str, *, owner: str | None = None, rng: random.Random | None = None):
+    def __init__(
+        self, nexus: Nexus, channel: str, *, owner: str | None = None, rng: random.Random | None = None
+    ):
         self.nexus = nexus
         self.channel = channel
         self.owner = owner or f"{nexus.instance_id}:{channel}:{uuid.uuid4().hex[:6]}"
@@ -90,7 +93,9 @@ class PushWorker:
             or_(ChannelMapping.lease_until.is_(None), ChannelMapping.lease_until < now),
         ]
         if listing_ids is None:
-            conditions.append(or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now))
+            conditions.append(
+                or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now)
+            )
         else:
             conditions.append(ChannelMapping.id.in_(listing_ids))  # an explicit sync skips the backoff
         statement = (
@@ -104,14 +109,23 @@ class PushWorker:
                 statement = statement.with_for_update(skip_locked=True)
             rows = list((await session.execute(statement)).scalars())
             lease_until = now + timedelta(seconds=self.config.lease_seconds)
+            # An expired lease leaves the fate of its push unknown: the channel may show it already,
+            # and a compare-and-set against our old belief would book our own push as a channel
+            # sale. Push those without the check.
+            reclaimed = {row.id for row in rows if row.lease_owner is not None}
             for row in rows:
                 row.lease_owner = self.owner
                 row.lease_until = lease_until
                 row.inflight_delta = 0
             return [
                 ClaimedListing(
-                    id=row.id, sku=row.sku, remote_id=row.remote_id, inventory_id=row.remote_inventory_id,
-                    channel_meta=dict(row.channel_meta or {}), desired=row.desired_qty, remote_qty=row.remote_qty,
+                    id=row.id,
+                    sku=row.sku,
+                    remote_id=row.remote_id,
+                    inventory_id=row.remote_inventory_id,
+                    channel_meta=dict(row.channel_meta or {}),
+                    desired=row.desired_qty,
+                    remote_qty=None if row.id in reclaimed else row.remote_qty,
                     batch_id=row.batch_id,
                 )
                 for row in rows
@@ -156,14 +170,20 @@ class PushWorker:
                 quantity = max(0, before.quantity)
             updates.append(
                 NexusInventoryUpdate(
-                    listing_id=listing.id, sku=listing.sku, remote_id=listing.remote_id, quantity=quantity,
+                    listing_id=listing.id,
+                    sku=listing.sku,
+                    remote_id=listing.remote_id,
+                    quantity=quantity,
                     change_from=listing.remote_qty if compare_and_set else None,
-                    inventory_id=listing.inventory_id, channel_meta=listing.channel_meta,
+                    inventory_id=listing.inventory_id,
+                    channel_meta=listing.channel_meta,
                 )
             )
         return updates, vetoed
 
-    async def _push(self, runtime: ChannelRuntime, updates: Sequence[NexusInventoryUpdate]) -> dict[int, PushResult]:
+    async def _push(
+        self, runtime: ChannelRuntime, updates: Sequence[NexusInventoryUpdate]
+    ) -> dict[int, PushResult]:
         try:
             results = await runtime.driver.push_inventory(updates)
         except TransientChannelError as exc:
@@ -175,7 +195,9 @@ class PushWorker:
             results = [PushResult.retry(u.listing_id, f"{type(exc).__name__}: {exc}") for u in updates]
         by_id = {result.listing_id: result for result in results}
         for update_ in updates:
-            by_id.setdefault(update_.listing_id, PushResult.retry(update_.listing_id, "driver returned no result"))
+            by_id.setdefault(
+                update_.listing_id, PushResult.retry(update_.listing_id, "driver returned no result")
+            )
         return by_id
 
     # -- recording --------------------------------------------------------------------------
@@ -196,7 +218,9 @@ class PushWorker:
             row.id: row
             for row in (
                 await session.execute(
-                    select(ChannelMapping).where(ChannelMapping.id.in_([c.id for c in claimed])).with_for_update()
+                    select(ChannelMapping)
+                    .where(ChannelMapping.id.in_([c.id for c in claimed]))
+                    .with_for_update()
                 )
             ).scalars()
         }
@@ -217,7 +241,7 @@ class PushWorker:
             if result.status is PushStatus.OK:
                 self._succeeded(row, listing, update_, result, now, outcome, finished)
             elif result.status is PushStatus.STALE:
-                await self._stale(session, row, result, now, outcome)
+                await self._stale(session, row, result, update_.change_from, now, outcome)
             elif result.status is PushStatus.RETRY and row.attempts + 1 < self.config.max_attempts:
                 self._retry_later(row, result, now, outcome)
             else:
@@ -255,7 +279,13 @@ class PushWorker:
         outcome.events.append(AfterInventorySync(self.channel, row.sku, acknowledged, listing.batch_id))
 
     async def _stale(
-        self, session: AsyncSession, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        result: PushResult,
+        sent_from: int | None,
+        now: datetime,
+        outcome: PushRound,
     ) -> None:
         """The channel refused our compare-and-set: it sold (or was edited) since we last knew it.
 
@@ -264,15 +294,23 @@ class PushWorker:
         """
         current = result.quantity if result.quantity is not None else 0
         believed = row.remote_qty
-        if believed is not None and current == believed:
-            # The channel says stale yet shows what we believed: not progress, so back off.
-            self._retry_later(row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome)
+        if current == sent_from:
+            # The channel says stale yet shows what we sent as the expected level: not progress.
+            self._retry_later(
+                row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome
+            )
             return
         outcome.stale += 1
         row.next_attempt_at = None
         if believed is None:
             row.remote_qty = current
             row.remote_updated_at = result.remote_updated_at or row.remote_updated_at
+            return
+        if current == believed:
+            # A sale reported while the push was in flight already moved our belief to the
+            # channel's level: nothing left to book, push again from there.
+            if result.remote_updated_at is not None:
+                row.remote_updated_at = max(filter(None, (row.remote_updated_at, result.remote_updated_at)))
             return
         change = StockChange(
             sku=row.sku,
@@ -287,11 +325,16 @@ class PushWorker:
         )
         outcome.changes.append(await apply_stock_change(session, change, self.nexus.allocator))
 
-    def _retry_later(self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound) -> None:
+    def _retry_later(
+        self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
+    ) -> None:
         row.attempts += 1
         delay = backoff_delay(
-            row.attempts, base=self.config.backoff_base, cap=self.config.backoff_max,
-            retry_after=result.retry_after, rng=self.rng,
+            row.attempts,
+            base=self.config.backoff_base,
+            cap=self.config.backoff_max,
+            retry_after=result.retry_after,
+            rng=self.rng,
         )
         row.next_attempt_at = now + timedelta(seconds=delay)
         row.last_error = result.error
@@ -366,7 +409,7 @@ class PushWorker:
         elif outcome.ok == len(updates):
             status = "ok"
         elif outcome.ok == 0 and outcome.failed == 0:
-            status = "retry"
+            status = "stale" if outcome.stale and not outcome.retried else "retry"
         else:
             status = "partial"
         errors = sorted({r.error for r in results.values() if r.error})
@@ -383,8 +426,13 @@ class PushWorker:
                 {
                     "driver": runtime.config.driver,
                     "updates": [
-                        {"listing_id": u.listing_id, "sku": u.sku, "remote_id": u.remote_id,
-                         "quantity": u.quantity, "change_from": u.change_from}
+                        {
+                            "listing_id": u.listing_id,
+                            "sku": u.sku,
+                            "remote_id": u.remote_id,
+                            "quantity": u.quantity,
+                            "change_from": u.change_from,
+                        }
                         for u in updates
                     ],
                     "results": {str(i): r.status.value for i, r in results.items()},
@@ -398,10 +446,16 @@ class PushWorker:
     ) -> None:
         for (batch_id, failed), count in finished.items():
             column = SyncBatch.failed if failed else SyncBatch.processed
-            await session.execute(update(SyncBatch).where(SyncBatch.id == batch_id).values({column: column + count}))
+            await session.execute(
+                update(SyncBatch).where(SyncBatch.id == batch_id).values({column: column + count})
+            )
         for batch_id in {batch_id for batch_id, _ in finished}:
             batch = await session.get(SyncBatch, batch_id, populate_existing=True)
-            if batch is not None and batch.status == "running" and batch.processed + batch.failed >= batch.total:
+            if (
+                batch is not None
+                and batch.status == "running"
+                and batch.processed + batch.failed >= batch.total
+            ):
                 batch.status = "completed"
                 batch.completed_at = utcnow()
                 outcome.events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
@@ -418,10 +472,8 @@ class PushWorker:
                     continue
             except Exception:
                 log.exception("push round failed", channel=self.channel)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=await self._idle_wait())
-            except TimeoutError:
-                pass
         log.info("worker stopped", channel=self.channel)
 
     async def _idle_wait(self) -> float:

@@ -64,7 +64,9 @@ async def apply_inbound(
         if isinstance(event, SaleEvent):
             change = await _sale(session, channel, listing, event)
         else:
-            change = await _observed(session, channel, listing, event, allocator, f"{delivery_key}:{index}", outcome)
+            change = await _observed(
+                session, channel, listing, event, allocator, f"{delivery_key}:{index}", outcome
+            )
         if change is None:
             if listing is None:
                 outcome.unmatched.append(_describe(event.listing))
@@ -145,10 +147,22 @@ def _not_newer(observed_at: datetime | None, known_at: datetime | None) -> bool:
 
 
 def _advance_clock(listing: ChannelMapping, observed_at: datetime | None) -> None:
-    if observed_at is not None and (listing.remote_updated_at is None or observed_at > listing.remote_updated_at):
+    if observed_at is not None and (
+        listing.remote_updated_at is None or observed_at > listing.remote_updated_at
+    ):
         listing.remote_updated_at = observed_at
 
 
 def _describe(ref: ListingRef) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (("inventory_id", ref.inventory_id), ("remote_id", ref.remote_id),
-                                             ("sku", ref.remote_sku)) if v) or "no identifier"
+    return (
+        ", ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("inventory_id", ref.inventory_id),
+                ("remote_id", ref.remote_id),
+                ("sku", ref.remote_sku),
+            )
+            if v
+        )
+        or "no identifier"
+    )

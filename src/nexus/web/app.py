@@ -1,0 +1,83 @@
+"""The FastAPI application: `create_app(nexus)`.
+
+    POST {webhook_base_path}/{channel}   inbound webhooks (default /nexus/webhooks/{channel})
+    GET  /nexus/healthz                  liveness, with a database round trip
+
+The webhook route stores the delivery durably before it answers (see `nexus.webhooks.receiver`)
+and hands the stored row to a task of its own, so processing never delays the answer nor holds
+the connection. Deliveries still "received" after a crash, and deferred ones, are processed by
+`WebhookProcessor(nexus).run(stop)`, which `nexus serve` runs beside the app; an app mounted
+inside a host application needs that loop running too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from starlette.requests import ClientDisconnect
+
+from nexus.webhooks.processor import WebhookProcessor
+from nexus.webhooks.receiver import WebhookReceiver
+
+if TYPE_CHECKING:
+    from nexus.engine import Nexus
+
+HEALTHZ_PATH = "/nexus/healthz"
+
+
+def create_app(nexus: Nexus) -> FastAPI:
+    receiver = WebhookReceiver(nexus)
+    processor = WebhookProcessor(nexus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # Let in-flight processing finish (bounded); a cancelled attempt leaves its row
+            # "received" for the next process_pending.
+            await processor.aclose()
+
+    app = FastAPI(title="Nexus", summary="Inventory sync across sales channels", lifespan=lifespan)
+    app.state.nexus = nexus
+    app.state.webhook_receiver = receiver
+    app.state.webhook_processor = processor
+
+    base = "/" + nexus.settings.webhook_base_path.strip("/")
+
+    @app.post(
+        f"{base.rstrip('/')}/{{channel}}",
+        summary="Receive a webhook delivery",
+        responses={
+            200: {"description": "stored (or a duplicate of a stored delivery)"},
+            400: {"description": "malformed body"},
+            401: {"description": "missing or wrong signature"},
+            404: {"description": "unknown channel"},
+            413: {"description": "body over the channel's webhook_max_bytes"},
+        },
+    )
+    async def receive_webhook(channel: str, request: Request) -> Response:
+        try:
+            receipt = await receiver.receive(channel, request.headers.items(), request.stream())
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening for the answer
+        processor.schedule(receipt)
+        return JSONResponse(receipt.as_json(), status_code=receipt.status_code)
+
+    @app.get(HEALTHZ_PATH, summary="Health check")
+    async def healthz() -> Response:
+        try:
+            async with nexus.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "error", "database": f"{type(exc).__name__}: {exc}"}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app

@@ -1,0 +1,359 @@
+"""Ingesting webhook deliveries: verify, store durably, deduplicate, answer.
+
+    receiver = WebhookReceiver(nexus)
+    receipt = await receiver.receive(channel, headers, body_chunks)   # -> Receipt(status_code, ...)
+
+The checks, in order; every refusal is written to `nexus_webhook_logs` with status "rejected":
+
+    404  the channel is not configured (or is disabled)
+    413  Content-Length over the channel's `webhook_max_bytes`, or the stream runs past it
+         (at most limit + 1 bytes are ever held; the row keeps the body cut to the limit)
+    500  the channel's driver cannot be built, or raised something that is not a WebhookError
+    401  driver.verify_webhook refuses (missing or wrong signature; the driver compares in
+         constant time)
+    400  driver.describe_webhook or driver.parse_webhook refuses the body, or a body declared
+         JSON (Content-Type) is not JSON
+
+A delivery that passes is inserted with status "received" and committed before `receive`
+returns, so a 200 is never sent for a delivery that could still be lost. Duplicates (the same
+delivery id or event id on the channel) meet a unique constraint (insert ... on conflict do
+nothing), are answered 200 and add no row. Parsing at ingest only decides the 400; the stock
+changes are made later from the stored row (`nexus.webhooks.processor`).
+
+A rejected row never fills the `delivery_id` / `event_id` columns (the ids stay visible in
+`headers`): a forged request carrying a real delivery id cannot take the unique slot of the real
+delivery.
+
+Writes are group-committed: inserts that arrive while a transaction is committing share the next
+one (one fsync for many deliveries), and each caller still returns only after its own row is
+durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
+
+from nexus.config import ChannelConfig
+from nexus.drivers.contract import WebhookMeta, WebhookRequest
+from nexus.errors import WebhookError, WebhookPayloadError
+from nexus.storage.database import Database
+from nexus.storage.models import WebhookLog, utcnow
+from nexus.sync.audit import mask_secrets
+
+if TYPE_CHECKING:
+    from nexus.engine import Nexus
+
+log = structlog.get_logger("nexus.webhooks")
+
+# WebhookLog.status values
+RECEIVED = "received"
+PROCESSED = "processed"
+FAILED = "failed"
+REJECTED = "rejected"
+
+# Receipt.outcome values
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+
+DEFAULT_MAX_BYTES: int = ChannelConfig.model_fields["webhook_max_bytes"].default
+ID_MAX_LENGTH = 255  # WebhookLog.delivery_id / event_id
+TOPIC_MAX_LENGTH = 128
+CHANNEL_MAX_LENGTH = 128
+ERROR_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What `receive` decided. `outcome` is "accepted" (a new row), "duplicate" or "rejected"."""
+
+    channel: str
+    status_code: int
+    outcome: str
+    log_id: int | None = None
+    meta: WebhookMeta | None = None
+    error: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        """A new row was stored and awaits processing."""
+        return self.outcome == ACCEPTED and self.log_id is not None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.outcome == REJECTED:
+            return {"status": REJECTED, "error": self.error}
+        return {"status": self.outcome, "id": self.log_id}
+
+
+class WebhookReceiver:
+    """Framework-free ingestion; `nexus.web` feeds it the request's headers and body stream."""
+
+    def __init__(self, nexus: Nexus, *, max_batch: int = 256) -> None:
+        self.nexus = nexus
+        self._writer = GroupWriter(nexus.db, max_batch=max_batch)
+
+    async def receive(
+        self,
+        channel: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: AsyncIterable[bytes] | bytes,
+    ) -> Receipt:
+        received_at = utcnow()
+        lowered = normalize_headers(headers)
+        config = self.nexus.settings.channels.get(channel)
+        if config is None or not config.enabled:
+            data, _ = await _read_body(lowered, body, DEFAULT_MAX_BYTES)
+            why = "is disabled" if config is not None else "is not configured"
+            return await self._reject(channel, 404, f"channel {channel!r} {why}", lowered, data, received_at)
+
+        data, too_large = await _read_body(lowered, body, config.webhook_max_bytes)
+        meta: WebhookMeta | None = None  # known once the delivery is verified and described
+
+        async def refuse(status_code: int, error: str, *, verified: bool = False) -> Receipt:
+            topic = meta.topic if meta is not None else None
+            return await self._reject(
+                channel, status_code, error, lowered, data, received_at, verified=verified, topic=topic
+            )
+
+        if too_large is not None:
+            return await refuse(413, too_large)
+        try:
+            driver = self.nexus.channel(channel).driver
+        except Exception as exc:
+            log.exception("webhook channel cannot be built", channel=channel)
+            return await refuse(500, f"channel cannot be built: {_describe(exc)}")
+
+        request = WebhookRequest(channel=channel, headers=lowered, body=data, received_at=received_at)
+        # Hook for unsigned pings (a later issue): WooCommerce sends one, without a signature, when a
+        # webhook is created. A driver will describe it as topic "ping" and this is where the
+        # receiver will answer it 200 without storing it. Until then every delivery must verify.
+        try:
+            driver.verify_webhook(request)
+        except WebhookError as exc:
+            return await refuse(exc.status_code, str(exc) or "signature refused")
+        except Exception as exc:
+            log.exception("driver failed to verify a webhook", channel=channel)
+            return await refuse(500, f"verification failed: {_describe(exc)}")
+
+        try:
+            meta = driver.describe_webhook(request)
+            _check_meta(meta)
+            _check_json(request)
+            driver.parse_webhook(request)  # parsed again, from the stored row, when processed
+        except WebhookError as exc:
+            return await refuse(exc.status_code, str(exc) or "payload refused", verified=True)
+        except Exception as exc:
+            log.exception("driver failed to read a webhook", channel=channel)
+            return await refuse(500, f"parsing failed: {_describe(exc)}", verified=True)
+
+        log_id = await self._writer.insert(
+            {
+                "channel": channel,
+                "topic": meta.topic[:TOPIC_MAX_LENGTH] if meta.topic else None,
+                "delivery_id": meta.delivery_id,
+                "event_id": meta.event_id,
+                "verified": True,
+                "status": RECEIVED,
+                "http_status": 200,
+                "headers": _masked(lowered),
+                "body": data,
+                "attempts": 0,
+                "next_attempt_at": None,
+                "received_at": received_at,
+            }
+        )
+        if log_id is None:
+            log.debug(
+                "duplicate webhook", channel=channel, delivery_id=meta.delivery_id, event_id=meta.event_id
+            )
+            return Receipt(channel, 200, DUPLICATE, meta=meta)
+        return Receipt(channel, 200, ACCEPTED, log_id=log_id, meta=meta)
+
+    async def _reject(
+        self,
+        channel: str,
+        status_code: int,
+        error: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        received_at: datetime,
+        *,
+        verified: bool = False,
+        topic: str | None = None,
+    ) -> Receipt:
+        values = {
+            "channel": channel[:CHANNEL_MAX_LENGTH],
+            "topic": topic[:TOPIC_MAX_LENGTH] if topic else None,
+            # delivery_id / event_id stay NULL on purpose: see the module docstring.
+            "delivery_id": None,
+            "event_id": None,
+            "verified": verified,
+            "status": REJECTED,
+            "http_status": status_code,
+            "headers": _masked(headers),
+            "body": body,
+            "attempts": 0,
+            "received_at": received_at,
+            "error": error[:ERROR_MAX_LENGTH],
+        }
+        log_id: int | None = None
+        try:
+            log_id = await self._writer.insert(values)
+        except Exception:
+            # The refusal is the right answer whether or not it could be logged.
+            log.exception("could not log a refused webhook", channel=channel)
+        log.info("webhook refused", channel=channel, status=status_code, error=error)
+        return Receipt(channel, status_code, REJECTED, log_id=log_id, error=error)
+
+
+class GroupWriter:
+    """Group commit for webhook log rows.
+
+    `insert` queues a row and waits. One flusher task writes everything queued in one transaction;
+    rows queued meanwhile go into the next one. Under load many deliveries share one commit;
+    alone, a delivery costs one transaction, as it would without the writer.
+    Returns the new row's id, or None when a unique constraint already holds the row (a duplicate).
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def insert(self, values: dict[str, Any]) -> int | None:
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((values, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="nexus-webhook-writer")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: len(batch)]
+            try:
+                ids = await self._write([values for values, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                # One bad row must not fail the others: write them one by one.
+                for values, future in batch:
+                    try:
+                        (row_id,) = await self._write([values])
+                    except Exception as single:
+                        _settle(future, single)
+                    else:
+                        _settle(future, row_id)
+                continue
+            for (_, future), row_id in zip(batch, ids, strict=True):
+                _settle(future, row_id)
+
+    async def _write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        async with self._db.transaction() as session:
+            # Core, not the ORM: one statement compiled once, each row only binds its values.
+            connection = await session.connection()
+            statement = _insert_statement(connection.dialect.name)
+            ids: list[int | None] = []
+            for values in rows:
+                ids.append((await connection.execute(statement, values)).scalar_one_or_none())
+            return ids
+
+
+def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | None) -> None:
+    if future.done():  # the caller went away (cancelled); the row is written all the same
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+@functools.cache
+def _insert_statement(dialect: str) -> ReturningInsert[int]:
+    # `ON CONFLICT DO NOTHING` without a target covers both unique constraints (delivery, event).
+    table = WebhookLog.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)  # type: ignore[arg-type]
+
+
+def normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased names; of a repeated header the first value wins."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    lowered: dict[str, str] = {}
+    for name, value in pairs:
+        lowered.setdefault(name.lower(), value)
+    return lowered
+
+
+async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> tuple[bytes, bool]:
+    """Read at most `limit` + 1 bytes. Returns the body cut to `limit` and whether it was longer."""
+    buffer = bytearray()
+    try:
+        async for chunk in chunks:
+            buffer += chunk[: limit + 1 - len(buffer)]
+            if len(buffer) > limit:
+                return bytes(buffer[:limit]), True
+    finally:
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
+    return bytes(buffer), False
+
+
+async def _read_body(
+    headers: Mapping[str, str], body: AsyncIterable[bytes] | bytes, limit: int
+) -> tuple[bytes, str | None]:
+    """The body and, when it is over `limit`, why. Content-Length is believed before any byte is read."""
+    declared = _content_length(headers)
+    if declared is not None and declared > limit:
+        return b"", f"Content-Length {declared} exceeds the limit of {limit} bytes"
+    if isinstance(body, bytes):
+        data, too_large = body[:limit], len(body) > limit
+    else:
+        data, too_large = await read_limited(body, limit)
+    return data, f"body exceeds the limit of {limit} bytes" if too_large else None
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None  # the server already refuses a malformed length; count the bytes instead
+
+
+def _check_meta(meta: WebhookMeta) -> None:
+    for what, value in (("delivery id", meta.delivery_id), ("event id", meta.event_id)):
+        if value is not None and len(value) > ID_MAX_LENGTH:
+            raise WebhookPayloadError(f"{what} is longer than {ID_MAX_LENGTH} characters")
+
+
+def _check_json(request: WebhookRequest) -> None:
+    content_type = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return
+    try:
+        json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookPayloadError(f"body is not valid JSON: {exc}") from exc
+
+
+def _masked(headers: Mapping[str, str]) -> dict[str, Any]:
+    masked: dict[str, Any] = mask_secrets(dict(headers))
+    return masked
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

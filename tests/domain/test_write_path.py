@@ -1,0 +1,355 @@
+"""The one write path and the inbound events that feed it: sales, observed levels, echoes, drift,
+stale observations, in-flight pushes and push priority."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from domain_kit import build, inbound, level, ref, sale, seed, state
+from sqlalchemy import update
+
+from nexus.domain.stock import StockChange
+from nexus.drivers.contract import ListingRef, ObservedLevel, SaleEvent
+from nexus.errors import UnknownSkuError
+from nexus.events import InventoryUpdated
+from nexus.storage.models import ChannelMapping, MovementReason, Priority
+from nexus.sync.worker import PushWorker
+from nexus.webhooks.inbound import ListingBusy
+
+T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+MakeNexus = Callable[..., Any]
+
+
+def changes_since_start(movements: list[Any]) -> list[tuple[str, int]]:
+    return [(m.reason, m.delta) for m in movements if m.idempotency_key != f"initial:{m.sku}"]
+
+
+# -- sales ------------------------------------------------------------------------------------
+
+
+async def test_a_sale_on_a_channel_moves_that_listing_and_dirties_the_others(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    seen: list[InventoryUpdated] = []
+    nexus.events.listen(InventoryUpdated, seen.append)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+
+    outcome = await sale(nexus, "a", "S", 2, order="1001")
+
+    after = await state(nexus, "S")
+    assert after.on_hand == 8
+    assert changes_since_start(after.movements) == [("sale", -2)]
+    assert after.movements[-1].channel == "a"
+    # The selling channel already shows 8: nothing to push back to it.
+    a, b = after.listing("a"), after.listing("b")
+    assert (a.desired_qty, a.remote_qty, a.dirty_since) == (8, 8, None)
+    # Every other channel must hear about it.
+    assert (b.desired_qty, b.remote_qty) == (8, 10)
+    assert b.dirty_since is not None
+    assert [r.dirty_listing_ids for r in outcome.changes] == [[b.id]]
+    assert [(e.sku, e.previous_on_hand, e.on_hand, e.delta, e.channel) for e in seen] == [
+        ("S", 10, 8, -2, "a")
+    ]
+
+
+async def test_the_same_order_line_twice_is_counted_once(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+    await sale(nexus, "a", "S", 2, order="1001")
+    before = await state(nexus, "S")
+
+    again = await sale(nexus, "a", "S", 2, order="1001")
+
+    assert again.duplicates == 1
+    assert again.changes == []
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+    # Another line of the same order is another sale.
+    await sale(nexus, "a", "S", 1, order="1001", line="2")
+    assert (await state(nexus, "S")).on_hand == 7
+
+
+async def test_a_sale_of_a_sku_not_linked_on_that_channel_still_leaves_the_shelf(
+    make_nexus: MakeNexus,
+) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    event = SaleEvent(
+        ListingRef(remote_id="unknown-variant", remote_sku="S"), quantity=3, order_id="7", line_id="1"
+    )
+
+    await inbound(nexus, "b", [event], key="d-1")
+
+    after = await state(nexus, "S")
+    assert after.on_hand == 7
+    assert after.listing("a").desired_qty == 7
+    assert after.listing("a").dirty_since is not None
+
+
+async def test_events_for_unknown_listings_are_reported_and_change_nothing(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    before = await state(nexus, "S")
+    events = [
+        ObservedLevel(ListingRef(remote_id="nope"), quantity=3),
+        SaleEvent(
+            ListingRef(remote_id="nope", remote_sku="NOT-A-SKU"), quantity=1, order_id="1", line_id="1"
+        ),
+    ]
+
+    outcome = await inbound(nexus, "a", events, key="d-1")
+
+    assert outcome.unmatched == ["remote_id=nope", "remote_id=nope, sku=NOT-A-SKU"]
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+
+
+async def test_a_change_to_an_unknown_sku_is_refused_and_writes_nothing(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    with pytest.raises(UnknownSkuError):
+        await nexus.product("GHOST").adjust(-1)
+    await seed(nexus, "GHOST", 0, {})
+    assert (await state(nexus, "GHOST")).movements == []
+
+
+def test_a_stock_change_takes_exactly_one_of_delta_and_quantity() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        StockChange(sku="S", reason=MovementReason.ADJUSTMENT, idempotency_key="k", delta=1, quantity=3)
+    with pytest.raises(ValueError, match="exactly one"):
+        StockChange(sku="S", reason=MovementReason.ADJUSTMENT, idempotency_key="k")
+    with pytest.raises(ValueError, match="negative"):
+        StockChange(sku="S", reason=MovementReason.ADJUSTMENT, idempotency_key="k", quantity=-1)
+
+
+# -- observed levels ----------------------------------------------------------------------------
+
+
+async def test_an_observed_level_equal_to_what_the_channel_shows_is_an_echo(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+    before = await state(nexus, "S")
+
+    outcome = await level(nexus, "a", "S", 10)
+
+    assert outcome.echoes == 1
+    assert outcome.changes == []
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+
+
+async def test_the_level_webhook_of_our_own_push_is_an_echo_even_after_a_sale(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+    await nexus.product("S").adjust(-2, reason="sale", reference="shop order")
+    assert (await PushWorker(nexus, "a").run_once()).ok == 1  # type: ignore[union-attr]
+    await sale(nexus, "a", "S", 1, order="77")  # the channel now shows 7; we pushed 8
+    before = await state(nexus, "S")
+    assert (before.listing("a").pushed_qty, before.listing("a").remote_qty) == (8, 7)
+
+    outcome = await level(nexus, "a", "S", 8)  # the late inventory webhook of our push
+
+    assert outcome.echoes == 1
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+
+
+@pytest.mark.parametrize("order_first", [False, True], ids=["level-then-order", "order-then-level"])
+# (the level webhook saw exactly the order, less than the order, or more than the order)
+@pytest.mark.parametrize(("observed_drop", "sold"), [(3, 3), (3, 5), (3, 1)])
+async def test_drift_and_the_order_that_explains_it_count_the_sale_once(
+    make_nexus: MakeNexus, order_first: bool, observed_drop: int, sold: int
+) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+
+    if order_first:
+        await sale(nexus, "a", "S", sold, order="500")
+        # The level webhook that follows reports what the channel shows after the order: an echo.
+        echo = await level(nexus, "a", "S", 10 - sold, key="lvl")
+        assert echo.echoes == 1
+    else:
+        # The level webhook arrives first: an unexplained drop, booked as drift.
+        first = await level(nexus, "a", "S", 10 - observed_drop, key="lvl")
+        assert [c.delta for c in first.changes] == [-observed_drop]
+        mid = await state(nexus, "S")
+        assert mid.listing("a").drift_qty == -observed_drop
+        assert mid.movements[-1].reason == MovementReason.CHANNEL_ADJUSTMENT
+        await sale(nexus, "a", "S", sold, order="500")
+
+    after = await state(nexus, "S")
+    assert after.on_hand == 10 - (sold if order_first else max(sold, observed_drop))
+    assert after.ledger_sum == after.on_hand
+    a = after.listing("a")
+    if sold >= observed_drop or order_first:
+        # Everything the channel lost is explained by the order: the ledger nets to the sale.
+        assert sum(delta for _, delta in changes_since_start(after.movements)) == -sold
+        assert a.drift_qty == 0
+    else:
+        # The order explains only part of the drop; the rest stays booked as drift.
+        assert a.drift_qty == -(observed_drop - sold)
+    assert [d for r, d in changes_since_start(after.movements) if r == "sale"] == [-sold]
+    assert a.remote_qty == a.desired_qty == after.on_hand
+    assert a.dirty_since is None
+    assert after.listing("b").desired_qty == after.on_hand
+
+
+async def test_a_second_delivery_of_the_same_order_does_not_absorb_drift_twice(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    await level(nexus, "a", "S", 6, key="lvl")  # 4 units gone, no order yet
+    await sale(nexus, "a", "S", 2, order="1")
+    await sale(nexus, "a", "S", 2, order="1")  # redelivered
+    after = await state(nexus, "S")
+    assert after.on_hand == 6
+    assert after.listing("a").drift_qty == -2
+    await sale(nexus, "a", "S", 2, order="2")  # the rest of the drop
+    after = await state(nexus, "S")
+    assert (after.on_hand, after.listing("a").drift_qty) == (6, 0)
+    assert sum(delta for _, delta in changes_since_start(after.movements)) == -4
+
+
+async def test_an_observed_increase_is_booked_as_a_channel_adjustment(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+    await level(nexus, "a", "S", 13)  # a merchant edited the level in the channel's admin
+    after = await state(nexus, "S")
+    assert after.on_hand == 13
+    assert changes_since_start(after.movements) == [("channel_adjustment", 3)]
+    assert after.listing("a").drift_qty == 0
+    assert after.listing("a").dirty_since is None
+    assert after.listing("b").dirty_since is not None
+
+
+async def test_a_level_for_a_listing_never_read_is_learned_without_booking(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": None})
+    await level(nexus, "a", "S", 4)
+    after = await state(nexus, "S")
+    assert after.on_hand == 10
+    assert changes_since_start(after.movements) == []
+    assert after.listing("a").remote_qty == 4
+    assert after.listing("a").dirty_since is not None  # ...and ours is pushed
+
+
+async def test_stale_observations_are_ignored(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10, "b": 10})
+    await level(nexus, "a", "S", 8, at=T0)
+    before = await state(nexus, "S")
+    assert before.on_hand == 8
+    assert before.listing("a").remote_updated_at == T0
+
+    older = await level(nexus, "a", "S", 9, at=T0 - timedelta(seconds=5))
+    same_second = await level(nexus, "a", "S", 3, at=T0)
+
+    assert (older.stale, same_second.stale) == (1, 1)
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+    newer = await level(nexus, "a", "S", 7, at=T0 + timedelta(seconds=1))
+    assert [c.delta for c in newer.changes] == [-1]
+    assert (await state(nexus, "S")).listing("a").remote_updated_at == T0 + timedelta(seconds=1)
+
+
+async def test_an_observation_older_than_our_acknowledged_push_is_ignored(make_nexus: MakeNexus) -> None:
+    nexus, drivers = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    await nexus.product("S").update_inventory(quantity=6)
+    drivers["a"].stamp = T0
+    await PushWorker(nexus, "a").run_once()
+    before = await state(nexus, "S")
+    assert (before.listing("a").remote_qty, before.listing("a").remote_updated_at) == (6, T0)
+
+    outcome = await level(nexus, "a", "S", 10, at=T0 - timedelta(seconds=1))  # the level before our push
+
+    assert outcome.stale == 1
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+
+
+# -- leases and in-flight pushes ------------------------------------------------------------------
+
+
+async def test_a_level_for_a_leased_listing_is_refused_whole_and_retried_later(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    await nexus.product("S").adjust(-1)
+    claimed = await PushWorker(nexus, "a").claim(10)
+    assert [c.sku for c in claimed] == ["S"]
+    before = await state(nexus, "S")
+
+    with pytest.raises(ListingBusy):
+        await inbound(
+            nexus, "a", [SaleEvent(ref("a", "S"), 1, "9", "1"), ObservedLevel(ref("a", "S"), 4)], "d"
+        )
+
+    # The whole delivery rolled back, the sale in it too: a retry of the delivery is exact.
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+    async with nexus.db.transaction() as session:  # the lease expires (the worker died)
+        await session.execute(
+            update(ChannelMapping).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    outcome = await level(nexus, "a", "S", 4)
+    assert [c.delta for c in outcome.changes] == [-6]
+
+
+async def test_a_sale_during_an_in_flight_push_is_added_to_the_acknowledged_quantity(
+    make_nexus: MakeNexus,
+) -> None:
+    nexus, drivers = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    await nexus.product("S").update_inventory(quantity=12)
+    driver = drivers["a"]
+    driver.gate = asyncio.Event()
+
+    push = asyncio.create_task(PushWorker(nexus, "a").run_once())
+    await driver.entered.wait()
+    assert [u.quantity for u in driver.pushes[0]] == [12]
+    # The channel applied our 12, then sold one: it shows 11, and says so in the order webhook.
+    await sale(nexus, "a", "S", 1, order="during-push")
+    mid = await state(nexus, "S")
+    assert mid.listing("a").inflight_delta == -1
+    driver.gate.set()
+    outcome = await push
+
+    assert outcome is not None and outcome.ok == 1
+    after = await state(nexus, "S")
+    a = after.listing("a")
+    assert after.on_hand == 11
+    assert (a.pushed_qty, a.remote_qty, a.desired_qty) == (12, 11, 11)
+    assert a.inflight_delta == 0
+    assert a.dirty_since is None  # in sync: no extra push
+    assert await PushWorker(nexus, "a").run_once() is None
+
+
+# -- priority ---------------------------------------------------------------------------------------
+
+
+async def test_going_into_low_stock_is_pushed_with_immediate_priority(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)  # low_stock_threshold defaults to 5
+    await seed(nexus, "LOW", 20, {"a": 20, "b": 20})
+    await seed(nexus, "MANY", 20, {"a": 20, "b": 20})
+
+    await nexus.product("MANY").adjust(-5)
+    await nexus.product("LOW").adjust(-5)
+    assert {listing.priority for listing in (await state(nexus, "LOW")).listings.values()} == {
+        Priority.NORMAL
+    }
+    await nexus.product("LOW").adjust(-10)  # 5 left: low stock
+
+    low = await state(nexus, "LOW")
+    assert {listing.priority for listing in low.listings.values()} == {Priority.IMMEDIATE}
+    assert {listing.priority for listing in (await state(nexus, "MANY")).listings.values()} == {
+        Priority.NORMAL
+    }
+    # The low-stock listings are claimed first although they became dirty later.
+    claimed = await PushWorker(nexus, "a").claim(1)
+    assert [c.sku for c in claimed] == ["LOW"]
+
+
+async def test_a_dirty_listing_never_loses_urgency_until_pushed(make_nexus: MakeNexus) -> None:
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 20, {"a": 20})
+    await nexus.product("S").update_inventory(quantity=0)
+    await nexus.product("S").update_inventory(quantity=30)
+    assert (await state(nexus, "S")).listing("a").priority == Priority.IMMEDIATE
+    await PushWorker(nexus, "a").run_once()
+    await nexus.product("S").update_inventory(quantity=25)
+    assert (await state(nexus, "S")).listing("a").priority == Priority.NORMAL

@@ -1,0 +1,78 @@
+"""The FastAPI application: routes, health, base path, shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from webhook_testkit import build_hub, channels, delivery, sale
+
+from nexus.sandbox.server import serve_app
+from nexus.web import create_app
+
+
+async def test_healthz_over_http(make_nexus: Callable[..., Any]) -> None:
+    nexus = await make_nexus()
+    async with (
+        serve_app(create_app(nexus)) as server,
+        httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client,
+    ):
+        response = await client.get("/nexus/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_reports_a_broken_database(
+    make_nexus: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nexus = await make_nexus()
+
+    @contextlib.asynccontextmanager
+    async def broken() -> AsyncIterator[Any]:
+        raise OSError("disk on fire")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(nexus.db, "read", broken)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(nexus)), base_url="http://t"
+    ) as client:
+        response = await client.get("/nexus/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "OSError: disk on fire"}
+
+
+async def test_webhook_route_follows_the_configured_base_path(make_nexus: Callable[..., Any]) -> None:
+    hub = await build_hub(make_nexus, channels=channels(), webhook_base_path="/hooks/in/")
+    d = delivery(sale(remote_id="none"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hub.app), base_url="http://t") as client:
+        moved = await client.post("/hooks/in/hooks", content=d.body, headers=d.headers)
+        default = await client.post("/nexus/webhooks/hooks", content=d.body, headers=d.headers)
+        health = await client.get("/nexus/healthz")
+    await hub.processor.drain()
+    assert (moved.status_code, default.status_code, health.status_code) == (200, 404, 200)
+
+
+async def test_openapi_lists_the_routes(make_nexus: Callable[..., Any]) -> None:
+    app = create_app(await make_nexus())
+    paths = app.openapi()["paths"]
+    assert "post" in paths["/nexus/webhooks/{channel}"]
+    assert "get" in paths["/nexus/healthz"]
+
+
+async def test_shutdown_lets_scheduled_processing_finish(make_nexus: Callable[..., Any]) -> None:
+    hub = await build_hub(make_nexus)
+    await hub.seed()
+    d = delivery(sale(quantity=4), delivery_id="D1")
+    async with (
+        serve_app(hub.app) as server,
+        httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client,
+    ):
+        response = await client.post(hub.path, content=d.body, headers=d.headers)
+    # No drain here: the app's lifespan waited for the task on its way down.
+    assert response.status_code == 200
+    [row] = await hub.logs()
+    assert row.status == "processed"
+    assert (await hub.item()).on_hand == 6

@@ -1,0 +1,209 @@
+"""Processing stored deliveries: deferral behind a push in flight, crash recovery, retries, the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
+
+from nexus.events import InventoryUpdated, WebhookReceived
+from nexus.storage.models import utcnow
+from nexus.webhooks.processor import Attempt, WebhookProcessor
+from nexus.webhooks.receiver import WebhookReceiver
+
+
+async def store(hub: Hub, payload: dict[str, Any], **kwargs: Any) -> int:
+    """Ingest without scheduling processing: what a crash right after the 200 leaves behind."""
+    d = delivery(payload, **kwargs)
+    receipt = await WebhookReceiver(hub.nexus).receive(CHANNEL, d.headers, d.body)
+    assert receipt.stored and receipt.log_id is not None
+    return receipt.log_id
+
+
+async def wait_until_due(hub: Hub) -> None:
+    """Sleep until every deferred row is due (not an assertion about timing)."""
+    for row in await hub.logs():
+        if row.next_attempt_at is not None:
+            await asyncio.sleep(max(0.0, (row.next_attempt_at - utcnow()).total_seconds()) + 0.01)
+
+
+async def test_observed_level_for_a_leased_listing_is_deferred_then_applied(
+    hub: Hub, http: httpx.AsyncClient
+) -> None:
+    await hub.seed()
+    await hub.lease(CHANNEL, "worker-1", utcnow() + timedelta(seconds=60))
+
+    response = await http.post(
+        hub.path, content=(d := delivery(level(quantity=7), delivery_id="D1")).body, headers=d.headers
+    )
+    await hub.processor.drain()
+
+    assert response.status_code == 200  # stored, whatever processing later decides
+    [row] = await hub.logs()
+    assert row.status == "received"
+    assert row.attempts == 1
+    assert row.next_attempt_at is not None
+    assert "push in flight" in (row.error or "")
+    assert (await hub.item()).on_hand == 10
+
+    # Still leased: deferred again, nothing applied.
+    await wait_until_due(hub)
+    assert await hub.processor.process_pending() == 0
+    assert (await hub.item()).on_hand == 10
+
+    await hub.lease(CHANNEL, None, None)
+    await wait_until_due(hub)
+    assert await hub.processor.process_pending() == 1
+
+    [row] = await hub.logs()
+    assert row.status == "processed" and row.error is None and row.attempts == 3
+    assert (await hub.item()).on_hand == 7  # the channel shows 7 where Nexus believed 10
+    assert (await hub.listing(CHANNEL)).remote_qty == 7
+    assert (await hub.listing(OTHER)).dirty_since is not None
+
+
+async def test_crash_recovery_a_stored_row_is_processed_by_process_pending(
+    make_nexus: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    settings = make_settings(channels=channels())
+    before = await build_hub(make_nexus, settings)
+    await before.seed()
+    log_id = await store(before, sale(quantity=3), delivery_id="D1")
+    await before.nexus.aclose()  # the process dies after answering 200, before processing
+
+    after = await build_hub(make_nexus, settings)  # a restart on the same database
+    updated: list[InventoryUpdated] = []
+    after.nexus.events.listen(InventoryUpdated, updated.append)
+    assert await WebhookProcessor(after.nexus).process_pending() == 1
+    assert await WebhookProcessor(after.nexus).process_pending() == 0
+
+    [row] = await after.logs()
+    assert (row.id, row.status) == (log_id, "processed")
+    assert (await after.item()).on_hand == 7
+    assert [e.delta for e in updated] == [-3]
+
+
+async def test_processing_is_idempotent_per_row(hub: Hub) -> None:
+    await hub.seed()
+    log_id = await store(hub, level(quantity=4), delivery_id="D1")
+    processor = WebhookProcessor(hub.nexus)
+
+    assert await processor.process(log_id) is Attempt.PROCESSED
+    assert await processor.process(log_id) is Attempt.SKIPPED
+    assert await processor.process_pending() == 0
+    assert (await hub.item()).on_hand == 4
+
+
+async def test_concurrent_attempts_on_one_row_apply_it_once(hub: Hub) -> None:
+    await hub.seed()
+    log_id = await store(hub, level(quantity=4), delivery_id="D1")
+    attempts = await asyncio.gather(*(WebhookProcessor(hub.nexus).process(log_id) for _ in range(5)))
+    assert sorted(a.value for a in attempts) == ["processed"] + ["skipped"] * 4
+    assert (await hub.item()).on_hand == 4
+
+
+async def test_a_body_the_driver_refuses_at_processing_fails_at_once(hub: Hub) -> None:
+    await hub.seed()
+    log_id = await store(hub, sale(quantity=1))
+    hub.driver().refuse_on_processing = True
+
+    assert await WebhookProcessor(hub.nexus).process(log_id) is Attempt.FAILED
+    [row] = await hub.logs()
+    assert row.status == "failed" and "refused on processing" in (row.error or "")
+    assert (await hub.item()).on_hand == 10
+
+
+async def test_an_error_is_retried_then_fails_after_max_attempts(make_nexus: Callable[..., Any]) -> None:
+    hub = await build_hub(make_nexus, channels=channels(), worker={"backoff_base": 0.0, "max_attempts": 2})
+    await hub.seed()
+    log_id = await store(hub, sale(quantity=1))
+    hub.driver().crash_on_processing = True
+    processor = WebhookProcessor(hub.nexus)
+
+    assert await processor.process(log_id) is Attempt.RETRY
+    [row] = await hub.logs()
+    assert (row.status, row.attempts) == ("received", 1)
+    assert "driver bug while processing" in (row.error or "")
+
+    assert await processor.process_pending() == 1
+    [row] = await hub.logs()
+    assert (row.status, row.attempts) == ("failed", 2)
+
+
+async def test_an_error_then_success(hub: Hub) -> None:
+    await hub.seed()
+    log_id = await store(hub, sale(quantity=1))
+    processor = WebhookProcessor(hub.nexus)
+    hub.driver().crash_on_processing = True
+    assert await processor.process(log_id) is Attempt.RETRY
+    hub.driver().crash_on_processing = False
+    assert await processor.process_pending() == 1
+    [row] = await hub.logs()
+    assert (row.status, row.attempts, row.error) == ("processed", 2, None)
+    assert (await hub.item()).on_hand == 9
+
+
+async def test_unmatched_events_are_noted_on_the_processed_row(hub: Hub) -> None:
+    await hub.seed()
+    log_id = await store(hub, sale(remote_id="NOPE"))
+    assert await WebhookProcessor(hub.nexus).process(log_id) is Attempt.PROCESSED
+    [row] = await hub.logs()
+    assert row.status == "processed"
+    assert "remote_id=NOPE" in (row.error or "")
+    assert (await hub.item()).on_hand == 10
+
+
+async def test_run_loop_picks_up_stored_and_deferred_rows(hub: Hub) -> None:
+    await hub.seed()
+    await hub.lease(CHANNEL, "worker-1", utcnow() + timedelta(seconds=60))
+    deferred = await store(hub, level(quantity=6), delivery_id="D1")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(WebhookProcessor(hub.nexus).run(stop))
+    try:
+        await _until(hub, lambda rows: rows[0].attempts >= 1)
+        await hub.lease(CHANNEL, None, None)
+        await _until(hub, lambda rows: rows[0].status == "processed")
+        await store(hub, level(quantity=5), delivery_id="D2")
+        await _until(hub, lambda rows: all(r.status == "processed" for r in rows))
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, timeout=10)
+    rows = await hub.logs()
+    assert rows[0].id == deferred
+    assert (await hub.item()).on_hand == 5
+
+
+async def test_webhook_received_fires_once_per_stored_delivery_before_processing(
+    hub: Hub, asgi: httpx.AsyncClient
+) -> None:
+    await hub.seed()
+    seen: list[tuple[str, int]] = []
+
+    async def on_received(event: WebhookReceived) -> None:
+        seen.append(("received", (await hub.item()).on_hand))
+
+    hub.nexus.events.listen(WebhookReceived, on_received)
+    d = delivery(sale(quantity=2), delivery_id="D1")
+    for _ in range(3):
+        await asgi.post(hub.path, content=d.body, headers=d.headers)
+    await asgi.post(hub.path, content=d.body, headers={**d.headers, "X-Test-Signature": "AAAA"})
+    await hub.processor.drain()
+
+    assert seen == [("received", 10)]  # once, and before the stock moved
+    assert (await hub.item()).on_hand == 8
+
+
+async def _until(hub: Hub, condition: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await hub.logs()
+        if rows and condition(rows):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not reached; rows: {[(r.id, r.status, r.attempts) for r in rows]}")
+        await asyncio.sleep(0.02)
