@@ -28,6 +28,9 @@ from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping, Item, StockMovement, SyncJob, WebhookLog
 
 CHANNEL = "shopify-demo"
+# GraphQL Admin API restore rates per plan (shopify.dev, "GraphQL Admin API rate limits"); the
+# bucket holds 20 seconds of restore, as the Standard plan's documented 2000 / 100 does.
+PLANS = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "enterprise": 2000.0}
 TOPICS = ("orders/create", "inventory_levels/update")
 
 
@@ -40,6 +43,7 @@ class DemoOptions:
     port: int = 0
     database: Path = Path(".nexus/demo.db")
     seed: int = 7
+    plan: str = "plus"
     quiet: bool = False
 
 
@@ -73,7 +77,15 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
     _fresh_database(options.database)
 
     # Shopify retries a failed delivery after about a minute; the demo compresses that to seconds.
-    sandbox = ShopifySandbox(seed=options.seed, webhook_retry_base_seconds=0.5)
+    # Shopify delivers webhooks in parallel and in no guaranteed order; so does the sandbox here.
+    restore = PLANS[options.plan]
+    sandbox = ShopifySandbox(
+        seed=options.seed,
+        maximum_available=restore * 20,
+        restore_rate=restore,
+        webhook_retry_base_seconds=0.5,
+        webhook_concurrency=8,
+    )
     prefix = "SKU-"
     sandbox.seed_catalog(options.skus, quantity=10, prefix=prefix)
     for n in range(3):  # products the merchant never created in Nexus: reported as unmatched
@@ -105,13 +117,16 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                     ItemSpec(sku=sku, title=f"Demo product {sku}", barcode=ean13(i), on_hand=starting[sku])
                     for i, sku in enumerate(skus, start=1)
                 )
+                # Link first, with no worker running yet, so that the catalog batch is the one
+                # push of every listing (a worker would otherwise push what the import found
+                # dirty, and the batch would push it all again).
+                console.print(f"[bold]Shopify sandbox[/] on {shop.base_url}")
+                await _import(nexus, console, summary)
                 async with running(nexus, port=options.port) as service:
                     for topic in TOPICS:
                         sandbox.subscribe(topic, f"{service.base_url}{settings.webhook_base_path}/{CHANNEL}")
-                    console.print(
-                        f"[bold]Nexus[/] on {service.base_url}   [bold]Shopify sandbox[/] on {shop.base_url}"
-                    )
-                    await _import_and_sync(nexus, console, summary)
+                    console.print(f"[bold]Nexus[/] on {service.base_url}")
+                    await _catalog_sync(nexus, console, summary)
                     local_deltas, sold = await _simulate(nexus, sandbox, skus, options, rng, console, summary)
                     await _converge(nexus, sandbox, console, summary)
                     await _measure(nexus, sandbox, starting, local_deltas, sold, summary)
@@ -146,14 +161,21 @@ def _progress(console: Console) -> Progress:
     )
 
 
-async def _import_and_sync(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
-    report = await nexus.import_channel(CHANNEL)
+async def _import(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
+    with _progress(console) as progress:
+        task = progress.add_task("Importing products", total=summary.skus + 3)
+        report = await nexus.import_channel(
+            CHANNEL, on_page=lambda r: progress.update(task, completed=r.variants)
+        )
     summary.linked = report.linked
     summary.unmatched = len(report.unmatched)
     console.print(
         f"Imported {report.variants} variants from {CHANNEL}: {report.linked} linked, "
         f"{len(report.unmatched)} unmatched ({', '.join(sku or rid for rid, sku, _ in report.unmatched[:5])})"
     )
+
+
+async def _catalog_sync(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
     started = time.perf_counter()
     batch_id = await nexus.catalog().sync_all([CHANNEL])
     with _progress(console) as progress:

@@ -222,10 +222,18 @@ def demo(
         ".nexus/demo.db"
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    plan: Annotated[
+        str,
+        typer.Option(
+            help="Shopify plan of the sandbox store (its API limits): standard, advanced, plus, enterprise.",
+        ),
+    ] = "plus",
 ) -> None:
     """Sync a catalog to a Shopify sandbox store and let sales flow back (see the README)."""
-    from nexus.demo import DemoOptions, run_demo
+    from nexus.demo import PLANS, DemoOptions, run_demo
 
+    if plan not in PLANS:
+        raise typer.BadParameter(f"choose one of {', '.join(PLANS)}", param_hint="--plan")
     _configure_logging("warning")
     options = DemoOptions(
         skus=skus,
@@ -234,6 +242,7 @@ def demo(
         port=port,
         database=database,
         seed=seed,
+        plan=plan,
     )
     summary = _run(lambda: run_demo(options, console))
     if summary.out_of_sync or summary.ledger_mismatches:

@@ -134,6 +134,14 @@ class BoundLimiter:
     async def observe(
         self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
     ) -> None:
+        # The channel's own figures describe the account's real plan (a Shopify Plus store
+        # restores ten times faster than a Standard one): adopt them over the configured guess.
+        if capacity or refill_per_second:
+            self.limit = RateLimitConfig(
+                capacity=capacity or self.limit.capacity,
+                refill_per_second=refill_per_second or self.limit.refill_per_second,
+                cost_per_push=self.limit.cost_per_push,
+            )
         await self.bucket.observe(
             self.key, self.limit, available=available, capacity=capacity, refill_per_second=refill_per_second
         )

@@ -1,15 +1,18 @@
 """Processing stored webhook deliveries: always from the stored row, never from the request.
 
     processor = WebhookProcessor(nexus)
-    processor.schedule(receipt)          # the route: WebhookReceived, then one attempt, after the answer
+    processor.schedule(receipt)          # the route: WebhookReceived, then an attempt, after the answer,
+                                         # batched with whatever else arrived meanwhile
     await processor.process(log_id)      # one attempt at one delivery
+    await processor.process_many(ids)    # one attempt at each, in one transaction
     await processor.process_pending()    # every due "received" row: crash recovery, deferred deliveries
     await processor.run(stop)            # process_pending in a loop until `stop` is set
     await processor.drain()              # wait for the scheduled tasks (tests); aclose() bounds it
 
-One attempt runs in one transaction: lock the row (only while its status is "received"), run
-driver.parse_webhook on the stored body, apply_inbound through the one write path, mark the row
-"processed". Stock events fire after the commit (`nexus.after_changes`).
+Attempts run in one transaction per batch, one savepoint per delivery: lock the rows (only while
+their status is "received"), run driver.parse_webhook on the stored body, apply_inbound through
+the one write path, mark the row "processed". Stock events fire after the commit
+(`nexus.after_changes`).
 
     ListingBusy           a push to the listing is in flight: roll back, retry in 0.2 s (attempts + 1)
     WebhookPayloadError   the stored bytes will never parse: "failed" at once
@@ -19,7 +22,7 @@ Duplicates never reach this module twice: the receiver stores one row per delive
 id, and an attempt only works on a row it has locked while it is still "received" (PostgreSQL:
 FOR UPDATE SKIP LOCKED; SQLite: one writer at a time).
 
-`WebhookReceived` is dispatched once per stored delivery by the scheduled task, before its first
+`WebhookReceived` is dispatched once per stored delivery by the scheduled batch, before its first
 attempt. A delivery stored by a process that then crashed is processed by `process_pending`
 without that event (at most once, like every in-process event).
 """
@@ -30,11 +33,12 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.drivers.contract import WebhookRequest
@@ -67,44 +71,53 @@ class WebhookProcessor:
         self.nexus = nexus
         self.batch_size = batch_size
         self._tasks: set[asyncio.Task[None]] = set()
+        self._scheduled: list[Receipt] = []
+        self._batcher: asyncio.Task[None] | None = None
 
-    # -- the route's background task --------------------------------------------------------
+    # -- the route's background work --------------------------------------------------------
 
     def schedule(self, receipt: Receipt) -> asyncio.Task[None] | None:
-        """Process a just-stored delivery in a task of its own, so the answer never waits for it."""
+        """Process a just-stored delivery after the answer, batched with the others that arrive
+        meanwhile: one transaction for many deliveries keeps the single SQLite writer free for
+        the receiver's own commits, which the senders are waiting on."""
         if not receipt.stored or receipt.log_id is None:
             return None
-        task = asyncio.create_task(self._after_receipt(receipt), name=f"nexus-webhook-{receipt.log_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._scheduled.append(receipt)
+        if self._batcher is None or self._batcher.done():
+            self._batcher = asyncio.create_task(self._process_scheduled(), name="nexus-webhook-processor")
+            self._tasks.add(self._batcher)
+            self._batcher.add_done_callback(self._tasks.discard)
+        return self._batcher
 
-    async def _after_receipt(self, receipt: Receipt) -> None:
-        assert receipt.log_id is not None
-        meta = receipt.meta
-        await self.nexus.events.dispatch(
-            WebhookReceived(
-                channel=receipt.channel,
-                topic=meta.topic if meta else None,
-                delivery_id=meta.delivery_id if meta else None,
-                event_id=meta.event_id if meta else None,
-                webhook_log_id=receipt.log_id,
-            )
-        )
-        try:
-            await self.process(receipt.log_id)
-        except Exception:
-            # The row is still "received": process_pending picks it up.
-            log.exception("webhook processing failed", webhook_log_id=receipt.log_id)
+    async def _process_scheduled(self) -> None:
+        while self._scheduled:
+            batch = self._scheduled[: self.batch_size]
+            del self._scheduled[: len(batch)]
+            for receipt in batch:
+                meta = receipt.meta
+                await self.nexus.events.dispatch(
+                    WebhookReceived(
+                        channel=receipt.channel,
+                        topic=meta.topic if meta else None,
+                        delivery_id=meta.delivery_id if meta else None,
+                        event_id=meta.event_id if meta else None,
+                        webhook_log_id=receipt.log_id or 0,
+                    )
+                )
+            try:
+                await self.process_many([r.log_id for r in batch if r.log_id is not None])
+            except Exception:
+                # The rows are still "received": process_pending picks them up.
+                log.exception("webhook processing failed", webhook_log_ids=[r.log_id for r in batch])
 
     async def drain(self) -> None:
-        """Wait until every scheduled task has finished."""
+        """Wait until every scheduled delivery has been attempted."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """At shutdown: give scheduled tasks `timeout` seconds, then cancel them. A cancelled
-        attempt rolls back; its row stays "received" for the next process_pending."""
+        """At shutdown: give scheduled work `timeout` seconds, then cancel it. A cancelled
+        attempt rolls back; its rows stay "received" for the next process_pending."""
         tasks = list(self._tasks)
         if not tasks:
             return
@@ -113,54 +126,77 @@ class WebhookProcessor:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    # -- one attempt ------------------------------------------------------------------------
+    # -- attempts ---------------------------------------------------------------------------
 
     async def process(self, log_id: int) -> Attempt:
         """One attempt at one stored delivery."""
-        try:
-            attempt, outcome = await self._attempt(log_id)
-        except ListingBusy as busy:
-            return await self._defer(log_id, f"listing {busy} has a push in flight; deferred")
-        except Exception as exc:
-            log.warning("webhook attempt failed", webhook_log_id=log_id, error=f"{type(exc).__name__}: {exc}")
-            return await self._retry_or_fail(log_id, f"{type(exc).__name__}: {exc}")
-        if outcome is not None:
-            await self.nexus.after_changes(outcome.changes)
-        return attempt
+        return (await self.process_many([log_id]))[log_id]
 
-    async def _attempt(self, log_id: int) -> tuple[Attempt, InboundOutcome | None]:
+    async def process_many(self, log_ids: Sequence[int]) -> dict[int, Attempt]:
+        """One attempt at each delivery, all in one transaction, each in a savepoint of its own:
+        a delivery that is deferred or fails rolls back alone."""
+        attempts = dict.fromkeys(log_ids, Attempt.SKIPPED)
+        outcomes: list[InboundOutcome] = []
+        wake = False
         async with self.nexus.db.transaction() as session:
-            row = await self._lock(session, log_id)
-            if row is None:
-                return Attempt.SKIPPED, None
-            started = time.perf_counter()
-            driver = self.nexus.channel(row.channel).driver
-            request = WebhookRequest(
-                channel=row.channel,
-                headers=dict(row.headers or {}),
-                body=row.body,
-                received_at=row.received_at,
-            )
-            try:
-                events = driver.parse_webhook(request)
-            except WebhookError as exc:
-                # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
-                # bytes will never parse, so retrying cannot help.
-                self._finish(row, FAILED, started, f"payload refused: {exc}")
-                log.warning("stored webhook refused by the driver", webhook_log_id=log_id, error=str(exc))
-                return Attempt.FAILED, None
-            outcome = await apply_inbound(
-                session, row.channel, events, self.nexus.allocator, delivery_key=f"{row.channel}:{row.id}"
-            )
-            note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
-            self._finish(row, PROCESSED, started, note)
-            return Attempt.PROCESSED, outcome
+            for row in await self._lock(session, log_ids):
+                attempt, outcome = await self._attempt(session, row)
+                attempts[row.id] = attempt
+                if outcome is not None:
+                    outcomes.append(outcome)
+                wake = wake or attempt in (Attempt.DEFERRED, Attempt.RETRY)
+        for outcome in outcomes:
+            await self.nexus.after_changes(outcome.changes)
+        if wake:
+            self.nexus.wakeup(WAKEUP_KEY).set()
+        return attempts
 
-    async def _lock(self, session: AsyncSession, log_id: int) -> WebhookLog | None:
-        statement = select(WebhookLog).where(WebhookLog.id == log_id, WebhookLog.status == RECEIVED)
+    async def _attempt(self, session: AsyncSession, row: WebhookLog) -> tuple[Attempt, InboundOutcome | None]:
+        started = time.perf_counter()
+        try:
+            async with session.begin_nested():
+                driver = self.nexus.channel(row.channel).driver
+                request = WebhookRequest(
+                    channel=row.channel,
+                    headers=dict(row.headers or {}),
+                    body=row.body,
+                    received_at=row.received_at,
+                )
+                events = driver.parse_webhook(request)
+                outcome = await apply_inbound(
+                    session, row.channel, events, self.nexus.allocator, delivery_key=f"{row.channel}:{row.id}"
+                )
+        except WebhookError as exc:
+            # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
+            # bytes will never parse, so retrying cannot help.
+            await session.refresh(row)
+            self._finish(row, FAILED, started, f"payload refused: {exc}")
+            log.warning("stored webhook refused by the driver", webhook_log_id=row.id, error=str(exc))
+            return Attempt.FAILED, None
+        except ListingBusy as busy:
+            await session.refresh(row)
+            row.attempts += 1
+            row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
+            row.error = f"listing {busy} has a push in flight; deferred"
+            return Attempt.DEFERRED, None
+        except Exception as exc:
+            await session.refresh(row)
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("webhook attempt failed", webhook_log_id=row.id, error=error)
+            return self._retry_or_fail(row, error), None
+        note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
+        self._finish(row, PROCESSED, started, note)
+        return Attempt.PROCESSED, outcome
+
+    async def _lock(self, session: AsyncSession, log_ids: Sequence[int]) -> list[WebhookLog]:
+        statement = (
+            select(WebhookLog)
+            .where(WebhookLog.id.in_(log_ids), WebhookLog.status == RECEIVED)
+            .order_by(WebhookLog.id)
+        )
         if not self.nexus.db.is_sqlite:
             statement = statement.with_for_update(skip_locked=True)
-        return (await session.execute(statement)).scalar_one_or_none()
+        return list((await session.execute(statement)).scalars())
 
     @staticmethod
     def _finish(row: WebhookLog, status: str, started: float, error: str | None) -> None:
@@ -171,41 +207,16 @@ class WebhookProcessor:
         row.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         row.error = error[:ERROR_MAX_LENGTH] if error else None
 
-    async def _defer(self, log_id: int, reason: str) -> Attempt:
-        async with self.nexus.db.transaction() as session:
-            result = await session.execute(
-                update(WebhookLog)
-                .where(WebhookLog.id == log_id, WebhookLog.status == RECEIVED)
-                .values(
-                    attempts=WebhookLog.attempts + 1,
-                    next_attempt_at=utcnow() + timedelta(seconds=DEFER_SECONDS),
-                    error=reason,
-                )
-                .returning(WebhookLog.id)
-            )
-            deferred = result.scalar_one_or_none() is not None
-        if not deferred:
-            return Attempt.SKIPPED
-        self.nexus.wakeup(WAKEUP_KEY).set()
-        return Attempt.DEFERRED
-
-    async def _retry_or_fail(self, log_id: int, error: str) -> Attempt:
+    def _retry_or_fail(self, row: WebhookLog, error: str) -> Attempt:
         config = self.nexus.settings.worker
-        async with self.nexus.db.transaction() as session:
-            row = await self._lock(session, log_id)
-            if row is None:
-                return Attempt.SKIPPED
-            if row.attempts + 1 >= config.max_attempts:
-                self._finish(row, FAILED, time.perf_counter(), error)
-                log.error(
-                    "webhook delivery failed", webhook_log_id=log_id, attempts=row.attempts, error=error
-                )
-                return Attempt.FAILED
-            row.attempts += 1
-            row.error = error[:ERROR_MAX_LENGTH]
-            delay = backoff_delay(row.attempts, base=config.backoff_base, cap=config.backoff_max)
-            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        self.nexus.wakeup(WAKEUP_KEY).set()
+        if row.attempts + 1 >= config.max_attempts:
+            self._finish(row, FAILED, time.perf_counter(), error)
+            log.error("webhook delivery failed", webhook_log_id=row.id, attempts=row.attempts, error=error)
+            return Attempt.FAILED
+        row.attempts += 1
+        row.error = error[:ERROR_MAX_LENGTH]
+        delay = backoff_delay(row.attempts, base=config.backoff_base, cap=config.backoff_max)
+        row.next_attempt_at = utcnow() + timedelta(seconds=delay)
         return Attempt.RETRY
 
     # -- the pending loop -------------------------------------------------------------------
@@ -233,11 +244,10 @@ class WebhookProcessor:
                     )
                 ).scalars()
             )
-        finished = 0
-        for log_id in ids:
-            if await self.process(log_id) in (Attempt.PROCESSED, Attempt.FAILED):
-                finished += 1
-        return len(ids), finished
+        if not ids:
+            return 0, 0
+        attempts = await self.process_many(ids)
+        return len(ids), sum(1 for a in attempts.values() if a in (Attempt.PROCESSED, Attempt.FAILED))
 
     async def _next_due(self) -> datetime | None:
         async with self.nexus.db.read() as session:
