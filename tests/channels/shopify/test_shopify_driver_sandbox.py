@@ -159,9 +159,15 @@ async def test_negative_quantity_is_terminal(shop: Shop) -> None:
     assert shop.sandbox.available(sku(1)) == 10
 
 
+def spend_elsewhere(sandbox: ShopifySandbox) -> None:
+    """Another client of the same app and store (a worker without a shared bucket) empties the
+    store's bucket: a throttle that Nexus's own bucket cannot see coming."""
+    sandbox.bucket.try_take(sandbox.bucket.currently_available())
+
+
 @pytest.mark.parametrize("status", [200, 429])
 async def test_throttled_requests_wait_and_succeed(status: int) -> None:
-    # A bucket of 25 points refilling at 50/s: the third 10-point mutation in a row is THROTTLED.
+    # A bucket of 25 points refilling at 50/s, emptied by someone else before the last two pushes.
     sandbox = ShopifySandbox(
         access_token=TOKEN,
         webhook_secret=SECRET,
@@ -175,14 +181,34 @@ async def test_throttled_requests_wait_and_succeed(status: int) -> None:
         driver = shop.driver(location_id=sandbox.location_id)
         results = []
         for i in range(1, 5):
+            if i >= 3:
+                spend_elsewhere(sandbox)
             results += await driver.push_inventory(shop.updates([sku(i)], lambda n: 1, change_from=None))
     await sandbox.aclose()
 
     assert {r.status for r in results} == {PushStatus.OK}
-    assert sandbox.stats.throttled >= 1
+    assert sandbox.stats.throttled >= 2
     assert driver.client.throttled_responses == sandbox.stats.throttled
     assert sandbox.levels() == {sku(i): 1 for i in range(1, 5)}
     assert sandbox.stats.mutations == 4  # each throttled request ran exactly once in the end
+
+
+async def test_the_bucket_learns_the_stores_limits_and_paces_instead_of_being_throttled() -> None:
+    # The driver's default bucket (2000 points) is far larger than this store's (25 at 50/s):
+    # after the first answer it adopts the store's figures, so back-to-back pushes wait
+    # instead of being THROTTLED.
+    sandbox = ShopifySandbox(access_token=TOKEN, webhook_secret=SECRET, maximum_available=25, restore_rate=50)
+    sandbox.seed_catalog(6, quantity=10)
+    async with serve_app(sandbox.app) as server, httpx.AsyncClient(timeout=10) as http:
+        shop = Shop(sandbox, server, http)
+        driver = shop.driver(location_id=sandbox.location_id)
+        for i in range(1, 7):
+            [result] = await driver.push_inventory(shop.updates([sku(i)], lambda n: 1, change_from=None))
+            assert result.status is PushStatus.OK
+    await sandbox.aclose()
+
+    assert sandbox.stats.throttled == 0
+    assert sandbox.stats.mutations == 6
 
 
 async def test_throttling_beyond_the_retry_budget_becomes_retry_with_retry_after() -> None:
@@ -193,6 +219,7 @@ async def test_throttling_beyond_the_retry_budget_becomes_retry_with_retry_after
         shop = Shop(sandbox, server, http)
         driver = shop.driver(location_id=sandbox.location_id, max_throttle_retries=0)
         [first] = await driver.push_inventory(shop.updates([sku(1)], lambda n: 1, change_from=None))
+        spend_elsewhere(sandbox)
         [second] = await driver.push_inventory(shop.updates([sku(2)], lambda n: 1, change_from=None))
     await sandbox.aclose()
 

@@ -1,0 +1,54 @@
+"""The benchmarks still run: each main() with the smallest sizes. No timing is asserted here, ever
+(figures live in docs/benchmarks.md); only that a run completes and its bookkeeping adds up."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # On sys.path (not loaded from a file location) so a spawned server process can import it too.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module(name)
+
+
+def test_catalog_sync_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog_sync = load("catalog_sync", monkeypatch)
+
+    summary = catalog_sync.main(["--skus", "30", "--baseline-listings", "4", "--repeat", "1"])
+
+    assert summary["requests"] == summary["ideal_requests"] == 1
+    assert summary["throttled"] == 0
+    assert summary["out_of_sync"] == 0
+    assert summary["baseline_extrapolated"] is True
+    assert "ratio baseline_time / nexus_time" in capsys.readouterr().out
+
+
+def test_webhook_ingest_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    webhook_ingest = load("webhook_ingest", monkeypatch)
+
+    summary = webhook_ingest.main(
+        ["--deliveries", "12", "--clients", "3", "--warmup", "2", "--repeat", "1", "--tcp-nodelay"]
+    )
+
+    # main() checks that every delivery was answered "accepted" and stored exactly once.
+    assert {"nexus", "baseline", "ceiling"} <= summary.keys()
+    assert "ratio nexus / baseline throughput" in capsys.readouterr().out
+
+
+def test_webhook_ingest_httpx_client_with_processing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    webhook_ingest = load("webhook_ingest", monkeypatch)
+
+    summary = webhook_ingest.main(
+        ["--deliveries", "6", "--clients", "2", "--warmup", "0", "--repeat", "1"]
+        + ["--client", "httpx", "--variants", "nexus", "--processing"]
+    )
+
+    assert summary["client"] == "httpx" and summary["processing"] is True
+    assert "nexus" in summary and "baseline" not in summary
