@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,10 @@ from typer.testing import CliRunner
 
 from nexus.cli import main as cli
 from nexus.cli.main import app
+from nexus.domain.catalog import ItemSpec
+from nexus.engine import Nexus
+from nexus.sandbox.server import serve_app
+from nexus.sandbox.shopify import ShopifySandbox
 
 runner = CliRunner()
 
@@ -70,3 +78,61 @@ def test_migrate_then_status_shows_every_configured_channel(tmp_path: Path) -> N
 def test_sync_needs_a_selection(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sync", "--config", str(write_config(tmp_path, ""))])
     assert result.exit_code != 0
+
+
+@pytest.fixture
+def sandbox_store() -> Iterator[tuple[ShopifySandbox, str]]:
+    """A Shopify sandbox served over HTTP from its own thread and event loop, because every CLI
+    command runs (and closes) an event loop of its own."""
+    sandbox = ShopifySandbox()
+    sandbox.seed_catalog(30, quantity=10)
+    sandbox.add_product("Not in Nexus", [{"sku": "ORPHAN-1", "price": "5.00", "quantity": 2}])
+    ready: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        async with serve_app(sandbox.app) as server:
+            ready.put(server.base_url)
+            await asyncio.to_thread(stop.wait)
+        await sandbox.aclose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    yield sandbox, ready.get(timeout=10)
+    stop.set()
+    thread.join(timeout=10)
+
+
+def test_import_links_by_sku_then_sync_all_pushes_every_listing(
+    tmp_path: Path, sandbox_store: tuple[ShopifySandbox, str]
+) -> None:
+    sandbox, base_url = sandbox_store
+    config = write_config(
+        tmp_path,
+        f'[channels.shop]\ndriver = "shopify"\nbase_url = "{base_url}"\n'
+        f'credentials = {{ access_token = "{sandbox.access_token}", webhook_secret = "s" }}\n'
+        f'settings = {{ location_id = "{sandbox.location_id}", variants_per_product = 5 }}\n',
+    )
+    assert runner.invoke(app, ["migrate", "--config", str(config)]).exit_code == 0
+    stock = {f"SKU-{i:06d}": i for i in range(1, 31)}
+
+    async def create_items() -> None:
+        async with Nexus.from_config(config) as nexus:
+            await nexus.add_items(ItemSpec(sku, on_hand=quantity) for sku, quantity in stock.items())
+
+    asyncio.run(create_items())
+
+    imported = runner.invoke(app, ["import", "shop", "--config", str(config)])
+    assert imported.exit_code == 0, imported.output
+    assert "30 newly linked" in imported.output and "1 unmatched" in imported.output
+    assert "ORPHAN-1" in imported.output
+
+    synced = runner.invoke(app, ["sync", "--all", "--config", str(config)])
+    assert synced.exit_code == 0, synced.output
+    assert "30 pushed, 0 failed" in synced.output
+    assert sandbox.levels() == {**stock, "ORPHAN-1": 2}
+
+    status = runner.invoke(app, ["status", "--config", str(config)])
+    assert status.exit_code == 0
+    row = next(line for line in status.output.splitlines() if "shop" in line)
+    assert [cell.strip() for cell in row.split("│")[2:7]] == ["shopify", "30", "0", "0", "0"]
