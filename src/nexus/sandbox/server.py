@@ -22,7 +22,10 @@ class LoopbackServer:
 @contextlib.asynccontextmanager
 async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[LoopbackServer]:
     """Serve `app` until the block exits. Port 0 picks a free port, reported in `base_url`."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted connections of a socket
+    # whose protocol is TCP, and without it a kept-alive response's body waits ~40 ms for the
+    # client's delayed ACK (uvicorn writes headers and body separately).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]

@@ -1,0 +1,435 @@
+"""Full catalog sync against a Shopify sandbox with Shopify's real GraphQL limits.
+
+DESIGN target: "a full catalog sync takes no longer than 1.1 x the channels' own limits allow
+(request budget x items per request), with zero 429s / THROTTLED; a per-SKU, one-request-per-listing
+design is the baseline it must beat by orders of magnitude".
+
+One repetition:
+
+1. A ShopifySandbox (bucket 2000 points, restore 100/s, times --time-scale) seeded with N
+   single-variant products, served on loopback in this event loop (as `nexus demo` does).
+2. Nexus on SQLite in a temp dir: N items, then `import_channel` links the N listings. The import
+   is set-up, not measured: it runs with the sandbox's and Nexus's buckets lifted, and both
+   buckets start full for the measured part.
+3. Measured: `nexus.catalog().sync_all()` with the push worker running
+   (`nexus.runtime.running(web=False)`), until `BatchCompleted`. Requests, THROTTLED answers and
+   items applied come from `sandbox.stats`.
+4. Baseline, same run: a second sandbox with the same limits and catalog, and the Shopify driver
+   of a second Nexus (its own token bucket, same limits) pushing one request per listing, one
+   after the other (`driver.push_inventory([one_update])`), for the first --baseline-listings
+   listings with exactly the updates the worker sent. When that is fewer than N the time for N
+   is extrapolated, and labelled so: max(measured time + the remaining listings at the pace of
+   the subset's last half, the bucket's own minimum for N one-listing requests). That is a lower
+   bound for the baseline, so the ratio errs in the baseline's favour.
+
+Limit-allowed minimum (bucket starts full, mutation costs 10 points, 250 items per request):
+    time_min = max(0, (requests * 10 - 2000) / (100 * time_scale))
+When the bucket never empties (N <= 50,000 items at 250 per request) time_min is 0 and the bound
+is the server's and Nexus's own speed: the ratio is then reported as n/a and items/s is the figure.
+
+    .venv/bin/python benchmarks/catalog_sync.py                       # N = 5000, real limits
+    .venv/bin/python benchmarks/catalog_sync.py --skus 100000 --repeat 1     # the bucket empties
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from nexus.config import ChannelConfig, NexusSettings, RateLimitOverride, WorkerConfig
+from nexus.domain.catalog import ItemSpec
+from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
+from nexus.engine import Nexus
+from nexus.events import BatchCompleted
+from nexus.runtime import running
+from nexus.sandbox.server import LoopbackServer, serve_app
+from nexus.sandbox.shopify import ShopifySandbox, ean13
+from nexus.storage.models import ChannelMapping
+
+CHANNEL = "shopify-bench"
+BUCKET_POINTS = 2000.0  # Shopify's standard plan: 2000-point bucket ...
+RESTORE_PER_SECOND = 100.0  # ... refilled at 100 points/s
+MUTATION_COST = 10  # inventorySetQuantities
+ITEMS_PER_REQUEST = 250
+UNLIMITED = 1e12
+
+
+@dataclass
+class Run:
+    skus: int
+    time_scale: float
+    nexus_seconds: float
+    requests: int
+    throttled: int
+    items_applied: int
+    out_of_sync: int
+    baseline_listings: int
+    baseline_measured_seconds: float
+    baseline_requests: int
+    baseline_throttled: int
+    baseline_seconds: float  # for all `skus` listings (extrapolated when the subset is smaller)
+
+    @property
+    def extrapolated(self) -> bool:
+        return self.baseline_listings < self.skus
+
+    @property
+    def time_min(self) -> float:
+        return limit_minimum(self.requests, self.time_scale)
+
+    @property
+    def items_per_second(self) -> float:
+        return self.skus / self.nexus_seconds
+
+    @property
+    def ratio_to_minimum(self) -> float | None:
+        return self.nexus_seconds / self.time_min if self.time_min > 0 else None
+
+    @property
+    def speedup(self) -> float:
+        return self.baseline_seconds / self.nexus_seconds
+
+
+def limit_minimum(requests: int, time_scale: float) -> float:
+    """Seconds the channel's bucket forces on `requests` mutations, starting full."""
+    return max(0.0, (requests * MUTATION_COST - BUCKET_POINTS) / (RESTORE_PER_SECOND * time_scale))
+
+
+@contextlib.contextmanager
+def lifted(sandbox: ShopifySandbox) -> Iterator[None]:
+    """Set-up traffic (the import) does not wait for the bucket; afterwards it is full again."""
+    bucket = sandbox.bucket
+    rate = bucket.restore_rate
+    bucket.restore_rate = UNLIMITED
+    try:
+        yield
+    finally:
+        bucket.currently_available()  # refills to the maximum at the lifted rate
+        bucket.restore_rate = rate
+
+
+@contextlib.asynccontextmanager
+async def loopback(app: Any, *, nodelay: bool) -> AsyncIterator[LoopbackServer]:
+    """`serve_app`, as shipped; with `nodelay`, TCP_NODELAY on the listener (accepted sockets inherit it).
+
+    serve_app's socket is created with proto 0, so asyncio does not set TCP_NODELAY on the accepted
+    connections: uvicorn writes the headers and the body of a response separately and, on a
+    keep-alive connection, the body waits ~40 ms for the client's delayed ACK (Nagle).
+    """
+    async with serve_app(app) as server:
+        if nodelay:
+            for listener in server.server.servers:
+                for sock in listener.sockets:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield server
+
+
+def make_sandbox(skus: int, time_scale: float) -> ShopifySandbox:
+    sandbox = ShopifySandbox(
+        seed=1, maximum_available=BUCKET_POINTS, restore_rate=RESTORE_PER_SECOND, time_scale=time_scale
+    )
+    sandbox.seed_catalog(skus, quantity=10)
+    return sandbox
+
+
+def settings_for(
+    database: Path, base_url: str, sandbox: ShopifySandbox, *, capacity: float, refill: float
+) -> NexusSettings:
+    return NexusSettings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        channels={
+            CHANNEL: ChannelConfig(
+                driver="shopify",
+                base_url=base_url,
+                credentials={"access_token": sandbox.access_token, "webhook_secret": sandbox.webhook_secret},
+                settings={"location_id": str(sandbox.location_id), "variants_per_product": 1},
+                rate_limit=RateLimitOverride(capacity=capacity, refill_per_second=refill),
+            )
+        },
+        worker=WorkerConfig(lease_seconds=120),
+    )
+
+
+async def prepare(database: Path, base_url: str, sandbox: ShopifySandbox, skus: int) -> None:
+    """Items and an import, with every bucket lifted."""
+    rng = random.Random(7)
+    settings = settings_for(database, base_url, sandbox, capacity=UNLIMITED, refill=UNLIMITED)
+    with lifted(sandbox):
+        async with Nexus(settings, source="benchmark set-up") as nexus:
+            await nexus.migrate()
+            await nexus.add_items(
+                # The sandbox shows 10 of everything; Nexus wants 0..40, so nearly every push changes it.
+                ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=rng.randint(0, 40))
+                for i in range(1, skus + 1)
+            )
+            report = await nexus.import_channel(CHANNEL)
+            if report.linked != skus:
+                raise RuntimeError(f"import linked {report.linked} of {skus} listings")
+
+
+async def planned_updates(database: Path, limit: int, settings: NexusSettings) -> list[NexusInventoryUpdate]:
+    """The updates the worker will send for the first `limit` listings (captured before it runs)."""
+    async with Nexus(settings) as nexus, nexus.db.read() as session:
+        rows = (
+            await session.execute(select(ChannelMapping).order_by(ChannelMapping.id).limit(limit))
+        ).scalars()
+        return [
+            NexusInventoryUpdate(
+                listing_id=row.id,
+                sku=row.sku,
+                remote_id=row.remote_id,
+                quantity=row.desired_qty,
+                change_from=row.remote_qty,
+                inventory_id=row.remote_inventory_id,
+                channel_meta=dict(row.channel_meta or {}),
+            )
+            for row in rows
+        ]
+
+
+async def measure_nexus(settings: NexusSettings, sandbox: ShopifySandbox) -> tuple[float, int]:
+    """Seconds from sync_all() to BatchCompleted, and listings whose store level is not the desired one."""
+    async with Nexus(settings) as nexus:
+        done = asyncio.Event()
+        nexus.events.listen(BatchCompleted, lambda _event: done.set())
+        async with running(nexus, web=False):
+            started = time.perf_counter()
+            batch_id = await nexus.catalog().sync_all([CHANNEL])
+            await done.wait()
+            elapsed = time.perf_counter() - started
+        status = await nexus.batch(batch_id).status()
+        if status.failed or status.processed != status.total:
+            raise RuntimeError(f"catalog batch did not complete cleanly: {status}")
+        async with nexus.db.read() as session:
+            rows = await session.execute(select(ChannelMapping.sku, ChannelMapping.desired_qty))
+            desired = dict(rows.all())
+    levels = sandbox.levels()
+    return elapsed, sum(1 for sku, qty in desired.items() if levels.get(sku) != qty)
+
+
+async def measure_baseline(
+    updates: list[NexusInventoryUpdate], time_scale: float, skus: int, workdir: Path, nodelay: bool
+) -> tuple[float, float, int, int]:
+    """One request per listing, in a loop.
+
+    Returns (measured seconds, seconds for `skus` listings, requests, THROTTLED answers)."""
+    sandbox = make_sandbox(len(updates), time_scale)
+    try:
+        async with loopback(sandbox.app, nodelay=nodelay) as shop:
+            refill = RESTORE_PER_SECOND * time_scale
+            settings = settings_for(
+                workdir / "baseline.db", shop.base_url, sandbox, capacity=BUCKET_POINTS, refill=refill
+            )
+            async with Nexus(settings) as nexus:
+                driver = nexus.channel(CHANNEL).driver
+                # The same listings on the second store, found by SKU.
+                mapped = []
+                for update in updates:
+                    variant_id, item_id = sandbox.variant_ids(update.sku)
+                    mapped.append(
+                        NexusInventoryUpdate(
+                            listing_id=update.listing_id,
+                            sku=update.sku,
+                            remote_id=str(variant_id),
+                            quantity=update.quantity,
+                            change_from=update.change_from,
+                            inventory_id=str(item_id),
+                        )
+                    )
+                finished: list[float] = []
+                started = time.perf_counter()
+                for update in mapped:
+                    [result] = await driver.push_inventory([update])
+                    if result.status is not PushStatus.OK:
+                        raise RuntimeError(f"baseline push failed: {result}")
+                    finished.append(time.perf_counter() - started)
+    finally:
+        await sandbox.aclose()
+    measured = finished[-1]
+    total = measured
+    remaining = skus - len(updates)
+    if remaining > 0:
+        # The rest at the pace of the subset's last half, and never faster than the bucket allows.
+        half = len(finished) // 2
+        tail_seconds = finished[-1] - finished[half - 1] if half else measured
+        per_listing = tail_seconds / (len(finished) - half) if half else measured / len(finished)
+        total = max(measured + remaining * per_listing, limit_minimum(skus, time_scale))
+    return measured, total, sandbox.stats.requests, sandbox.stats.throttled
+
+
+async def run_once(skus: int, time_scale: float, baseline_listings: int, nodelay: bool = False) -> Run:
+    baseline_listings = max(1, min(baseline_listings, skus))
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
+        workdir = Path(tmp)
+        database = workdir / "nexus.db"
+        sandbox = make_sandbox(skus, time_scale)
+        try:
+            async with loopback(sandbox.app, nodelay=nodelay) as shop:
+                await prepare(database, shop.base_url, sandbox, skus)
+                real = settings_for(
+                    database,
+                    shop.base_url,
+                    sandbox,
+                    capacity=BUCKET_POINTS,
+                    refill=RESTORE_PER_SECOND * time_scale,
+                )
+                updates = await planned_updates(database, baseline_listings, real)
+                before = (sandbox.stats.requests, sandbox.stats.throttled, sandbox.stats.quantities_set)
+                elapsed, out_of_sync = await measure_nexus(real, sandbox)
+                stats = sandbox.stats
+                requests = stats.requests - before[0]
+                throttled = stats.throttled - before[1]
+                applied = stats.quantities_set - before[2]
+        finally:
+            await sandbox.aclose()
+        measured, baseline_total, base_requests, base_throttled = await measure_baseline(
+            updates, time_scale, skus, workdir, nodelay
+        )
+    return Run(
+        skus=skus,
+        time_scale=time_scale,
+        nexus_seconds=elapsed,
+        requests=requests,
+        throttled=throttled,
+        items_applied=applied,
+        out_of_sync=out_of_sync,
+        baseline_listings=baseline_listings,
+        baseline_measured_seconds=measured,
+        baseline_requests=base_requests,
+        baseline_throttled=base_throttled,
+        baseline_seconds=baseline_total,
+    )
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "n/a (the bucket never empties: time_min = 0)"
+
+
+def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
+    first = runs[0]
+    median = statistics.median
+    nexus_s = median(r.nexus_seconds for r in runs)
+    baseline_s = median(r.baseline_seconds for r in runs)
+    ideal_requests = math.ceil(first.skus / ITEMS_PER_REQUEST)
+    time_min = limit_minimum(first.requests, first.time_scale)
+    summary: dict[str, Any] = {
+        "skus": first.skus,
+        "time_scale": first.time_scale,
+        "repeat": len(runs),
+        "tcp_nodelay": nodelay,
+        "nexus_seconds": nexus_s,
+        "items_per_second": first.skus / nexus_s,
+        "requests": first.requests,
+        "ideal_requests": ideal_requests,
+        "throttled": sum(r.throttled for r in runs),
+        "out_of_sync": sum(r.out_of_sync for r in runs),
+        "time_min": time_min,
+        # Once the bucket is empty the channel allows restore/cost requests/s of 250 items each.
+        "budget_items_per_second": ITEMS_PER_REQUEST * RESTORE_PER_SECOND * first.time_scale / MUTATION_COST,
+        "ratio_to_minimum": nexus_s / time_min if time_min > 0 else None,
+        "baseline_listings": first.baseline_listings,
+        "baseline_extrapolated": first.extrapolated,
+        "baseline_measured_seconds": median(r.baseline_measured_seconds for r in runs),
+        "baseline_seconds": baseline_s,
+        "baseline_throttled": sum(r.baseline_throttled for r in runs),
+        "baseline_time_min": limit_minimum(first.skus, first.time_scale),
+        "speedup": baseline_s / nexus_s,
+    }
+    print(
+        f"catalog sync: {first.skus} SKUs, Shopify sandbox bucket {BUCKET_POINTS:.0f} points, "
+        f"restore {RESTORE_PER_SECOND:.0f}/s x time_scale {first.time_scale:g} "
+        f"= {RESTORE_PER_SECOND * first.time_scale:g}/s; loopback server: "
+        + ("serve_app + TCP_NODELAY workaround" if nodelay else "serve_app as shipped")
+    )
+    for n, run in enumerate(runs, start=1):
+        print(
+            f"  run {n}: nexus {run.nexus_seconds:.3f} s ({run.items_per_second:,.0f} items/s, "
+            f"{run.requests} requests, {run.throttled} THROTTLED, {run.items_applied} items applied, "
+            f"{run.out_of_sync} out of sync) | baseline {run.baseline_listings} listings "
+            f"{run.baseline_measured_seconds:.3f} s, {run.baseline_throttled} THROTTLED"
+            + (f", {run.baseline_seconds:.1f} s extrapolated to {run.skus}" if run.extrapolated else "")
+            + f" | ratio {run.speedup:.1f}x"
+        )
+    print(f"median of {len(runs)}:")
+    print(
+        f"  nexus:     {nexus_s:.3f} s, {summary['items_per_second']:,.0f} items/s, "
+        f"{first.requests} requests (ideal {ideal_requests}), THROTTLED {summary['throttled']}, "
+        f"out of sync {summary['out_of_sync']}"
+    )
+    budget = summary["budget_items_per_second"]
+    print(
+        f"  the bucket's steady rate allows {budget:,.0f} items/s; nexus pushed at "
+        f"{summary['items_per_second'] / budget:.0%} of it"
+    )
+    print(
+        f"  limit-allowed minimum: {time_min:.3f} s -> measured/minimum = "
+        f"{_fmt_ratio(summary['ratio_to_minimum'])} (target <= 1.1)"
+    )
+    label = f"extrapolated from the first {first.baseline_listings}" if first.extrapolated else "measured"
+    print(
+        f"  baseline (one request per listing): {baseline_s:.2f} s for {first.skus} listings ({label}; "
+        f"its own limit-allowed minimum {summary['baseline_time_min']:.2f} s), "
+        f"THROTTLED {summary['baseline_throttled']}"
+    )
+    print(f"  ratio baseline_time / nexus_time = {summary['speedup']:.1f}x")
+    return summary
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skus", type=int, default=5000, help="catalog size N (default 5000)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="the sandbox refills its bucket this many times faster (and Nexus is told so); default 1",
+    )
+    parser.add_argument(
+        "--baseline-listings",
+        type=int,
+        default=500,
+        help="listings the one-request-per-listing baseline really pushes; the rest is extrapolated",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="work around serve_app's missing TCP_NODELAY (see `loopback`); default: serve_app as shipped",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    runs = [
+        asyncio.run(run_once(args.skus, args.time_scale, args.baseline_listings, args.tcp_nodelay))
+        for _ in range(args.repeat)
+    ]
+    return report(runs, nodelay=args.tcp_nodelay)
+
+
+def _quiet_logs() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+if __name__ == "__main__":
+    _quiet_logs()
+    main(sys.argv[1:])

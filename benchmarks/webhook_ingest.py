@@ -1,0 +1,437 @@
+"""Webhook ingestion over real HTTP: verify, store durably, answer.
+
+DESIGN target: "webhook ingestion (verify, store durably, answer) >= 2,000 deliveries/s on SQLite on
+2 cores: group commit rather than one transaction per request, and never answer 200 before the
+write is durable".
+
+One repetition, per variant:
+
+- server: a separate process (spawned) runs `create_app(nexus)` with a Shopify channel on a fresh
+  SQLite file (WAL, synchronous=FULL, as Nexus configures it), served by uvicorn through
+  `nexus.sandbox.server.serve_app` on loopback.
+- load: this process sends M Shopify-signed `inventory_levels/update` deliveries, each with its
+  own X-Shopify-Webhook-Id and X-Shopify-Event-Id, from K concurrent clients (one keep-alive
+  connection each). Bodies and signatures are made before the clock starts; a few deliveries warm
+  the server up first. Every answer must be 200 "accepted", and the server must hold exactly one
+  row per delivery afterwards.
+- clients: `--client raw` (default) writes the same requests pre-encoded as HTTP/1.1 on asyncio
+  streams, ~0.15 ms of CPU each; `--client httpx` uses one httpx.AsyncClient per connection, which
+  costs several ms of CPU per request on a slow core and can become the bottleneck. The share of
+  a core the load generator used is printed with every run.
+- figures: deliveries/s over the whole burst (first send to last answer) and p50/p99 latency.
+
+Variants, same run:
+
+- nexus:    the app as shipped (WebhookReceiver's GroupWriter, up to 256 rows per transaction).
+- baseline: the same app, with the receiver's GroupWriter replaced by one with max_batch=1, so
+  every delivery is committed in a transaction of its own; everything else is identical.
+- ceiling (a reference, not a baseline): the same server stack (uvicorn via serve_app, FastAPI,
+  the same route path) with a route that only reads the body and answers 200: no verification,
+  no database. What this machine's HTTP stack can do at best.
+
+Processing (turning stored rows into stock changes) is stopped by default: the app's
+`processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
+route's processing task runs for every delivery (the level names an inventory item no listing
+has, so each attempt is one small write transaction that marks the row processed).
+
+    .venv/bin/python benchmarks/webhook_ingest.py                      # M = 5000, K = 64, 3 repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+CHANNEL = "shopify-bench"
+SECRET = "benchmark-webhook-secret"
+TOPIC = "inventory_levels/update"
+SHOP = "nexus-bench.myshopify.com"
+LOCATION_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Result:
+    variant: str
+    deliveries: int
+    seconds: float
+    latencies: list[float]
+    stored: int
+    client_cpu: float
+
+    @property
+    def per_second(self) -> float:
+        return self.deliveries / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def make_deliveries(count: int, run: str) -> list[Delivery]:
+    from nexus.channels.shopify.webhooks import compute_hmac
+
+    deliveries = []
+    for n in range(count):
+        item_id = 40_000_000 + n
+        body = json.dumps(
+            {
+                "inventory_item_id": item_id,
+                "location_id": LOCATION_ID,
+                "available": n % 50,
+                "updated_at": "2026-01-01T00:00:00+00:00",
+                "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{LOCATION_ID}?inventory_item_id={item_id}",
+            },
+            separators=(",", ":"),
+        ).encode()
+        deliveries.append(
+            Delivery(
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "X-Shopify-Topic": TOPIC,
+                    "X-Shopify-Hmac-Sha256": compute_hmac(SECRET, body),
+                    "X-Shopify-Shop-Domain": SHOP,
+                    "X-Shopify-API-Version": "2026-10",
+                    "X-Shopify-Webhook-Id": f"{run}-{n}-{uuid.uuid4()}",
+                    "X-Shopify-Event-Id": str(uuid.uuid4()),
+                    "X-Shopify-Triggered-At": "2026-01-01T00:00:00.000000Z",
+                },
+            )
+        )
+    return deliveries
+
+
+# -- the server process ---------------------------------------------------------------------------
+
+
+def serve(variant: str, database: str, processing: bool, nodelay: bool, conn: Connection) -> None:
+    """Entry point of the server process: send the port, serve until told to stop, send the row count."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    asyncio.run(_serve(variant, database, processing, nodelay, conn))
+
+
+async def _serve(variant: str, database: str, processing: bool, nodelay: bool, conn: Connection) -> None:
+    from sqlalchemy import func, select
+
+    from nexus.config import ChannelConfig, NexusSettings
+    from nexus.engine import Nexus
+    from nexus.sandbox.server import serve_app
+    from nexus.storage.models import WebhookLog
+    from nexus.web import create_app
+    from nexus.webhooks.receiver import GroupWriter, WebhookReceiver
+
+    settings = NexusSettings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        channels={
+            CHANNEL: ChannelConfig(
+                driver="shopify",
+                base_url="http://127.0.0.1:9",  # never called: only webhooks arrive
+                credentials={"access_token": "unused", "webhook_secret": SECRET},
+                settings={"location_id": str(LOCATION_ID)},
+            )
+        },
+    )
+    async with Nexus(settings, source="benchmark") as nexus:
+        await nexus.migrate()
+        app = create_app(nexus) if variant != "ceiling" else _ceiling_app()
+        if variant == "baseline":
+            receiver = app.state.webhook_receiver
+            if not isinstance(receiver, WebhookReceiver) or not isinstance(
+                getattr(receiver, "_writer", None), GroupWriter
+            ):
+                raise RuntimeError(
+                    "WebhookReceiver no longer has a GroupWriter in `_writer`: update the baseline"
+                )
+            receiver._writer = GroupWriter(nexus.db, max_batch=1)  # one transaction per delivery
+        if not processing and variant != "ceiling":
+            app.state.webhook_processor.schedule = lambda receipt: None
+        async with serve_app(app) as server:
+            if nodelay:
+                for listener in server.server.servers:
+                    for sock in listener.sockets:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.send(server.port)
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+        if processing and variant != "ceiling":
+            await app.state.webhook_processor.drain()
+        async with nexus.db.read() as session:
+            stored = await session.scalar(select(func.count()).select_from(WebhookLog))
+    conn.send(int(stored or 0))
+
+
+def _ceiling_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/nexus/webhooks/{channel}")
+    async def receive_webhook(channel: str, request: Request) -> Response:
+        await request.body()
+        return JSONResponse({"status": "accepted", "id": 0})
+
+    return app
+
+
+# -- the load generator ---------------------------------------------------------------------------
+
+
+async def fire(url: str, deliveries: list[Delivery], clients: int, kind: str) -> tuple[float, list[float]]:
+    """Send every delivery through `clients` keep-alive connections; (seconds, latencies)."""
+    send = _httpx_clients if kind == "httpx" else _raw_clients
+    return await send(url, deliveries, clients)
+
+
+def _check(status: int, body: bytes) -> None:
+    if status != 200 or json.loads(body).get("status") != "accepted":
+        raise RuntimeError(f"delivery refused: {status} {body[:200]!r}")
+
+
+async def _httpx_clients(url: str, deliveries: list[Delivery], clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    pending = iter(deliveries)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for delivery in pending:
+            sent = time.perf_counter()
+            response = await http.post(url, content=delivery.body, headers=delivery.headers)
+            latencies.append(time.perf_counter() - sent)
+            _check(response.status_code, response.content)
+
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    https = [httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False) for _ in range(clients)]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for http in https))
+        return time.perf_counter() - started, latencies
+    finally:
+        for http in https:
+            await http.aclose()
+
+
+async def _raw_clients(url: str, deliveries: list[Delivery], clients: int) -> tuple[float, list[float]]:
+    """The same requests, pre-encoded as HTTP/1.1 and written on plain asyncio streams: a load
+    generator that costs a few microseconds per request, so the figure is the server's."""
+    parsed = httpx.URL(url)
+    host, port, path = parsed.host, parsed.port or 80, parsed.raw_path.decode()
+    requests = [_encode(host, port, path, delivery) for delivery in deliveries]
+    latencies: list[float] = []
+    pending = iter(requests)
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for request in pending:
+                sent = time.perf_counter()
+                writer.write(request)
+                status, body = await _read_response(reader)
+                latencies.append(time.perf_counter() - sent)
+                _check(status, body)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, latencies
+
+
+def _encode(host: str, port: int, path: str, delivery: Delivery) -> bytes:
+    headers = {"Host": f"{host}:{port}", "Content-Length": str(len(delivery.body)), **delivery.headers}
+    head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    return head.encode("latin-1") + delivery.body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+        elif name.strip().lower() == "transfer-encoding":
+            raise RuntimeError("chunked answers are not expected from this route")
+    return status, await reader.readexactly(length)
+
+
+def run_variant(
+    variant: str,
+    deliveries: int,
+    clients: int,
+    processing: bool,
+    nodelay: bool,
+    kind: str,
+    run: str,
+    warmup_count: int,
+) -> Result:
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=serve,
+            args=(variant, str(Path(tmp) / "nexus.db"), processing, nodelay, theirs),
+            daemon=True,
+        )
+        process.start()
+        try:
+            if not ours.poll(60):
+                raise RuntimeError("the server process did not start")
+            port = ours.recv()
+            url = f"http://127.0.0.1:{port}/nexus/webhooks/{CHANNEL}"
+            warmup = make_deliveries(warmup_count, f"{run}-{variant}-warmup")
+            batch = make_deliveries(deliveries, f"{run}-{variant}")
+            if warmup:
+                asyncio.run(fire(url, warmup, min(clients, len(warmup)), kind))
+            cpu = time.process_time()
+            seconds, latencies = asyncio.run(fire(url, batch, clients, kind))
+            cpu = time.process_time() - cpu
+            ours.send("stop")
+            if not ours.poll(120):
+                raise RuntimeError("the server process did not report")
+            stored = ours.recv()
+        finally:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    if variant != "ceiling" and stored != deliveries + warmup_count:
+        raise RuntimeError(f"{variant}: {stored} rows stored for {deliveries + warmup_count} deliveries")
+    return Result(variant, deliveries, seconds, latencies, stored, cpu)
+
+
+LABELS = {
+    "nexus": "nexus (group commit)",
+    "baseline": "baseline (one transaction per delivery)",
+    "ceiling": "ceiling (same HTTP stack, empty route)",
+}
+
+
+def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[str, Any]:
+    median = statistics.median
+    print(
+        f"webhook ingest: {args.deliveries} signed {TOPIC} deliveries, {args.clients} concurrent "
+        f"{args.client} clients, server in its own process, SQLite WAL synchronous=FULL, processing "
+        + ("running" if args.processing else "stopped")
+        + ("; TCP_NODELAY workaround on" if args.tcp_nodelay else "; serve_app as shipped")
+    )
+    summary: dict[str, Any] = {
+        "deliveries": args.deliveries,
+        "clients": args.clients,
+        "client": args.client,
+        "repeat": args.repeat,
+        "processing": args.processing,
+        "tcp_nodelay": args.tcp_nodelay,
+    }
+    for variant, runs in results.items():
+        for n, r in enumerate(runs, start=1):
+            print(
+                f"  {variant:8s} run {n}: {r.per_second:7,.0f} deliveries/s, "
+                f"p50 {r.percentile(0.5) * 1000:6.1f} ms, p99 {r.percentile(0.99) * 1000:6.1f} ms, "
+                f"load-generator CPU {r.client_cpu / r.seconds:4.0%} of one core"
+            )
+        summary[variant] = {
+            "per_second": median(r.per_second for r in runs),
+            "p50_ms": median(r.percentile(0.5) for r in runs) * 1000,
+            "p99_ms": median(r.percentile(0.99) for r in runs) * 1000,
+        }
+    print(f"median of {args.repeat}:")
+    for variant in results:
+        figures = summary[variant]
+        print(
+            f"  {LABELS[variant]:40s} {figures['per_second']:7,.0f} deliveries/s, "
+            f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
+        )
+    if "nexus" in summary and "baseline" in summary:
+        summary["ratio"] = summary["nexus"]["per_second"] / summary["baseline"]["per_second"]
+        print(f"  ratio nexus / baseline throughput = {summary['ratio']:.2f}x")
+    if "nexus" in summary and "ceiling" in summary:
+        share = summary["nexus"]["per_second"] / summary["ceiling"]["per_second"]
+        summary["share_of_ceiling"] = share
+        print(f"  nexus reaches {share:.0%} of the empty route's throughput")
+    if "nexus" in summary:
+        met = summary["nexus"]["per_second"] >= 2000
+        print(f"  DESIGN target >= 2,000 deliveries/s: {'met' if met else 'not met'}")
+    return summary
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=5000, help="deliveries per variant (M)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients, one connection each (K)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
+    parser.add_argument("--warmup", type=int, default=64, help="deliveries sent before the clock starts")
+    parser.add_argument(
+        "--processing", action="store_true", help="let the route process each stored delivery too"
+    )
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="set TCP_NODELAY on the listener (serve_app's socket lacks it); default: as shipped",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: pre-encoded HTTP/1.1 on asyncio streams (default), or httpx.AsyncClient",
+    )
+    parser.add_argument(
+        "--variants",
+        default="nexus,baseline,ceiling",
+        help="comma-separated, from nexus, baseline, ceiling (default: all three)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - {"nexus", "baseline", "ceiling"}
+    if unknown or not variants:
+        raise SystemExit(f"unknown variants: {', '.join(sorted(unknown)) or '(none given)'}")
+    results: dict[str, list[Result]] = {variant: [] for variant in variants}
+    for repetition in range(args.repeat):
+        # Alternate the order so that a slow patch of a shared machine does not favour one variant.
+        order = variants if repetition % 2 == 0 else variants[::-1]
+        for variant in order:
+            results[variant].append(
+                run_variant(
+                    variant,
+                    args.deliveries,
+                    args.clients,
+                    args.processing,
+                    args.tcp_nodelay,
+                    args.client,
+                    str(repetition),
+                    args.warmup,
+                )
+            )
+    return report(results, args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
