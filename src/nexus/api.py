@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -289,10 +289,19 @@ class BatchHandle:
             raise KeyError(f"no batch {self.id}")
         return BatchStatus(batch.id, batch.trigger, batch.status, batch.total, batch.processed, batch.failed)
 
-    async def wait(self, timeout: float = 600.0, interval: float = 0.1) -> BatchStatus:
-        deadline = time.monotonic() + timeout
+    async def wait(
+        self,
+        timeout: float | None = 600.0,
+        interval: float = 0.1,
+        on_progress: Callable[[BatchStatus], None] | None = None,
+    ) -> BatchStatus:
+        """Poll until the batch completes (or `timeout` seconds pass; None waits for ever),
+        handing every status read to `on_progress`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = await self.status()
-            if status.done or time.monotonic() > deadline:
+            if on_progress is not None:
+                on_progress(status)
+            if status.done or (deadline is not None and time.monotonic() > deadline):
                 return status
             await asyncio.sleep(interval)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
+from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import ChannelConfig, NexusSettings, WorkerConfig
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
@@ -151,18 +151,8 @@ def _fresh_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 async def _import(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("Importing products", total=summary.skus + 3)
         report = await nexus.import_channel(
             CHANNEL, on_page=lambda r: progress.update(task, completed=r.variants)
@@ -178,14 +168,9 @@ async def _import(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
 async def _catalog_sync(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
     started = time.perf_counter()
     batch_id = await nexus.catalog().sync_all([CHANNEL])
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("Catalog sync", total=None)
-        while True:
-            status = await nexus.batch(batch_id).status()
-            progress.update(task, total=status.total, completed=status.processed + status.failed)
-            if status.done:
-                break
-            await asyncio.sleep(0.1)
+        status = await nexus.batch(batch_id).wait(timeout=None, on_progress=show_batch(progress, task))
     summary.catalog_seconds = time.perf_counter() - started
     console.print(
         f"Catalog synced: {status.processed} pushed, {status.failed} failed in {summary.catalog_seconds:.2f}s"
@@ -211,7 +196,7 @@ async def _simulate(
     interval = 1.0 / options.sales_per_second
     deadline = time.perf_counter() + duration
     ticks = int(duration * options.sales_per_second)
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("Simulating sales", total=ticks)
         next_tick = time.perf_counter()
         for _ in range(ticks):

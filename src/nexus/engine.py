@@ -7,14 +7,13 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import func, select
 
 from nexus.api import BatchHandle, CatalogHandle, ProductHandle
 from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
@@ -28,7 +27,6 @@ from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
-from nexus.storage.models import ChannelMapping
 
 log = structlog.get_logger("nexus")
 
@@ -213,10 +211,3 @@ class Nexus:
 
     async def status(self) -> list[ChannelStatus]:
         return await channel_status(self)
-
-    async def listing_counts(self) -> Mapping[str, int]:
-        async with self.db.read() as session:
-            rows = await session.execute(
-                select(ChannelMapping.channel, func.count()).group_by(ChannelMapping.channel)
-            )
-            return {channel: count for channel, count in rows.all()}

@@ -11,9 +11,9 @@ from typing import Annotated, TypeVar
 import structlog
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nexus.cli.ui import progress_bar, show_batch
 from nexus.engine import Nexus
 from nexus.errors import NexusError
 
@@ -162,20 +162,11 @@ def sync(
         async with nexus:
             batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
             async with running(nexus, web=False, channels=channel):
-                with Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as progress:
+                with progress_bar(console) as progress:
                     task = progress.add_task("Syncing", total=None)
-                    while True:
-                        status = await nexus.batch(batch_id).status()
-                        progress.update(task, total=status.total, completed=status.processed + status.failed)
-                        if status.done:
-                            break
-                        await asyncio.sleep(0.2)
+                    status = await nexus.batch(batch_id).wait(
+                        timeout=None, interval=0.2, on_progress=show_batch(progress, task)
+                    )
         console.print(f"Batch {batch_id}: {status.processed} pushed, {status.failed} failed")
         if status.failed:
             raise typer.Exit(1)

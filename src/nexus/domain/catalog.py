@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
 from nexus.domain.stock import refresh_desired
+from nexus.drivers.contract import InventoryDriver
 from nexus.drivers.dto import NexusProduct, NexusVariant
 from nexus.storage.models import ChannelMapping, Item, MovementReason, StockMovement, utcnow
 
@@ -138,10 +139,10 @@ def _copy_remote(mapping: ChannelMapping, product: NexusProduct, variant: NexusV
         mapping.remote_qty = variant.quantity
 
 
-async def iterate_products(driver: object, per_page: int = 250) -> AsyncIterator[list[NexusProduct]]:
+async def iterate_products(driver: InventoryDriver, per_page: int = 250) -> AsyncIterator[list[NexusProduct]]:
     cursor: str | None = None
     while True:
-        page = await driver.list_products(cursor, per_page)  # type: ignore[attr-defined]
+        page = await driver.list_products(cursor, per_page)
         yield list(page.items)
         cursor = page.next_cursor
         if not cursor:
