@@ -63,6 +63,41 @@ def postgres_url(postgres_admin_dsn: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    return redis_server_url
+
+
+@pytest.fixture
+def redis_namespace(redis_server_url: str) -> Iterator[str]:
+    """A namespace of one's own on the shared Redis server; its keys are deleted afterwards."""
+    import redis
+
+    namespace = f"nexus-test-{uuid.uuid4().hex[:12]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'nexus.db'}"

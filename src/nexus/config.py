@@ -42,6 +42,11 @@ class RateLimitOverride(BaseModel):
 
     capacity: float | None = Field(default=None, gt=0)
     refill_per_second: float | None = Field(default=None, gt=0)
+    account: str | None = Field(
+        default=None,
+        min_length=1,
+        description="channels that share one API key share one bucket: give them the same account",
+    )
 
 
 class ChannelConfig(BaseModel):
@@ -76,6 +81,16 @@ class WorkerConfig(BaseModel):
     )
     backoff_max: float = Field(default=300.0, ge=0)
     low_stock_threshold: int = Field(default=5, ge=0, description="at or below: immediate push priority")
+    concurrency: int = Field(default=1, ge=1, description="push rounds in flight per channel per process")
+    throttle_threshold: int = Field(
+        default=5, ge=1, description="consecutive 429s from one channel before ChannelThrottled"
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="seconds SIGTERM waits for pushes in flight"
+    )
+    max_rate_wait: float = Field(
+        default=60.0, gt=0, description="a longer wait for a bucket reschedules the listings instead"
+    )
 
 
 class NexusSettings(BaseSettings):
@@ -84,7 +99,10 @@ class NexusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEXUS_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = "sqlite+aiosqlite:///nexus.db"
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="set it to share buckets, wake-ups and events between processes"
+    )
+    redis_namespace: str = Field(default="nexus", min_length=1, description="prefix of every Redis key")
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     webhook_base_path: str = "/nexus/webhooks"
@@ -108,6 +126,13 @@ class NexusSettings(BaseSettings):
         for name in value:
             if not name or not all(c.isalnum() or c in "-_" for c in name):
                 raise ValueError(f"channel name {name!r} may only hold letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @model_validator(mode="after")

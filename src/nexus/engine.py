@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -27,6 +27,12 @@ from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
+from nexus.sync.throttle import ChannelThrottleMonitor
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from nexus.bridge import RedisBridge
 
 log = structlog.get_logger("nexus")
 
@@ -39,6 +45,7 @@ class ChannelRuntime:
     config: ChannelConfig
     driver: InventoryDriver
     limiter: BoundLimiter
+    monitor: ChannelThrottleMonitor
 
     @property
     def batch_size(self) -> int:
@@ -60,18 +67,50 @@ class Nexus:
         self.db = Database(self.settings.database_url)
         self.events = EventBus()
         self.drivers = DriverRegistry()
-        self.bucket: TokenBucket = bucket or InProcessTokenBucket()
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.redis: Redis | None = None
+        self._bridge: RedisBridge | None = None
+        if self.settings.redis_url is not None:
+            self._connect_redis(self.settings.redis_url)
+        self.bucket: TokenBucket = bucket or self._default_bucket()
         self.allocator = Allocator(
             {name: channel.allocation for name, channel in self.settings.channels.items()},
             self.settings.worker.low_stock_threshold,
         )
-        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._http = http
         self._owns_http = http is None
         self._channels: dict[str, ChannelRuntime] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
 
     # -- construction -----------------------------------------------------------------------
+
+    def _connect_redis(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        from nexus.bridge import RedisBridge
+
+        self.redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        self._bridge = RedisBridge(
+            self.redis,
+            self.settings.redis_namespace,
+            self.instance_id,
+            on_wake=self._wake_local,
+            on_event=self.events.dispatch_local,
+        )
+        self.events.relay = self._bridge.publish_event
+
+    def _default_bucket(self) -> TokenBucket:
+        """Redis whenever a Redis URL is configured: every process then shares one bucket per key."""
+        if self.redis is None:
+            return InProcessTokenBucket()
+        from nexus.ratelimit.redis_bucket import RedisTokenBucket
+
+        return RedisTokenBucket(self.redis, self.settings.redis_namespace)
+
+    async def connect(self) -> None:
+        """Start listening for other processes' wake-ups and events (a no-op without Redis)."""
+        if self._bridge is not None:
+            await self._bridge.start()
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Nexus:
@@ -95,6 +134,10 @@ class Nexus:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._bridge is not None:
+            await self._bridge.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None
@@ -119,8 +162,24 @@ class Nexus:
         if config is None:
             raise UnknownChannelError(f"no channel named {name!r} is configured")
         factory = self.drivers.factory(config.driver)
+        # Buckets are keyed by account, not channel: two channels on one API key share a budget.
+        account = config.rate_limit.account or name
+        monitor = ChannelThrottleMonitor(self, name, account)
+        limiters: dict[str, BoundLimiter] = {}
+
+        def limiter_for(operation: str, limit: RateLimitConfig) -> BoundLimiter:
+            if operation not in limiters:
+                limiters[operation] = BoundLimiter(
+                    self.bucket,
+                    f"{account}:{operation}",
+                    limit,
+                    max_wait=self.settings.worker.max_rate_wait,
+                    monitor=monitor,
+                )
+            return limiters[operation]
+
         # The limiter needs the driver's defaults and the driver needs the limiter: bind late.
-        limiter = BoundLimiter(self.bucket, f"{name}:default", RateLimitConfig(1, 1))
+        limiter = limiter_for("default", RateLimitConfig(1, 1))
         context = ChannelContext(
             name=name,
             driver=config.driver,
@@ -129,6 +188,7 @@ class Nexus:
             settings=config.settings,
             http=self.http,
             rate=limiter,
+            limiter_for=limiter_for,
         )
         driver = factory(context)
         default = driver.rate_limit_config()
@@ -137,7 +197,7 @@ class Nexus:
             refill_per_second=config.rate_limit.refill_per_second or default.refill_per_second,
             cost_per_push=default.cost_per_push,
         )
-        runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter)
+        runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter, monitor)
         return runtime
 
     # -- wake-ups ---------------------------------------------------------------------------
@@ -146,7 +206,14 @@ class Nexus:
         return self._wakeups.setdefault(channel, asyncio.Event())
 
     def notify(self, channels: Iterable[str] | None = None) -> None:
-        for name in channels if channels is not None else self.channel_names():
+        """Wake the workers of `channels` (default: all), here and, with Redis, in every process."""
+        names = list(channels) if channels is not None else self.channel_names()
+        self._wake_local(names)
+        if self._bridge is not None:
+            self._bridge.wake(names)
+
+    def _wake_local(self, names: Iterable[str]) -> None:
+        for name in names:
             self.wakeup(name).set()
 
     # -- the write path ---------------------------------------------------------------------

@@ -90,5 +90,9 @@ class TransientChannelError(ChannelError):
         self.retry_after = retry_after
 
 
+class QuotaExhausted(TransientChannelError):
+    """Our own bucket says the next request is far away (a daily quota is spent): reschedule."""
+
+
 class TerminalChannelError(ChannelError):
     """Retrying the same request cannot succeed; the work goes to the dead-letter queue."""

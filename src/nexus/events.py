@@ -82,11 +82,53 @@ class BatchCompleted:
     failed: int
 
 
+@dataclass(frozen=True, slots=True)
+class BatchProgressed:
+    """A push round finished listings of a batch; sent once per round, not per listing."""
+
+    batch_id: str
+    total: int
+    processed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelThrottled:
+    """The channel answered `consecutive_429s` requests in a row with 429 (sent once per episode)."""
+
+    channel: str
+    consecutive_429s: int
+    queued_listings: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecovered:
+    """Requests to a throttled channel succeed again."""
+
+    channel: str
+    consecutive_429s: int
+    queued_listings: int
+
+
+# Events that describe the deployment rather than one process's work: with Redis configured they
+# are published to every process, so a listener anywhere sees them once.
+SHARED_EVENTS: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (BatchProgressed, BatchCompleted, ChannelThrottled, ChannelRecovered)
+}
+
+Relay = Callable[[object], Awaitable[None]]
+
+
 @dataclass
 class EventBus:
-    """Listeners per event type; a failing listener is logged and never breaks the sync."""
+    """Listeners per event type; a failing listener is logged and never breaks the sync.
+
+    `relay`, when set, receives every shared event after the local listeners ran: the Redis
+    bridge publishes it, and the other processes hand it to `dispatch_local`.
+    """
 
     _listeners: dict[type[Any], list[Listener[Any]]] = field(default_factory=lambda: defaultdict(list))
+    relay: Relay | None = None
 
     def listen(self, event_type: type[E], listener: Listener[E]) -> None:
         self._listeners[event_type].append(listener)
@@ -98,6 +140,14 @@ class EventBus:
         return bool(self._listeners.get(event_type))
 
     async def dispatch(self, event: object) -> None:
+        await self.dispatch_local(event)
+        if self.relay is not None and type(event).__name__ in SHARED_EVENTS:
+            try:
+                await self.relay(event)
+            except Exception:
+                log.exception("event relay failed", event=type(event).__name__)
+
+    async def dispatch_local(self, event: object) -> None:
         for listener in list(self._listeners.get(type(event), ())):
             try:
                 result = listener(event)

@@ -34,17 +34,26 @@ async def running(
     host: str = "127.0.0.1",
     port: int = 8000,
     channels: list[str] | None = None,
+    concurrency: int | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Start the requested parts; on exit, stop them and let in-flight pushes finish."""
+    """Start the requested parts; on exit, stop them and let in-flight pushes finish.
+
+    `concurrency` push rounds run side by side per channel (default `worker.concurrency`); on
+    PostgreSQL they claim disjoint listings with SKIP LOCKED, on SQLite one after the other.
+    """
     from nexus.web import create_app
     from nexus.webhooks.processor import WebhookProcessor
 
     service = RunningService(stop=asyncio.Event())
+    await nexus.connect()
     if workers:
+        slots = concurrency or nexus.settings.worker.concurrency
         for name in channels or nexus.channel_names():
-            service.tasks.append(
-                asyncio.create_task(PushWorker(nexus, name).run(service.stop), name=f"push:{name}")
-            )
+            for slot in range(slots):
+                worker = PushWorker(nexus, name)
+                service.tasks.append(
+                    asyncio.create_task(worker.run(service.stop), name=f"push:{name}:{slot}")
+                )
         processor = WebhookProcessor(nexus)
         service.tasks.append(asyncio.create_task(processor.run(service.stop), name="webhooks"))
     try:
@@ -58,17 +67,26 @@ async def running(
         service.stop.set()
         nexus.notify()
         if service.tasks:
-            done, pending = await asyncio.wait(service.tasks, timeout=nexus.settings.worker.lease_seconds)
+            grace = nexus.settings.worker.shutdown_grace
+            done, pending = await asyncio.wait(service.tasks, timeout=grace or None)
             for task in pending:
+                # A cancelled round releases its listings (see PushWorker.run_once).
                 task.cancel()
+            if pending:
+                log.warning("shutdown grace ran out; released what was in flight", rounds=len(pending))
+                await asyncio.wait(pending, timeout=10)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("task ended with an error", task=task.get_name(), error=repr(task.exception()))
 
 
-async def serve_forever(nexus: Nexus, *, web: bool, workers: bool, host: str, port: int) -> None:
+async def serve_forever(
+    nexus: Nexus, *, web: bool, workers: bool, host: str, port: int, concurrency: int | None = None
+) -> None:
     """Run until SIGINT or SIGTERM; in-flight work finishes before the process exits."""
-    async with running(nexus, web=web, workers=workers, host=host, port=port) as service:
+    async with running(
+        nexus, web=web, workers=workers, host=host, port=port, concurrency=concurrency
+    ) as service:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):

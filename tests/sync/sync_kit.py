@@ -95,6 +95,18 @@ class MemDriver:
         raise NotImplementedError
 
 
+class ReadableMemDriver(MemDriver):
+    """MemDriver that can read its levels (the optional LevelReader protocol), counting reads."""
+
+    def __init__(self, context: ChannelContext, **options: Any) -> None:
+        super().__init__(context, **options)
+        self.reads: list[list[int]] = []
+
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        self.reads.append([u.listing_id for u in updates])
+        return {u.listing_id: self.levels[u.remote_id] for u in updates if u.remote_id in self.levels}
+
+
 class Engine:
     """A migrated Nexus whose channels use MemDriver, one driver instance per channel."""
 
@@ -176,11 +188,13 @@ class Engine:
             return list((await session.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars())
 
 
-def register(nexus: Nexus, **driver_options: Any) -> dict[str, MemDriver]:
+def register(
+    nexus: Nexus, *, driver_class: type[MemDriver] = MemDriver, **driver_options: Any
+) -> dict[str, MemDriver]:
     drivers: dict[str, MemDriver] = {}
 
     def factory(context: ChannelContext) -> MemDriver:
-        drivers[context.name] = MemDriver(context, **driver_options)
+        drivers[context.name] = driver_class(context, **driver_options)
         return drivers[context.name]
 
     nexus.extend("mem", factory)

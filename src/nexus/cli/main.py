@@ -31,6 +31,17 @@ ConfigOption = Annotated[
 ]
 
 
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        "-n",
+        min=1,
+        help="Push rounds in flight per channel in this process (default: worker.concurrency).",
+    ),
+]
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s")
     structlog.configure(
@@ -83,8 +94,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
-        bool, typer.Option("--workers/--no-workers", help="Run push workers here too.")
+        bool,
+        typer.Option("--workers/--no-workers", help="Run push workers here too (--no-workers: web node)."),
     ] = True,
+    concurrency: ConcurrencyOption = None,
 ) -> None:
     """Run the web app (webhooks, API), the push workers and the webhook processor in one process."""
     from nexus.runtime import serve_forever
@@ -94,21 +107,26 @@ def serve(
     async def go() -> None:
         async with nexus:
             await nexus.migrate()
-            await serve_forever(nexus, web=True, workers=workers, host=host, port=port)
+            await serve_forever(
+                nexus, web=True, workers=workers, host=host, port=port, concurrency=concurrency
+            )
 
     _run(go)
 
 
 @app.command()
-def worker(config: ConfigOption = None) -> None:
-    """Run push workers and the webhook processor, without the web app."""
+def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -> None:
+    """Run push workers and the webhook processor, without the web app. Start as many as you
+    like, on as many machines: with PostgreSQL and Redis they share the work and the buckets.
+    SIGTERM stops claiming, lets pushes in flight finish (worker.shutdown_grace) and releases
+    the rest."""
     from nexus.runtime import serve_forever
 
     nexus = _load(config)
 
     async def go() -> None:
         async with nexus:
-            await serve_forever(nexus, web=False, workers=True, host="", port=0)
+            await serve_forever(nexus, web=False, workers=True, host="", port=0, concurrency=concurrency)
 
     _run(go)
 

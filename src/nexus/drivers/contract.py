@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +23,11 @@ class RateLimitConfig:
     capacity: float
     refill_per_second: float
     cost_per_push: float = 1.0
+
+    @classmethod
+    def daily(cls, requests_per_day: float) -> RateLimitConfig:
+        """A rolling daily quota (Etsy's QPD) as a bucket: the whole day's allowance, refilled evenly."""
+        return cls(capacity=requests_per_day, refill_per_second=requests_per_day / 86_400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +111,8 @@ class ChannelRateLimiter(Protocol):
         ...
 
     async def penalize(self, seconds: float) -> None:
-        """Stop every request on this bucket for `seconds` (a 429 with Retry-After)."""
+        """Stop every request on this bucket for `seconds`. Call it on every 429 (with its
+        Retry-After): it also counts towards the engine's `ChannelThrottled` event."""
         ...
 
     async def refund(self, tokens: float) -> None:
@@ -125,6 +131,14 @@ class ChannelContext:
     settings: Mapping[str, Any]
     http: httpx.AsyncClient
     rate: ChannelRateLimiter
+    limiter_for: Callable[[str, RateLimitConfig], ChannelRateLimiter] | None = None
+
+    def limiter(self, operation: str, limit: RateLimitConfig) -> ChannelRateLimiter:
+        """A bucket of its own for one operation class (SP-API rates differ per operation; Etsy
+        has a per-second and a daily bucket), shared by every process using the same account."""
+        if self.limiter_for is None:
+            return self.rate
+        return self.limiter_for(operation, limit)
 
 
 @runtime_checkable
@@ -149,3 +163,13 @@ class InventoryDriver(Protocol):
         ...
 
     def rate_limit_config(self) -> RateLimitConfig: ...
+
+
+@runtime_checkable
+class LevelReader(Protocol):
+    """Optional: a driver that can read current levels. After a worker died mid-push, the next
+    worker reads first and does not push again what the channel already shows."""
+
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        """The channel's current quantity per listing id; a listing it cannot read is left out."""
+        ...

@@ -104,6 +104,8 @@ class PushResult:
     retry_after: float | None = None
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # False when the request was never sent (our own bucket said wait): no attempt is used up.
+    counts_as_attempt: bool = True
 
     @classmethod
     def ok(cls, listing_id: int, quantity: int, *, remote_updated_at: datetime | None = None) -> PushResult:
@@ -114,8 +116,21 @@ class PushResult:
         return cls(listing_id, PushStatus.STALE, quantity=current, remote_updated_at=remote_updated_at)
 
     @classmethod
-    def retry(cls, listing_id: int, error: str, *, retry_after: float | None = None) -> PushResult:
-        return cls(listing_id, PushStatus.RETRY, retry_after=retry_after, error=error)
+    def retry(
+        cls,
+        listing_id: int,
+        error: str,
+        *,
+        retry_after: float | None = None,
+        counts_as_attempt: bool = True,
+    ) -> PushResult:
+        return cls(
+            listing_id,
+            PushStatus.RETRY,
+            retry_after=retry_after,
+            error=error,
+            counts_as_attempt=counts_as_attempt,
+        )
 
     @classmethod
     def terminal(cls, listing_id: int, error: str, *, detail: Mapping[str, Any] | None = None) -> PushResult:

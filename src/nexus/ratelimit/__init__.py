@@ -1,3 +1,4 @@
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
+from nexus.ratelimit.redis_bucket import RedisTokenBucket
 
-__all__ = ["BoundLimiter", "InProcessTokenBucket", "TokenBucket"]
+__all__ = ["BoundLimiter", "InProcessTokenBucket", "RedisTokenBucket", "TokenBucket"]

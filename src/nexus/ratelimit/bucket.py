@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nexus.drivers.contract import RateLimitConfig
+from nexus.errors import QuotaExhausted
 
 
 class TokenBucket(Protocol):
@@ -21,7 +22,9 @@ class TokenBucket(Protocol):
         """Take `cost` tokens and return 0.0, or take nothing and return the seconds to wait."""
         ...
 
-    async def penalize(self, key: str, seconds: float) -> None: ...
+    async def penalize(self, key: str, seconds: float) -> None:
+        """Block every caller of `key` for `seconds` (one worker's 429 pauses all of them)."""
+        ...
 
     async def refund(self, key: str, tokens: float, limit: RateLimitConfig) -> None: ...
 
@@ -39,6 +42,14 @@ class TokenBucket(Protocol):
         """Tokens available now (for the dashboard and `nexus status`)."""
         ...
 
+    async def note_throttled(self, counter: str) -> int:
+        """Count one more consecutive 429 on `counter`; return the count, this one included."""
+        ...
+
+    async def note_success(self, counter: str) -> int:
+        """A request succeeded: reset `counter` and return the count it ended."""
+        ...
+
 
 @dataclass
 class _State:
@@ -53,6 +64,7 @@ class InProcessTokenBucket:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._states: dict[str, _State] = {}
+        self._throttled: dict[str, int] = {}
 
     def _refilled(self, key: str, limit: RateLimitConfig, now: float) -> _State:
         state = self._states.get(key)
@@ -104,9 +116,28 @@ class InProcessTokenBucket:
     async def level(self, key: str, limit: RateLimitConfig) -> float:
         return self._refilled(key, limit, self._clock()).tokens
 
+    async def note_throttled(self, counter: str) -> int:
+        self._throttled[counter] = self._throttled.get(counter, 0) + 1
+        return self._throttled[counter]
+
+    async def note_success(self, counter: str) -> int:
+        return self._throttled.pop(counter, 0)
+
+
+class ThrottleMonitor(Protocol):
+    """Told about every 429 and every success on a channel (see `nexus.sync.throttle`)."""
+
+    async def throttled(self) -> None: ...
+
+    async def succeeded(self) -> None: ...
+
 
 class BoundLimiter:
-    """A bucket bound to one key and limit: what a driver receives as `ChannelContext.rate`."""
+    """A bucket bound to one key and limit: what a driver receives as `ChannelContext.rate`.
+
+    `max_wait` turns a long wait (a daily quota spent) into a `QuotaExhausted` error, so the
+    worker reschedules the listings instead of holding them, and a worker slot, for hours.
+    """
 
     def __init__(
         self,
@@ -114,10 +145,15 @@ class BoundLimiter:
         key: str,
         limit: RateLimitConfig,
         sleep: Callable[[float], object] = asyncio.sleep,
+        *,
+        max_wait: float | None = None,
+        monitor: ThrottleMonitor | None = None,
     ) -> None:
         self.bucket = bucket
         self.key = key
         self.limit = limit
+        self.max_wait = max_wait
+        self.monitor = monitor
         self._sleep = sleep
         self.waited_seconds = 0.0
         self.requests = 0
@@ -128,6 +164,10 @@ class BoundLimiter:
             if wait <= 0:
                 self.requests += 1
                 return
+            if self.max_wait is not None and wait > self.max_wait:
+                raise QuotaExhausted(
+                    f"rate limit {self.key!r} allows the next request in {wait:.0f} s", retry_after=wait
+                )
             self.waited_seconds += wait
             await self._sleep(wait)  # type: ignore[misc]
 
@@ -148,6 +188,8 @@ class BoundLimiter:
 
     async def penalize(self, seconds: float) -> None:
         await self.bucket.penalize(self.key, seconds)
+        if self.monitor is not None:
+            await self.monitor.throttled()
 
     async def refund(self, tokens: float) -> None:
         await self.bucket.refund(self.key, tokens, self.limit)

@@ -8,11 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from nexus.storage.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x4E455855  # "NEXU": any constant shared by every Nexus process
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -47,4 +49,8 @@ async def _run(database: Database, action: object) -> None:
         action(cfg)  # type: ignore[operator]
 
     async with database.engine.begin() as connection:
+        if not database.is_sqlite:
+            # Several processes may start at once (`nexus serve` migrates on start): one migrates,
+            # the others wait for it and then find nothing to do. Released at commit.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(run)

@@ -176,6 +176,9 @@ class ChannelMapping(Base):
     failed_at: Mapped[datetime | None] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column()
+    # What the lease holder is sending. Kept after a crash: the next worker reads the channel and
+    # does not push again a quantity that already landed.
+    sending_qty: Mapped[int | None] = mapped_column(Integer)
     last_synced_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 import uuid
@@ -23,9 +24,16 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
+from nexus.drivers.contract import LevelReader
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
-from nexus.errors import TerminalChannelError, TransientChannelError
-from nexus.events import AfterInventorySync, BatchCompleted, BeforeInventorySync, InventorySyncFailed
+from nexus.errors import QuotaExhausted, TerminalChannelError, TransientChannelError
+from nexus.events import (
+    AfterInventorySync,
+    BatchCompleted,
+    BatchProgressed,
+    BeforeInventorySync,
+    InventorySyncFailed,
+)
 from nexus.storage.models import (
     ChannelMapping,
     DeadLetter,
@@ -53,6 +61,9 @@ class ClaimedListing:
     desired: int
     remote_qty: int | None
     batch_id: str | None
+    # Set when a previous holder's lease expired: what it was sending (its fate is unknown).
+    orphaned_qty: int | None = None
+    reclaimed: bool = False
 
 
 @dataclass(slots=True)
@@ -109,27 +120,50 @@ class PushWorker:
                 statement = statement.with_for_update(skip_locked=True)
             rows = list((await session.execute(statement)).scalars())
             lease_until = now + timedelta(seconds=self.config.lease_seconds)
-            # An expired lease leaves the fate of its push unknown: the channel may show it already,
-            # and a compare-and-set against our old belief would book our own push as a channel
-            # sale. Push those without the check.
-            reclaimed = {row.id for row in rows if row.lease_owner is not None}
+            claimed: list[ClaimedListing] = []
             for row in rows:
+                # An expired lease leaves the fate of its push unknown: the channel may show it
+                # already, and a compare-and-set against our old belief would book our own push
+                # as a channel sale. `_settle_orphans` reads the channel first.
+                reclaimed = row.lease_owner is not None
+                claimed.append(
+                    ClaimedListing(
+                        id=row.id,
+                        sku=row.sku,
+                        remote_id=row.remote_id,
+                        inventory_id=row.remote_inventory_id,
+                        channel_meta=dict(row.channel_meta or {}),
+                        desired=row.desired_qty,
+                        remote_qty=None if reclaimed else row.remote_qty,
+                        batch_id=row.batch_id,
+                        orphaned_qty=row.sending_qty if reclaimed else None,
+                        reclaimed=reclaimed,
+                    )
+                )
                 row.lease_owner = self.owner
                 row.lease_until = lease_until
                 row.inflight_delta = 0
-            return [
-                ClaimedListing(
-                    id=row.id,
-                    sku=row.sku,
-                    remote_id=row.remote_id,
-                    inventory_id=row.remote_inventory_id,
-                    channel_meta=dict(row.channel_meta or {}),
-                    desired=row.desired_qty,
-                    remote_qty=None if row.id in reclaimed else row.remote_qty,
-                    batch_id=row.batch_id,
+                row.sending_qty = row.desired_qty
+            return claimed
+
+    async def release(self, claimed: Sequence[ClaimedListing], *, sent: bool) -> None:
+        """Give back listings this worker claimed (shutdown, cancellation).
+
+        Unsent ones are free at once. Sent ones keep their owner with an expired lease, so the
+        next worker treats their fate as unknown and reads the channel before pushing.
+        """
+        values: dict[str, Any] = {"lease_until": utcnow() - timedelta(seconds=1)}
+        if not sent:
+            values.update(lease_owner=None, lease_until=None, sending_qty=None)
+        async with self.nexus.db.transaction() as session:
+            await session.execute(
+                update(ChannelMapping)
+                .where(
+                    ChannelMapping.id.in_([c.id for c in claimed]),
+                    ChannelMapping.lease_owner == self.owner,
                 )
-                for row in rows
-            ]
+                .values(values)
+            )
 
     # -- one round --------------------------------------------------------------------------
 
@@ -138,19 +172,73 @@ class PushWorker:
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
             return None
-        outcome = PushRound(channel=self.channel, claimed=len(claimed))
-        updates, vetoed = await self._prepare(runtime, claimed)
-        started = time.perf_counter()
-        results = await self._push(runtime, updates) if updates else {}
-        outcome.duration = time.perf_counter() - started
-        async with self.nexus.db.transaction() as session:
-            await self._record(session, runtime, claimed, updates, results, vetoed, outcome)
+        sent = False
+        try:
+            outcome = PushRound(channel=self.channel, claimed=len(claimed))
+            claimed, settled = await self._settle_orphans(runtime, claimed)
+            updates, vetoed = await self._prepare(runtime, claimed)
+            started = time.perf_counter()
+            to_send = [u for u in updates if u.listing_id not in settled]
+            sent = bool(to_send)
+            results = await self._push(runtime, to_send) if to_send else {}
+            results.update(settled)
+            outcome.duration = time.perf_counter() - started
+            async with self.nexus.db.transaction() as session:
+                await self._record(session, runtime, claimed, updates, results, vetoed, outcome)
+        except asyncio.CancelledError:
+            # Shutdown ran past its grace: give the listings back rather than wait for the lease.
+            await asyncio.shield(self.release(claimed, sent=sent))
+            raise
+        if any(r.status in (PushStatus.OK, PushStatus.STALE) for r in results.values()):
+            await runtime.monitor.succeeded()
         await self.nexus.after_changes(outcome.changes)
         for event in outcome.events:
             await self.nexus.events.dispatch(event)
         if outcome.stale:
             self.nexus.notify([self.channel])
         return outcome
+
+    async def _settle_orphans(
+        self, runtime: ChannelRuntime, claimed: list[ClaimedListing]
+    ) -> tuple[list[ClaimedListing], dict[int, PushResult]]:
+        """Read the channel for listings whose previous holder died mid-push.
+
+        A listing that already shows its desired quantity is settled without a push (the dead
+        worker's push landed, or the level is right anyway); the others are pushed with a
+        compare-and-set from the level just read.
+        """
+        orphans = [c for c in claimed if c.reclaimed]
+        driver = runtime.driver
+        if not orphans or not isinstance(driver, LevelReader):
+            return claimed, {}
+        probes = [self._update(listing, listing.desired, compare_and_set=False) for listing in orphans]
+        try:
+            levels = await driver.read_levels(probes)
+        except Exception as exc:  # unknown stays unknown: push without the check, as before
+            log.warning("reading orphaned listings failed", channel=self.channel, error=str(exc))
+            return claimed, {}
+        # The level just read becomes our belief, so a refused compare-and-set later books only
+        # what changed after this read, never the orphaned push itself.
+        async with self.nexus.db.transaction() as session:
+            for listing_id, level in levels.items():
+                await session.execute(
+                    update(ChannelMapping)
+                    .where(ChannelMapping.id == listing_id, ChannelMapping.lease_owner == self.owner)
+                    .values(remote_qty=level)
+                )
+        settled: dict[int, PushResult] = {}
+        refreshed: list[ClaimedListing] = []
+        for listing in claimed:
+            current = levels.get(listing.id) if listing.reclaimed else None
+            if current is None:
+                refreshed.append(listing)
+                continue
+            refreshed.append(dataclasses.replace(listing, remote_qty=current))
+            if current == listing.desired:
+                settled[listing.id] = PushResult.ok(listing.id, current)
+        if settled:
+            log.info("orphaned pushes already on the channel", channel=self.channel, listings=len(settled))
+        return refreshed, settled
 
     async def _prepare(
         self, runtime: ChannelRuntime, claimed: Sequence[ClaimedListing]
@@ -168,18 +256,20 @@ class PushWorker:
                     vetoed[listing.id] = before.veto_reason or "vetoed"
                     continue
                 quantity = max(0, before.quantity)
-            updates.append(
-                NexusInventoryUpdate(
-                    listing_id=listing.id,
-                    sku=listing.sku,
-                    remote_id=listing.remote_id,
-                    quantity=quantity,
-                    change_from=listing.remote_qty if compare_and_set else None,
-                    inventory_id=listing.inventory_id,
-                    channel_meta=listing.channel_meta,
-                )
-            )
+            updates.append(self._update(listing, quantity, compare_and_set=compare_and_set))
         return updates, vetoed
+
+    @staticmethod
+    def _update(listing: ClaimedListing, quantity: int, *, compare_and_set: bool) -> NexusInventoryUpdate:
+        return NexusInventoryUpdate(
+            listing_id=listing.id,
+            sku=listing.sku,
+            remote_id=listing.remote_id,
+            quantity=quantity,
+            change_from=listing.remote_qty if compare_and_set else None,
+            inventory_id=listing.inventory_id,
+            channel_meta=listing.channel_meta,
+        )
 
     async def _push(
         self, runtime: ChannelRuntime, updates: Sequence[NexusInventoryUpdate]
@@ -187,7 +277,13 @@ class PushWorker:
         try:
             results = await runtime.driver.push_inventory(updates)
         except TransientChannelError as exc:
-            results = [PushResult.retry(u.listing_id, str(exc), retry_after=exc.retry_after) for u in updates]
+            unsent = isinstance(exc, QuotaExhausted)
+            results = [
+                PushResult.retry(
+                    u.listing_id, str(exc), retry_after=exc.retry_after, counts_as_attempt=not unsent
+                )
+                for u in updates
+            ]
         except TerminalChannelError as exc:
             results = [PushResult.terminal(u.listing_id, str(exc)) for u in updates]
         except Exception as exc:  # a driver bug must not kill the worker; retries are bounded
@@ -233,6 +329,7 @@ class PushWorker:
                 continue
             row.lease_owner = None
             row.lease_until = None
+            row.sending_qty = None
             if listing.id in vetoed:
                 self._vetoed(row, vetoed[listing.id], outcome, finished)
                 continue
@@ -242,7 +339,9 @@ class PushWorker:
                 self._succeeded(row, listing, update_, result, now, outcome, finished)
             elif result.status is PushStatus.STALE:
                 await self._stale(session, row, result, update_.change_from, now, outcome)
-            elif result.status is PushStatus.RETRY and row.attempts + 1 < self.config.max_attempts:
+            elif result.status is PushStatus.RETRY and (
+                not result.counts_as_attempt or row.attempts + 1 < self.config.max_attempts
+            ):
                 self._retry_later(row, result, now, outcome)
             else:
                 await self._dead_letter(session, row, update_, result, now, outcome, finished)
@@ -328,6 +427,12 @@ class PushWorker:
     def _retry_later(
         self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
     ) -> None:
+        if not result.counts_as_attempt:
+            # Never sent: wait exactly as long as our own bucket said, without using an attempt.
+            row.next_attempt_at = now + timedelta(seconds=result.retry_after or self.config.poll_interval)
+            row.last_error = result.error
+            outcome.retried += 1
+            return
         row.attempts += 1
         delay = backoff_delay(
             row.attempts,
@@ -425,6 +530,7 @@ class PushWorker:
             payload=mask_secrets(
                 {
                     "driver": runtime.config.driver,
+                    "worker": self.owner,
                     "updates": [
                         {
                             "listing_id": u.listing_id,
@@ -451,11 +557,10 @@ class PushWorker:
             )
         for batch_id in {batch_id for batch_id, _ in finished}:
             batch = await session.get(SyncBatch, batch_id, populate_existing=True)
-            if (
-                batch is not None
-                and batch.status == "running"
-                and batch.processed + batch.failed >= batch.total
-            ):
+            if batch is None:
+                continue
+            outcome.events.append(BatchProgressed(batch.id, batch.total, batch.processed, batch.failed))
+            if batch.status == "running" and batch.processed + batch.failed >= batch.total:
                 batch.status = "completed"
                 batch.completed_at = utcnow()
                 outcome.events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))

@@ -148,7 +148,7 @@ class WebhookProcessor:
         for outcome in outcomes:
             await self.nexus.after_changes(outcome.changes)
         if wake:
-            self.nexus.wakeup(WAKEUP_KEY).set()
+            self.nexus.notify([WAKEUP_KEY])
         return attempts
 
     async def _attempt(self, session: AsyncSession, row: WebhookLog) -> tuple[Attempt, InboundOutcome | None]:

@@ -10,6 +10,7 @@ under a new key, in the same push call. Stale items get the channel's current le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ from nexus.drivers.contract import (
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
-from nexus.errors import ChannelError, ConfigError, TerminalChannelError, TransientChannelError
+from nexus.errors import (
+    ChannelError,
+    ConfigError,
+    QuotaExhausted,
+    TerminalChannelError,
+    TransientChannelError,
+)
 
 DEFAULT_API_VERSION = "2026-10"
 DEFAULT_REASON = "correction"
@@ -518,6 +525,20 @@ class ShopifyDriver:
                 )
         return results
 
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        """Current `available` per listing id, 250 items per query (LevelReader)."""
+        location = await self.resolve_location_id()
+        gids: dict[str, int] = {}
+        for update in updates:
+            with contextlib.suppress(ValueError):
+                gids[to_gid("InventoryItem", update.inventory_id)] = update.listing_id
+        found: dict[int, int] = {}
+        items = list(gids)
+        for start in range(0, len(items), MAX_BATCH_SIZE):
+            levels = await self._read_levels(items[start : start + MAX_BATCH_SIZE], location)
+            found.update({gids[gid]: level[0] for gid, level in levels.items() if gid in gids})
+        return found
+
     async def _read_levels(
         self, item_gids: Sequence[str], location: str
     ) -> dict[str, tuple[int, datetime | None]]:
@@ -582,6 +603,11 @@ def _quantity_index(field_path: object) -> int | None:
 def _failure(update: NexusInventoryUpdate, error: ChannelError, *, stale: bool = False) -> PushResult:
     prefix = "stale on Shopify; reading its level failed: " if stale else ""
     if isinstance(error, TransientChannelError):
-        return PushResult.retry(update.listing_id, f"{prefix}{error}", retry_after=error.retry_after)
+        return PushResult.retry(
+            update.listing_id,
+            f"{prefix}{error}",
+            retry_after=error.retry_after,
+            counts_as_attempt=not isinstance(error, QuotaExhausted),
+        )
     detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
     return PushResult.terminal(update.listing_id, f"{prefix}{error}", detail=detail)

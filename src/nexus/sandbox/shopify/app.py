@@ -16,6 +16,7 @@ with curl and carries an `X-Nexus-Sandbox` header on every answer:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -50,6 +51,8 @@ def build_app(sandbox: ShopifySandbox) -> Starlette:
         except ValueError:
             payload = None
         reply = sandbox.graphql.handle(payload)
+        if sandbox.response_latency > 0:
+            await asyncio.sleep(sandbox.response_latency)
         headers = {"X-Shopify-API-Version": version, "X-Request-Id": str(uuid.uuid4()), **reply.headers}
         return JSONResponse(reply.body, status_code=reply.status, headers=headers)
 

@@ -56,6 +56,7 @@ class ShopifySandbox:
         replay_idempotent: bool = True,
         webhook_retry_base_seconds: float = 60.0,
         webhook_concurrency: int = 1,
+        response_latency: float = 0.0,
     ) -> None:
         """Extra knobs beyond the shared spec:
 
@@ -66,6 +67,8 @@ class ShopifySandbox:
             replaying the original result (also reported from a live shop).
         webhook_retry_base_seconds: first retry delay, doubled per retry, divided by time_scale.
         webhook_concurrency: delivery workers (1 keeps deliveries in emission order).
+        response_latency: seconds between executing a GraphQL request and answering it (a slow
+            network on the way back: the change is applied, the client does not know yet).
         """
         if throttled_status not in (200, 429):
             raise ValueError("throttled_status must be 200 or 429")
@@ -77,6 +80,7 @@ class ShopifySandbox:
         self.webhook_secret = webhook_secret
         self.api_version = api_version
         self.time_scale = time_scale
+        self.response_latency = response_latency
         self.stats = SandboxStats()
         self._rng = random.Random(seed)
         self._store = Store()

@@ -1,0 +1,50 @@
+"""`ChannelThrottled`: tell operators when a channel keeps refusing us, once per episode.
+
+The count of consecutive 429s lives in the token-bucket store (Redis in the scaled mode), so all
+processes count together and exactly one of them, the one whose 429 reaches the threshold,
+emits the event; whichever process then succeeds first emits the recovery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from nexus.events import ChannelRecovered, ChannelThrottled
+from nexus.storage.models import ChannelMapping
+
+if TYPE_CHECKING:
+    from nexus.engine import Nexus
+
+
+class ChannelThrottleMonitor:
+    def __init__(self, nexus: Nexus, channel: str, counter: str) -> None:
+        self.nexus = nexus
+        self.channel = channel
+        self.counter = counter
+
+    @property
+    def threshold(self) -> int:
+        return self.nexus.settings.worker.throttle_threshold
+
+    async def throttled(self) -> None:
+        count = await self.nexus.bucket.note_throttled(self.counter)
+        if count == self.threshold:
+            queued = await self.queued_listings()
+            await self.nexus.events.dispatch(ChannelThrottled(self.channel, count, queued))
+
+    async def succeeded(self) -> None:
+        ended = await self.nexus.bucket.note_success(self.counter)
+        if ended >= self.threshold:
+            queued = await self.queued_listings()
+            await self.nexus.events.dispatch(ChannelRecovered(self.channel, ended, queued))
+
+    async def queued_listings(self) -> int:
+        async with self.nexus.db.read() as session:
+            statement = select(func.count()).where(
+                ChannelMapping.channel == self.channel,
+                ChannelMapping.dirty_since.is_not(None),
+                ChannelMapping.failed_at.is_(None),
+            )
+            return int((await session.execute(statement)).scalar_one())
