@@ -47,6 +47,12 @@ class RateLimitOverride(BaseModel):
         min_length=1,
         description="channels that share one API key share one bucket: give them the same account",
     )
+    headroom: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="share of the channel's burst capacity left unused, for requests still in flight",
+    )
 
 
 class ChannelConfig(BaseModel):

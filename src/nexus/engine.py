@@ -175,6 +175,7 @@ class Nexus:
                     limit,
                     max_wait=self.settings.worker.max_rate_wait,
                     monitor=monitor,
+                    headroom=config.rate_limit.headroom,
                 )
             return limiters[operation]
 

@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 async def test_four_worker_processes_push_each_listing_once_per_change_and_never_get_throttled(
     postgres_url: str, redis_url: str, redis_namespace: str, tmp_path: Path
 ) -> None:
-    # A small store bucket: 300 points, 150 restored per second, 10 points per 50-item push. The
-    # catalog needs 100 pushes (1,000 points), so four processes that did not share one bucket
-    # would each believe they may spend 300 at once and run into THROTTLED.
-    sandbox = ShopifySandbox(seed=3, maximum_available=300, restore_rate=150)
+    # A small store bucket: 1,000 points, 150 restored per second, 10 points per 25-item push. The
+    # catalog needs 200 pushes (2,000 points), so four processes that did not share one bucket
+    # would each believe they may spend 1,000 at once and run into THROTTLED.
+    sandbox = ShopifySandbox(seed=3, maximum_available=1000, restore_rate=150, throttled_status=429)
     async with (
         deployment(
             skus=5000,
@@ -36,7 +36,7 @@ async def test_four_worker_processes_push_each_listing_once_per_change_and_never
             namespace=redis_namespace,
             workdir=tmp_path,
             sandbox=sandbox,
-            channel={"batch_size": 50, "rate_limit": {"capacity": 300, "refill_per_second": 150}},
+            channel={"batch_size": 25, "rate_limit": {"capacity": 1000, "refill_per_second": 150}},
             worker={"lease_seconds": 30, "poll_interval": 2.0, "backoff_base": 0.0},
         ) as deployed,
         Nexus(deployed.settings()) as nexus,

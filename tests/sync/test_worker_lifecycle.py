@@ -281,3 +281,23 @@ async def test_every_round_reports_batch_progress(make_engine: MakeEngine) -> No
         BatchProgressed(batch_id, 7, 7, 0),
         BatchCompleted(batch_id, 7, 7, 0),
     ]
+
+
+async def test_when_the_grace_runs_out_the_push_in_flight_is_released_as_unknown(
+    make_engine: MakeEngine,
+) -> None:
+    engine: Engine = await make_engine(
+        driver={"driver_class": ReadableMemDriver}, worker={"shutdown_grace": 0.2, "poll_interval": 0.05}
+    )
+    await engine.seed({"S": 10})
+    driver = engine.driver()
+    driver.gate = asyncio.Event()  # the channel never answers
+    async with running(engine.nexus, web=False):
+        await engine.nexus.product("S").adjust(-2)
+        await driver.entered.wait()
+    listing = await engine.listing("S")
+    assert listing.lease_owner is not None and listing.sending_qty == 8
+    assert listing.lease_until is not None and listing.lease_until <= datetime.now(UTC)
+    driver.gate = None
+    round_ = await PushWorker(engine.nexus, "m", owner="next").run_once()  # at once, not after 60 s
+    assert round_ is not None and round_.ok == 1 and len(driver.calls) == 1

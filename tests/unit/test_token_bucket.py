@@ -106,3 +106,22 @@ async def test_observe_lowers_the_level_to_the_channels_figure(clock: FakeClock)
     assert await rate.level() == pytest.approx(3)
     await rate.observe(available=30)  # higher than ours: ours is kept
     assert await rate.level() == pytest.approx(3)
+
+
+async def test_headroom_keeps_part_of_the_burst_for_requests_still_in_flight(clock: FakeClock) -> None:
+    bucket = InProcessTokenBucket(clock=clock)
+    rate = BoundLimiter(bucket, "shop:default", RateLimitConfig(20, 4), sleep=clock.sleep, headroom=0.25)
+    for _ in range(15):
+        await rate.acquire()
+    assert clock.sleeps == []  # 20 less a quarter: 15 at once
+    await rate.acquire()
+    assert clock.sleeps == [pytest.approx(0.25)]  # the sustained rate is untouched: 4/s
+    # The channel says 12 are left: we believe 12 less the margin, so the margin stays unspent.
+    clock.now += 10
+    await rate.observe(available=12, capacity=20)
+    assert await rate.level() == pytest.approx(7)
+
+
+def test_headroom_must_leave_some_capacity() -> None:
+    with pytest.raises(ValueError, match="headroom"):
+        BoundLimiter(InProcessTokenBucket(), "k", RateLimitConfig(1, 1), headroom=1.0)

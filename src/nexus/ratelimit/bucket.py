@@ -137,6 +137,12 @@ class BoundLimiter:
 
     `max_wait` turns a long wait (a daily quota spent) into a `QuotaExhausted` error, so the
     worker reschedules the listings instead of holding them, and a worker slot, for hours.
+
+    `headroom` keeps that share of the channel's capacity unused. Our bucket takes tokens when a
+    request leaves, the channel when it arrives; while the channel's bucket is full, the refill
+    it would have given the requests still on their way is lost, and ours does not know it.
+    Without a margin, a burst from a full bucket can then arrive at a channel with a little
+    less than we believe. The margin costs part of the burst, never the sustained rate.
     """
 
     def __init__(
@@ -148,19 +154,34 @@ class BoundLimiter:
         *,
         max_wait: float | None = None,
         monitor: ThrottleMonitor | None = None,
+        headroom: float = 0.0,
     ) -> None:
+        if not 0.0 <= headroom < 1.0:
+            raise ValueError("headroom is a share of the capacity: 0 <= headroom < 1")
         self.bucket = bucket
         self.key = key
         self.limit = limit
+        self.headroom = headroom
         self.max_wait = max_wait
         self.monitor = monitor
         self._sleep = sleep
         self.waited_seconds = 0.0
         self.requests = 0
 
+    @property
+    def effective_limit(self) -> RateLimitConfig:
+        """The limit the bucket enforces: the channel's, less the headroom."""
+        if not self.headroom:
+            return self.limit
+        return RateLimitConfig(
+            capacity=self.limit.capacity * (1 - self.headroom),
+            refill_per_second=self.limit.refill_per_second,
+            cost_per_push=self.limit.cost_per_push,
+        )
+
     async def acquire(self, cost: float = 1.0) -> None:
         while True:
-            wait = await self.bucket.reserve(self.key, cost, self.limit)
+            wait = await self.bucket.reserve(self.key, cost, self.effective_limit)
             if wait <= 0:
                 self.requests += 1
                 return
@@ -182,8 +203,13 @@ class BoundLimiter:
                 refill_per_second=refill_per_second or self.limit.refill_per_second,
                 cost_per_push=self.limit.cost_per_push,
             )
+        effective = self.effective_limit
         await self.bucket.observe(
-            self.key, self.limit, available=available, capacity=capacity, refill_per_second=refill_per_second
+            self.key,
+            effective,
+            available=max(0.0, available - self.limit.capacity * self.headroom),
+            capacity=effective.capacity,
+            refill_per_second=effective.refill_per_second,
         )
 
     async def penalize(self, seconds: float) -> None:
@@ -192,7 +218,7 @@ class BoundLimiter:
             await self.monitor.throttled()
 
     async def refund(self, tokens: float) -> None:
-        await self.bucket.refund(self.key, tokens, self.limit)
+        await self.bucket.refund(self.key, tokens, self.effective_limit)
 
     async def level(self) -> float:
-        return await self.bucket.level(self.key, self.limit)
+        return await self.bucket.level(self.key, self.effective_limit)
