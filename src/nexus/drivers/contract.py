@@ -105,9 +105,14 @@ class ChannelRateLimiter(Protocol):
         ...
 
     async def observe(
-        self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
+        self,
+        *,
+        available: float | None,
+        capacity: float | None = None,
+        refill_per_second: float | None = None,
     ) -> None:
-        """Re-sync the bucket from the channel's own figures (headers, GraphQL throttleStatus)."""
+        """Re-sync the bucket from the channel's own figures (headers, GraphQL throttleStatus;
+        see `nexus.ratelimit.headers`). `available=None`: the channel gave only its rates."""
         ...
 
     async def penalize(self, seconds: float) -> None:

@@ -193,7 +193,11 @@ class BoundLimiter:
             await self._sleep(wait)  # type: ignore[misc]
 
     async def observe(
-        self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
+        self,
+        *,
+        available: float | None,
+        capacity: float | None = None,
+        refill_per_second: float | None = None,
     ) -> None:
         # The channel's own figures describe the account's real plan (a Shopify Plus store
         # restores ten times faster than a Standard one): adopt them over the configured guess.
@@ -203,6 +207,8 @@ class BoundLimiter:
                 refill_per_second=refill_per_second or self.limit.refill_per_second,
                 cost_per_push=self.limit.cost_per_push,
             )
+        if available is None:
+            return
         effective = self.effective_limit
         await self.bucket.observe(
             self.key,
