@@ -56,9 +56,7 @@ async def test_etsy_headers_feed_the_per_second_and_the_daily_bucket() -> None:
     assert daily.limit.refill_per_second == pytest.approx(10_000 / 86_400)
 
 
-@pytest.mark.parametrize(
-    "parse", [shopify_rest_call_limit, amazon_rate_limit, etsy_per_second, etsy_per_day]
-)
+@pytest.mark.parametrize("parse", [shopify_rest_call_limit, amazon_rate_limit, etsy_per_second, etsy_per_day])
 def test_missing_or_garbled_headers_say_nothing(parse: object) -> None:
     assert callable(parse)
     assert parse(httpx.Headers({})) is None  # Etsy omits them on a 429
