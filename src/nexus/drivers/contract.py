@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -157,8 +157,10 @@ class InventoryDriver(Protocol):
 
     async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]: ...
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
-        """Raise WebhookSignatureError (or another WebhookError) unless the delivery is authentic."""
+    def verify_webhook(self, request: WebhookRequest) -> Awaitable[None] | None:
+        """Raise WebhookSignatureError (or another WebhookError) unless the delivery is authentic.
+
+        May be a coroutine (Amazon SNS fetches, and caches, the signing certificate)."""
         ...
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta: ...
@@ -178,3 +180,13 @@ class LevelReader(Protocol):
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
         """The channel's current quantity per listing id; a listing it cannot read is left out."""
         ...
+
+
+@runtime_checkable
+class WebhookResolver(Protocol):
+    """Optional: a driver whose deliveries do not carry everything (Etsy's `order.paid` holds only
+    a `resource_url`; an SNS SubscriptionConfirmation must be confirmed by a fetch). The
+    processor calls this, not `parse_webhook`, when it processes a stored delivery; the receiver
+    still calls `parse_webhook` at ingest to refuse malformed bodies without any network call."""
+
+    async def resolve_webhook(self, request: WebhookRequest) -> list[InboundEvent]: ...

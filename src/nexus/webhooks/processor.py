@@ -41,7 +41,7 @@ import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.drivers.contract import WebhookRequest
+from nexus.drivers.contract import WebhookRequest, WebhookResolver
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
 from nexus.storage.models import WebhookLog, utcnow
@@ -162,7 +162,10 @@ class WebhookProcessor:
                     body=row.body,
                     received_at=row.received_at,
                 )
-                events = driver.parse_webhook(request)
+                if isinstance(driver, WebhookResolver):
+                    events = await driver.resolve_webhook(request)
+                else:
+                    events = driver.parse_webhook(request)
                 outcome = await apply_inbound(
                     session, row.channel, events, self.nexus.allocator, delivery_key=f"{row.channel}:{row.id}"
                 )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,11 +134,10 @@ class WebhookReceiver:
             return await refuse(500, f"channel cannot be built: {_describe(exc)}")
 
         request = WebhookRequest(channel=channel, headers=lowered, body=data, received_at=received_at)
-        # Hook for unsigned pings (a later issue): WooCommerce sends one, without a signature, when a
-        # webhook is created. A driver will describe it as topic "ping" and this is where the
-        # receiver will answer it 200 without storing it. Until then every delivery must verify.
         try:
-            driver.verify_webhook(request)
+            verified = driver.verify_webhook(request)
+            if inspect.isawaitable(verified):
+                await verified
         except WebhookError as exc:
             return await refuse(exc.status_code, str(exc) or "signature refused")
         except Exception as exc:
