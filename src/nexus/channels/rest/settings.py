@@ -1,0 +1,86 @@
+"""The generic REST channel, described entirely in configuration.
+
+Every key lives under `channels.<name>.settings`; secrets under `credentials` and are referenced
+from templates as `{credential_name}`. Paths into JSON are dotted (`data.items`, `stock.available`,
+`lines.0.sku`); an empty path is the document itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nexus.errors import ConfigError
+
+
+class WebhookSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signature_header: str = Field(description="header carrying the HMAC of the raw body")
+    secret: str = Field(default="webhook_secret", description="credential holding the HMAC key")
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    signature_prefix: str = Field(default="", description='e.g. "sha256=" (GitHub style)')
+    topic_header: str | None = Field(default=None, description="header naming the event type")
+    topic_path: str | None = Field(default=None, description="or: path in the body naming it")
+    delivery_id_header: str | None = None
+    sale_topics: tuple[str, ...] = ("sale",)
+    level_topics: tuple[str, ...] = ("stock",)
+    events_path: str = Field(default="", description="path to a list of events; empty: the body is one")
+    sku_path: str = "sku"
+    quantity_path: str = "quantity"
+    event_id_path: str = Field(default="id", description="unique per event; keys sales idempotently")
+
+
+class RestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth_header: str | None = "Authorization"
+    auth_template: str | None = Field(default="Bearer {token}", description="formatted with the credentials")
+
+    list_url: str = Field(description="GET, relative to base_url; may hold {page} or {cursor}")
+    pagination: Literal["page", "cursor", "none"] = "page"
+    first_page: int = 1
+    next_cursor_path: str | None = Field(default=None, description="cursor pagination: where the next is")
+    items_path: str = Field(default="", description="path to the list of items in a list response")
+    id_path: str = "id"
+    sku_path: str = "sku"
+    quantity_path: str = "quantity"
+    title_path: str | None = "name"
+    barcode_path: str | None = None
+
+    push_url: str = Field(description="relative to base_url; per-item mode may use {id} and {sku}")
+    push_method: Literal["POST", "PUT", "PATCH"] = "POST"
+    push_mode: Literal["batch", "item"] = "batch"
+    batch_key: str = Field(default="items", description="batch body: {batch_key: [...]}; empty: a list")
+    item_id_field: str | None = "id"
+    item_sku_field: str | None = "sku"
+    item_quantity_field: str = "quantity"
+    batch_size: int = Field(default=100, ge=1)
+    results_path: str | None = Field(default=None, description="per-item results in a batch answer")
+    result_sku_path: str = "sku"
+    result_error_path: str = "error"
+
+    rate_capacity: float = Field(default=20, gt=0)
+    rate_per_second: float = Field(default=10, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    webhook: WebhookSettings | None = None
+
+    @field_validator("list_url", "push_url")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError("give a path relative to base_url, so requests cannot go to another host")
+        return value if value.startswith("/") else f"/{value}"
+
+
+def load_settings(channel: str, raw: object) -> RestSettings:
+    try:
+        return RestSettings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(["channels", channel, "settings", *(str(part) for part in first["loc"])])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(message, key=key, source=f"channel {channel}") from None
