@@ -61,6 +61,15 @@ class NexusProduct:
 
         return product_from_shopify(payload)
 
+    @classmethod
+    def from_woocommerce(
+        cls, payload: Mapping[str, Any], variations: Sequence[Mapping[str, Any]] | None = None
+    ) -> NexusProduct:
+        """Normalise a WooCommerce REST v3 product: simple, or variable with its variation objects."""
+        from nexus.channels.woocommerce.normalize import product_from_woocommerce
+
+        return product_from_woocommerce(payload, variations)
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
