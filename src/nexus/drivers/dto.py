@@ -70,6 +70,13 @@ class NexusProduct:
 
         return product_from_woocommerce(payload, variations)
 
+    @classmethod
+    def from_amazon(cls, item: Mapping[str, Any], *, marketplace_id: str | None = None) -> NexusProduct:
+        """Normalise an SP-API Listings Items `Item` (summaries, attributes, fulfillmentAvailability)."""
+        from nexus.channels.amazon.normalize import product_from_amazon
+
+        return product_from_amazon(item, marketplace_id=marketplace_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
