@@ -77,6 +77,15 @@ class NexusProduct:
 
         return product_from_amazon(item, marketplace_id=marketplace_id)
 
+    @classmethod
+    def from_etsy(
+        cls, listing: Mapping[str, Any], inventory: Mapping[str, Any] | None = None
+    ) -> NexusProduct:
+        """Normalise an Etsy ShopListing with its ListingInventory (or its `inventory` association)."""
+        from nexus.channels.etsy.normalize import product_from_etsy
+
+        return product_from_etsy(listing, inventory)
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):

@@ -165,9 +165,9 @@ class DriverConformance:
 def _full_batch(channel: ConformanceChannel) -> list[NexusInventoryUpdate]:
     size = min(channel.driver.capabilities.max_batch_size, len(channel.listings))
     assert size >= 2, "give at least two listings"
-    # Quantities the channel cannot already show by chance: 1000 + position.
+    # Quantities the sandboxes do not seed (they start at 40 or below): 100 + position.
     return [
-        dataclasses.replace(u, quantity=1000 + n, change_from=None)
+        dataclasses.replace(u, quantity=100 + n, change_from=None)
         for n, u in enumerate(channel.listings[:size])
     ]
 
