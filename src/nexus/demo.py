@@ -1,6 +1,8 @@
-"""`nexus demo`: a Shopify sandbox store on loopback, a catalog synced to it, sales flowing back.
+"""`nexus demo`: sandbox stores on loopback, a catalog synced to them, sales flowing back.
 
-Everything real except the store: SQLite, the HTTP driver, signed webhooks, the token bucket.
+Everything real except the stores: SQLite, the HTTP drivers, signed webhooks, the token buckets.
+By default one Shopify store; `--channels shopify,woocommerce,amazon,etsy` runs several sandboxes
+that sell the same stock, so a sale on one lowers what the others show.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import random
 import time
 from collections import Counter
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,19 +22,16 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from nexus.cli.ui import progress_bar, show_batch
-from nexus.config import ChannelConfig, NexusSettings, WorkerConfig
+from nexus.config import NexusSettings, WorkerConfig
+from nexus.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.runtime import running
 from nexus.sandbox.server import serve_app
-from nexus.sandbox.shopify import ShopifySandbox, ean13
+from nexus.sandbox.shopify import ean13
 from nexus.storage.models import ChannelMapping, Item, StockMovement, SyncJob, WebhookLog
 
-CHANNEL = "shopify-demo"
-# GraphQL Admin API restore rates per plan (shopify.dev, "GraphQL Admin API rate limits"); the
-# bucket holds 20 seconds of restore, as the Standard plan's documented 2000 / 100 does.
-PLANS = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "enterprise": 2000.0}
-TOPICS = ("orders/create", "inventory_levels/update")
+__all__ = ["KINDS", "PLANS", "ChannelSummary", "DemoOptions", "DemoSummary", "run_demo"]
 
 
 @dataclass
@@ -44,7 +44,30 @@ class DemoOptions:
     database: Path = Path(".nexus/demo.db")
     seed: int = 7
     plan: str = "plus"
+    channels: tuple[str, ...] = ("shopify",)
+    time_scale: float = 10.0  # Amazon, Etsy, WooCommerce: their limits' and retries' clocks run faster
     quiet: bool = False
+
+
+@dataclass
+class ChannelSummary:
+    name: str
+    linked: int = 0
+    unmatched: int = 0
+    sales: int = 0
+    units: int = 0
+    denied: int = 0
+    pushes: int = 0
+    push_requests: int = 0
+    requests: int = 0
+    webhooks: int = 0
+    throttled: int = 0
+    oversold_units: int = 0
+    out_of_sync_skus: list[str] = field(default_factory=list)
+
+    @property
+    def out_of_sync(self) -> int:
+        return len(self.out_of_sync_skus)
 
 
 @dataclass
@@ -68,6 +91,7 @@ class DemoSummary:
     ledger_mismatches: int = 0
     out_of_sync: int = 0
     out_of_sync_skus: list[str] = field(default_factory=list)
+    channels: dict[str, ChannelSummary] = field(default_factory=dict)
 
 
 async def run_demo(options: DemoOptions, console: Console | None = None) -> DemoSummary:
@@ -76,72 +100,60 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
     summary = DemoSummary(skus=options.skus)
     _fresh_database(options.database)
 
-    # Shopify retries a failed delivery after about a minute; the demo compresses that to seconds.
-    # Shopify delivers webhooks in parallel and in no guaranteed order; so does the sandbox here.
-    restore = PLANS[options.plan]
-    sandbox = ShopifySandbox(
-        seed=options.seed,
-        maximum_available=restore * 20,
-        restore_rate=restore,
-        webhook_retry_base_seconds=0.5,
-        webhook_concurrency=8,
-    )
-    prefix = "SKU-"
-    sandbox.seed_catalog(options.skus, quantity=10, prefix=prefix)
-    for n in range(3):  # products the merchant never created in Nexus: reported as unmatched
-        sandbox.add_product(f"Unlisted gadget {n}", [{"sku": f"LEGACY-{n}", "price": "9.99", "quantity": 4}])
-    skus = [f"{prefix}{i:06d}" for i in range(1, options.skus + 1)]  # the sandbox numbers from 1
+    settings = DemoSettings(options.skus, options.seed, options.plan, options.time_scale)
+    demo_channels: list[DemoChannel] = []
+    skus = [f"{PREFIX}{i:06d}" for i in range(1, options.skus + 1)]  # the sandboxes number from 1
     starting = {sku: rng.randint(0, 40) for sku in skus}
 
-    try:
-        async with serve_app(sandbox.app) as shop:
-            settings = NexusSettings(
-                database_url=f"sqlite+aiosqlite:///{options.database}",
-                channels={
-                    CHANNEL: ChannelConfig(
-                        driver="shopify",
-                        base_url=shop.base_url,
-                        credentials={
-                            "access_token": sandbox.access_token,
-                            "webhook_secret": sandbox.webhook_secret,
-                        },
-                        # The demo products have one variant each, so pages can hold many products.
-                        settings={"location_id": str(sandbox.location_id), "variants_per_product": 5},
-                    )
-                },
-                worker=WorkerConfig(poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30),
+    async with AsyncExitStack() as stack:
+        served: dict[str, str] = {}
+        for kind in options.channels:
+            channel = build(kind, settings)
+            demo_channels.append(channel)
+            stack.push_async_callback(channel.sandbox.aclose)
+            served[channel.name] = (await stack.enter_async_context(serve_app(channel.sandbox.app))).base_url
+            summary.channels[channel.name] = ChannelSummary(channel.name)
+        nexus_settings = NexusSettings(
+            database_url=f"sqlite+aiosqlite:///{options.database}",
+            channels={c.name: c.config(served[c.name]) for c in demo_channels},
+            worker=WorkerConfig(poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30),
+        )
+        async with Nexus(nexus_settings, source="nexus demo") as nexus:
+            for channel in demo_channels:
+                channel.after_build(nexus)
+            await nexus.migrate()
+            await nexus.add_items(
+                ItemSpec(sku=sku, title=f"Demo product {sku}", barcode=ean13(i), on_hand=starting[sku])
+                for i, sku in enumerate(skus, start=1)
             )
-            async with Nexus(settings, source="nexus demo") as nexus:
-                await nexus.migrate()
-                await nexus.add_items(
-                    ItemSpec(sku=sku, title=f"Demo product {sku}", barcode=ean13(i), on_hand=starting[sku])
-                    for i, sku in enumerate(skus, start=1)
+            # Link first, with no worker running yet, so that the catalog batch is the one
+            # push of every listing (a worker would otherwise push what the import found
+            # dirty, and the batch would push it all again).
+            for channel in demo_channels:
+                console.print(f"[bold]{channel.label}[/] on {served[channel.name]}")
+                await _import(nexus, channel, console, summary)
+            async with running(nexus, port=options.port) as service:
+                for channel in demo_channels:
+                    channel.subscribe(f"{service.base_url}{nexus_settings.webhook_base_path}/{channel.name}")
+                console.print(f"[bold]Nexus[/] on {service.base_url}")
+                await _catalog_sync(nexus, [c.name for c in demo_channels], console, summary)
+                local_deltas, sold = await _simulate(
+                    nexus, demo_channels, skus, options, rng, console, summary
                 )
-                # Link first, with no worker running yet, so that the catalog batch is the one
-                # push of every listing (a worker would otherwise push what the import found
-                # dirty, and the batch would push it all again).
-                console.print(f"[bold]Shopify sandbox[/] on {shop.base_url}")
-                await _import(nexus, console, summary)
-                async with running(nexus, port=options.port) as service:
-                    for topic in TOPICS:
-                        sandbox.subscribe(topic, f"{service.base_url}{settings.webhook_base_path}/{CHANNEL}")
-                    console.print(f"[bold]Nexus[/] on {service.base_url}")
-                    await _catalog_sync(nexus, console, summary)
-                    local_deltas, sold = await _simulate(nexus, sandbox, skus, options, rng, console, summary)
-                    await _converge(nexus, sandbox, console, summary)
-                    await _measure(nexus, sandbox, starting, local_deltas, sold, summary)
-                    _print_summary(console, summary)
-                    if options.duration is None:
-                        sale = json.dumps({"sku": skus[0], "quantity": 1})
-                        console.print(
-                            f"\nStill serving. Sell something on the store:\n  curl -X POST "
-                            f"{shop.base_url}/_sandbox/sales -H 'content-type: application/json' "
-                            f"-d '{sale}'\n"
-                            "and watch it flow back. Ctrl-C to stop."
-                        )
-                        await service.stop.wait()
-    finally:
-        await sandbox.aclose()
+                await _converge(nexus, demo_channels, console, summary)
+                await _measure(nexus, demo_channels, starting, local_deltas, sold, summary)
+                _print_summary(console, summary)
+                if options.duration is None:
+                    sale = json.dumps({"sku": skus[0], "quantity": 1})
+                    for channel in demo_channels:
+                        if channel.sales_route:
+                            console.print(
+                                f"\nSell something on {channel.name}:\n  curl -X POST "
+                                f"{served[channel.name]}/_sandbox/sales -H 'content-type: application/json' "
+                                f"-d '{sale}'"
+                            )
+                    console.print("\nStill serving; watch sales flow back. Ctrl-C to stop.")
+                    await service.stop.wait()
     return summary
 
 
@@ -151,23 +163,25 @@ def _fresh_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-async def _import(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
+async def _import(nexus: Nexus, channel: DemoChannel, console: Console, summary: DemoSummary) -> None:
     with progress_bar(console) as progress:
-        task = progress.add_task("Importing products", total=summary.skus + 3)
+        task = progress.add_task("Importing products", total=summary.skus + channel.extra_products)
         report = await nexus.import_channel(
-            CHANNEL, on_page=lambda r: progress.update(task, completed=r.variants)
+            channel.name, on_page=lambda r: progress.update(task, completed=r.variants)
         )
-    summary.linked = report.linked
-    summary.unmatched = len(report.unmatched)
+    summary.channels[channel.name].linked = report.linked
+    summary.channels[channel.name].unmatched = len(report.unmatched)
+    summary.linked += report.linked
+    summary.unmatched += len(report.unmatched)
     console.print(
-        f"Imported {report.variants} variants from {CHANNEL}: {report.linked} linked, "
+        f"Imported {report.variants} variants from {channel.name}: {report.linked} linked, "
         f"{len(report.unmatched)} unmatched ({', '.join(sku or rid for rid, sku, _ in report.unmatched[:5])})"
     )
 
 
-async def _catalog_sync(nexus: Nexus, console: Console, summary: DemoSummary) -> None:
+async def _catalog_sync(nexus: Nexus, channels: list[str], console: Console, summary: DemoSummary) -> None:
     started = time.perf_counter()
-    batch_id = await nexus.catalog().sync_all([CHANNEL])
+    batch_id = await nexus.catalog().sync_all(channels)
     with progress_bar(console) as progress:
         task = progress.add_task("Catalog sync", total=None)
         status = await nexus.batch(batch_id).wait(timeout=None, on_progress=show_batch(progress, task))
@@ -179,16 +193,16 @@ async def _catalog_sync(nexus: Nexus, console: Console, summary: DemoSummary) ->
 
 async def _simulate(
     nexus: Nexus,
-    sandbox: ShopifySandbox,
+    channels: list[DemoChannel],
     skus: list[str],
     options: DemoOptions,
     rng: random.Random,
     console: Console,
     summary: DemoSummary,
 ) -> tuple[Counter[str], Counter[str]]:
-    """Sales on the store, and restocks and counter sales in Nexus, for the demo's duration.
+    """Sales on the stores, and restocks and counter sales in Nexus, for the demo's duration.
 
-    Returns what the demo itself did, per SKU (Nexus-side deltas, units sold on the store), so
+    Returns what the demo itself did, per SKU (Nexus-side deltas, units sold on the stores), so
     the summary can check Nexus's books against the ground truth."""
     local_deltas: Counter[str] = Counter()
     sold: Counter[str] = Counter()
@@ -215,28 +229,32 @@ async def _simulate(
                     local_deltas[sku] += units
                     summary.restocks += 1
             else:
-                order = await sandbox.simulate_sale(sku, rng.choice((1, 1, 1, 2)))
-                if order is None:
-                    summary.denied_sales += 1
+                quantity = rng.choice((1, 1, 1, 2))
+                channel = channels[0] if len(channels) == 1 else rng.choice(channels)
+                stats = summary.channels[channel.name]
+                if await channel.sandbox.simulate_sale(sku, quantity) is None:
+                    stats.denied += 1
                 else:
-                    units = sum(int(line["quantity"]) for line in order["line_items"])
-                    summary.channel_sales += 1
-                    summary.channel_units += units
-                    sold[sku] += units
+                    stats.sales += 1
+                    stats.units += quantity
+                    sold[sku] += quantity
             progress.advance(task)
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
     return local_deltas, sold
 
 
-async def _converge(nexus: Nexus, sandbox: ShopifySandbox, console: Console, summary: DemoSummary) -> None:
-    """Wait until webhooks are delivered and processed and no listing is dirty, twice in a row."""
+async def _converge(
+    nexus: Nexus, channels: list[DemoChannel], console: Console, summary: DemoSummary
+) -> None:
+    """Wait until webhooks are delivered and processed and no listing is dirty, three times in a row."""
     started = time.perf_counter()
     quiet_checks = 0
     with console.status("Waiting for every channel to converge..."):
-        while time.perf_counter() - started < 120:
-            with contextlib.suppress(TimeoutError):  # deliveries still being retried: look again
-                await sandbox.drain_webhooks(timeout=5)
+        while time.perf_counter() - started < 180:
+            for channel in channels:
+                with contextlib.suppress(TimeoutError):  # deliveries still being retried: look again
+                    await channel.sandbox.drain_webhooks(timeout=5)
             async with nexus.db.read() as session:
                 dirty = await session.scalar(
                     select(func.count())
@@ -255,58 +273,111 @@ async def _converge(nexus: Nexus, sandbox: ShopifySandbox, console: Console, sum
 
 async def _measure(
     nexus: Nexus,
-    sandbox: ShopifySandbox,
+    channels: list[DemoChannel],
     starting: dict[str, int],
     local_deltas: Counter[str],
     sold: Counter[str],
     summary: DemoSummary,
 ) -> None:
-    levels = sandbox.levels()
     async with nexus.db.read() as session:
-        listings = list(
-            (await session.execute(select(ChannelMapping).where(ChannelMapping.channel == CHANNEL))).scalars()
-        )
+        listings = list((await session.execute(select(ChannelMapping))).scalars())
         on_hand = dict((await session.execute(select(Item.sku, Item.on_hand))).all())
-        summary.pushes = int(await session.scalar(select(func.coalesce(func.sum(SyncJob.succeeded), 0))) or 0)
-        summary.push_requests = int(await session.scalar(select(func.count()).select_from(SyncJob)) or 0)
-        summary.webhooks = int(
-            await session.scalar(
-                select(func.count()).select_from(WebhookLog).where(WebhookLog.verified.is_(True))
+        pushes = dict(
+            (
+                await session.execute(
+                    select(SyncJob.channel, func.sum(SyncJob.succeeded)).group_by(SyncJob.channel)
+                )
             )
-            or 0
+            .tuples()
+            .all()
         )
-        summary.oversold_units = int(
-            await session.scalar(
-                select(
-                    func.coalesce(func.sum(func.min(-StockMovement.delta, -StockMovement.on_hand_after)), 0)
-                ).where(StockMovement.reason == "sale", StockMovement.on_hand_after < 0)
+        push_requests = dict(
+            (await session.execute(select(SyncJob.channel, func.count()).group_by(SyncJob.channel)))
+            .tuples()
+            .all()
+        )
+        webhooks = dict(
+            (
+                await session.execute(
+                    select(WebhookLog.channel, func.count())
+                    .where(WebhookLog.verified.is_(True))
+                    .group_by(WebhookLog.channel)
+                )
             )
-            or 0
+            .tuples()
+            .all()
         )
-    summary.out_of_sync_skus = sorted(row.sku for row in listings if levels.get(row.sku) != row.desired_qty)
+        # Oversold: units a channel sold beyond the real stock (the sale took on hand below 0).
+        oversold = dict(
+            (
+                await session.execute(
+                    select(
+                        StockMovement.channel,
+                        func.sum(func.min(-StockMovement.delta, -StockMovement.on_hand_after)),
+                    )
+                    .where(StockMovement.reason == "sale", StockMovement.on_hand_after < 0)
+                    .group_by(StockMovement.channel)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    for channel in channels:
+        stats = summary.channels[channel.name]
+        levels = channel.sandbox.levels()
+        stats.out_of_sync_skus = sorted(
+            row.sku
+            for row in listings
+            if row.channel == channel.name and levels.get(row.sku) != row.desired_qty
+        )
+        stats.pushes = int(pushes.get(channel.name) or 0)
+        stats.push_requests = int(push_requests.get(channel.name) or 0)
+        stats.webhooks = int(webhooks.get(channel.name) or 0)
+        stats.oversold_units = int(oversold.get(channel.name) or 0)
+        stats.requests = channel.sandbox.stats.requests
+        stats.throttled = channel.sandbox.stats.throttled
+    per_channel = list(summary.channels.values())
+    summary.channel_sales = sum(c.sales for c in per_channel)
+    summary.channel_units = sum(c.units for c in per_channel)
+    summary.denied_sales = sum(c.denied for c in per_channel)
+    summary.pushes = sum(c.pushes for c in per_channel)
+    summary.push_requests = sum(c.push_requests for c in per_channel)
+    summary.channel_requests = sum(c.requests for c in per_channel)
+    summary.webhooks = sum(c.webhooks for c in per_channel)
+    summary.throttled = sum(c.throttled for c in per_channel)
+    # Counter sales in Nexus (no channel) check the stock first, so every oversold unit is a channel's.
+    summary.oversold_units = sum(int(units or 0) for units in oversold.values())
+    summary.out_of_sync_skus = [
+        sku if len(per_channel) == 1 else f"{c.name}:{sku}" for c in per_channel for sku in c.out_of_sync_skus
+    ]
     summary.out_of_sync = len(summary.out_of_sync_skus)
-    summary.channel_requests = sandbox.stats.requests
-    summary.throttled = sandbox.stats.throttled
-    # Every unit is accounted for: what we started with, what happened in Nexus, what sold on the store.
+    # Every unit is accounted for: what we started with, what happened in Nexus, what sold on the stores.
     summary.ledger_mismatches = sum(
         1 for sku, start in starting.items() if on_hand.get(sku) != start + local_deltas[sku] - sold[sku]
     )
 
 
 def _print_summary(console: Console, summary: DemoSummary) -> None:
+    if len(summary.channels) > 1:
+        _print_channels(console, summary)
     table = Table(title="Nexus demo summary", show_header=False)
     rows = [
         ("SKUs", summary.skus),
         ("linked / unmatched", f"{summary.linked} / {summary.unmatched}"),
         ("catalog sync", f"{summary.catalog_seconds:.2f} s"),
         (
-            "sales on the store (orders / units / refused)",
+            "sales on the store (orders / units / refused)"
+            if len(summary.channels) == 1
+            else "sales on the stores (orders / units / refused)",
             f"{summary.channel_sales} / {summary.channel_units} / {summary.denied_sales}",
         ),
         ("counter sales / restocks in Nexus", f"{summary.local_sales} / {summary.restocks}"),
         ("pushes (listings acknowledged)", summary.pushes),
         ("push requests", summary.push_requests),
-        ("requests seen by the store", summary.channel_requests),
+        (
+            "requests seen by the store" if len(summary.channels) == 1 else "requests seen by the stores",
+            summary.channel_requests,
+        ),
         ("webhooks received", summary.webhooks),
         ("throttled requests", summary.throttled),
         ("oversold units", summary.oversold_units),
@@ -319,3 +390,23 @@ def _print_summary(console: Console, summary: DemoSummary) -> None:
     if summary.out_of_sync_skus:
         console.print(f"out of sync: {', '.join(summary.out_of_sync_skus[:20])}")
     console.print(f"out_of_sync: {summary.out_of_sync}", markup=False, highlight=False)
+
+
+def _print_channels(console: Console, summary: DemoSummary) -> None:
+    table = Table(title="Per channel")
+    table.add_column("")
+    channels = list(summary.channels.values())
+    for c in channels:
+        table.add_column(c.name.removesuffix("-demo"), justify="right")
+    rows = {
+        "units sold / refused": [f"{c.units} / {c.denied}" for c in channels],
+        "pushes / push requests": [f"{c.pushes} / {c.push_requests}" for c in channels],
+        "requests seen": [str(c.requests) for c in channels],
+        "webhooks received": [str(c.webhooks) for c in channels],
+        "throttled": [str(c.throttled) for c in channels],
+        "oversold units": [str(c.oversold_units) for c in channels],
+        "out of sync": [str(c.out_of_sync) for c in channels],
+    }
+    for name, values in rows.items():
+        table.add_row(name, *values)
+    console.print(table)

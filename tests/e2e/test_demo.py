@@ -54,3 +54,32 @@ async def test_demo_converges_and_every_unit_is_accounted_for(tmp_path: Path) ->
     for item in items:
         later = ledger.get(item.sku, 0) - starting.get(item.sku, 0)
         assert item.on_hand == starting.get(item.sku, 0) + later, item.sku
+
+
+@pytest.mark.xfail(
+    reason="engine races, not the demo: a push that crosses a sale on the same channel leaves the "
+    "channel one unit off (the level echo equals pushed_qty and is taken for our own), and late "
+    "Amazon LISTINGS_ITEM_MFN_QUANTITY_CHANGE echoes of superseded pushes are booked as adjustments",
+    strict=False,
+)
+async def test_four_channel_demo_converges_without_overselling(tmp_path: Path) -> None:
+    options = DemoOptions(
+        skus=60,
+        duration=4.0,
+        sales_per_second=20.0,
+        database=tmp_path / "demo.db",
+        seed=5,
+        channels=("shopify", "woocommerce", "amazon", "etsy"),
+        quiet=True,
+    )
+
+    summary = await run_demo(options, Console(quiet=True))
+
+    assert set(summary.channels) == {"shopify-demo", "woocommerce-demo", "amazon-demo", "etsy-demo"}
+    for name, channel in summary.channels.items():
+        assert channel.linked == 60, name
+        assert channel.sales > 0, f"the scenario must sell on {name}"
+        assert channel.oversold_units == 0, name
+        assert channel.out_of_sync == 0, (name, channel.out_of_sync_skus)
+    assert summary.out_of_sync == 0
+    assert summary.ledger_mismatches == 0  # start + Nexus-side changes - units sold on every store

@@ -237,12 +237,25 @@ def demo(
             help="Shopify plan of the sandbox store (its API limits): standard, advanced, plus, enterprise.",
         ),
     ] = "plus",
+    channels: Annotated[
+        str,
+        typer.Option(help="Sandboxes to sell on, comma-separated: shopify, woocommerce, amazon, etsy."),
+    ] = "shopify",
+    time_scale: Annotated[
+        float,
+        typer.Option(help="How much faster the Amazon, Etsy and WooCommerce sandboxes' clocks run."),
+    ] = 10.0,
 ) -> None:
-    """Sync a catalog to a Shopify sandbox store and let sales flow back (see the README)."""
-    from nexus.demo import PLANS, DemoOptions, run_demo
+    """Sync a catalog to sandbox stores and let sales flow back (see the README)."""
+    from nexus.demo import KINDS, PLANS, DemoOptions, run_demo
 
     if plan not in PLANS:
         raise typer.BadParameter(f"choose one of {', '.join(PLANS)}", param_hint="--plan")
+    kinds = tuple(dict.fromkeys(k.strip() for k in channels.split(",") if k.strip()))
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise typer.BadParameter(f"choose among {', '.join(KINDS)}", param_hint="--channels")
+    if time_scale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--time-scale")
     _configure_logging("warning")
     options = DemoOptions(
         skus=skus,
@@ -252,6 +265,8 @@ def demo(
         database=database,
         seed=seed,
         plan=plan,
+        channels=kinds,
+        time_scale=time_scale,
     )
     summary = _run(lambda: run_demo(options, console))
     if summary.out_of_sync or summary.ledger_mismatches:
