@@ -315,7 +315,13 @@ async def test_a_sale_during_an_in_flight_push_is_added_to_the_acknowledged_quan
     assert after.on_hand == 11
     assert (a.pushed_qty, a.remote_qty, a.desired_qty) == (12, 11, 11)
     assert a.inflight_delta == 0
-    assert a.dirty_since is None  # in sync: no extra push
+    # This channel has no compare-and-set: nothing says whether the sale landed before our 12 (and
+    # was written over) or after it, so the listing is pushed once more, with the absolute 11.
+    assert a.dirty_since is not None
+    again = await PushWorker(nexus, "a").run_once()
+    assert again is not None and again.ok == 1
+    assert [u.quantity for u in driver.pushes[-1]] == [11]
+    assert (await state(nexus, "S")).listing("a").dirty_since is None
     assert await PushWorker(nexus, "a").run_once() is None
 
 
@@ -353,3 +359,23 @@ async def test_a_dirty_listing_never_loses_urgency_until_pushed(make_nexus: Make
     await PushWorker(nexus, "a").run_once()
     await nexus.product("S").update_inventory(quantity=25)
     assert (await state(nexus, "S")).listing("a").priority == Priority.NORMAL
+
+
+async def test_a_level_reported_before_our_last_push_was_answered_is_stale_without_channel_timestamps(
+    make_nexus: MakeNexus,
+) -> None:
+    # Amazon stamps nothing on a push's answer; its notifications carry EventTime. A notification
+    # about a push we have since replaced must not be booked as a change made on the channel.
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+    await nexus.product("S").update_inventory(quantity=12)
+    await PushWorker(nexus, "a").run_once()
+    before_push = datetime.now(UTC) - timedelta(seconds=5)
+    await nexus.product("S").update_inventory(quantity=9)
+    await PushWorker(nexus, "a").run_once()
+
+    outcome = await level(nexus, "a", "S", 12, at=before_push)
+
+    assert outcome.stale == 1 and outcome.changes == []
+    after = await state(nexus, "S")
+    assert after.on_hand == 9 and after.listing("a").remote_qty == 9

@@ -336,7 +336,8 @@ class PushWorker:
             result = results[listing.id]
             update_ = pushed[listing.id]
             if result.status is PushStatus.OK:
-                self._succeeded(row, listing, update_, result, now, outcome, finished)
+                compare_and_set = runtime.driver.capabilities.compare_and_set
+                self._succeeded(row, listing, update_, result, now, outcome, finished, compare_and_set)
             elif result.status is PushStatus.STALE:
                 await self._stale(session, row, result, update_.change_from, now, outcome)
             elif result.status is PushStatus.RETRY and (
@@ -358,6 +359,7 @@ class PushWorker:
         now: datetime,
         outcome: PushRound,
         finished: Counter[tuple[str, bool]],
+        compare_and_set: bool,
     ) -> None:
         acknowledged = result.quantity if result.quantity is not None else update_.quantity
         row.pushed_qty = acknowledged
@@ -369,7 +371,12 @@ class PushWorker:
         row.last_error = None
         row.last_synced_at = now
         overridden = update_.quantity != listing.desired
-        if row.desired_qty == row.remote_qty or (overridden and row.desired_qty == listing.desired):
+        # Without compare-and-set, a sale reported while the push was in flight may have landed
+        # before it and been written over: push what the listing should show once more.
+        crossed = row.inflight_delta != 0 and not compare_and_set
+        if not crossed and (
+            row.desired_qty == row.remote_qty or (overridden and row.desired_qty == listing.desired)
+        ):
             row.dirty_since = None
         if row.batch_id is not None:
             finished[(row.batch_id, False)] += 1

@@ -55,9 +55,14 @@ async def apply_inbound(
     allocator: Allocator,
     *,
     delivery_key: str,
+    reassert_after_sale: bool = False,
 ) -> InboundOutcome:
     """Apply every event of one delivery in the caller's transaction. Raises ListingBusy to
-    have the whole delivery retried later (sales are idempotent, so a retry is harmless)."""
+    have the whole delivery retried later (sales are idempotent, so a retry is harmless).
+
+    `reassert_after_sale`, for channels without compare-and-set: a sale there may have happened
+    before our last absolute push landed, which then wrote over it; nothing tells us which came
+    first, so the listing is pushed again (what it should show now) after every sale."""
     outcome = InboundOutcome()
     for index, event in enumerate(events):
         listing = await find_listing(session, channel, event.listing)
@@ -72,6 +77,10 @@ async def apply_inbound(
                 outcome.unmatched.append(_describe(event.listing))
             continue
         result = await apply_stock_change(session, change, allocator)
+        if result.applied and reassert_after_sale and listing is not None and isinstance(event, SaleEvent):
+            listing.dirty_since = listing.dirty_since or utcnow()
+            if listing.id not in result.dirty_listing_ids:
+                result.dirty_listing_ids.append(listing.id)
         if result.applied:
             outcome.changes.append(result)
         else:
@@ -113,7 +122,10 @@ async def _observed(
         return None
     if listing.lease_owner is not None and listing.lease_until is not None and listing.lease_until > utcnow():
         raise ListingBusy(listing.id)
-    if _not_newer(event.observed_at, listing.remote_updated_at):
+    # A channel that stamps nothing on our pushes (Amazon) is ordered against when we got its
+    # answer: a report older than that describes a push we have since replaced.
+    known_at = listing.remote_updated_at or listing.last_synced_at
+    if _not_newer(event.observed_at, known_at):
         outcome.stale += 1
         return None
     if event.quantity in (listing.remote_qty, listing.pushed_qty):

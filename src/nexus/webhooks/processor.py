@@ -167,7 +167,12 @@ class WebhookProcessor:
                 else:
                     events = driver.parse_webhook(request)
                 outcome = await apply_inbound(
-                    session, row.channel, events, self.nexus.allocator, delivery_key=f"{row.channel}:{row.id}"
+                    session,
+                    row.channel,
+                    events,
+                    self.nexus.allocator,
+                    delivery_key=f"{row.channel}:{row.id}",
+                    reassert_after_sale=not driver.capabilities.compare_and_set,
                 )
         except WebhookError as exc:
             # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
