@@ -48,3 +48,34 @@ def test_webhook_ingest_httpx_client_and_ceiling_run(monkeypatch: pytest.MonkeyP
     summary = webhook_ingest.main([*sizes, "--client", "httpx", "--variants", "ceiling", "--tcp-nodelay"])
 
     assert summary["client"] == "httpx" and "ceiling" in summary and "nexus" not in summary
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_rate_limit_utilisation_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    postgres_admin_dsn: str,
+    redis_server_url: str,
+) -> None:
+    rate_limit_utilisation = load("rate_limit_utilisation", monkeypatch)
+
+    sizes = ["--skus", "60", "--duration", "1", "--processes", "1", "--concurrency", "1"]
+    summary = rate_limit_utilisation.main(
+        [*sizes, "--modes", "nexus,per-worker", "--postgres", postgres_admin_dsn, "--redis", redis_server_url]
+    )
+
+    runs = {run["mode"]: run for run in summary["runs"]}
+    assert runs.keys() == {"nexus", "per-worker"}
+    restore = 100 * summary["options"]["time_scale"]
+    for run in runs.values():
+        # A full bucket (2000 points) plus one second of restore, at 10 points a request.
+        assert run["allowed"] == pytest.approx((2000 + restore) / 10)
+        assert 0 < run["achieved"] <= run["allowed"]
+        assert run["items_pushed"] > 0 and run["processes_that_pushed"] == 1
+        assert run["work_ran_out"] is True  # 60 listings are 12 requests: far below the allowance
+        assert run["throttled_total"] == 0
+    assert summary["goal_met"] is False  # a measurement, reported, never an error
+    out = capsys.readouterr().out
+    assert "nexus / per-worker utilisation" in out and "-> FAIL" in out
