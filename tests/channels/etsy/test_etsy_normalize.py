@@ -162,4 +162,4 @@ async def test_defaults_point_at_etsy() -> None:
     assert driver.settings.token_url == "https://api.etsy.com/v3/public/oauth/token"
     assert driver.settings.api_key == "k:s"
     assert driver.rate_limit_config().capacity == 10
-    assert driver.capabilities.compare_and_set is True
+    assert driver.capabilities.compare_and_set is False  # GET-then-PUT is not atomic

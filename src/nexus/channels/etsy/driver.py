@@ -72,7 +72,10 @@ class EtsyDriver:
         s = self.settings
         self.capabilities = DriverCapabilities(
             max_batch_size=s.max_batch_size,
-            compare_and_set=True,
+            # Etsy has no conditional write: a sale between our GET and our PUT is written over.
+            # Declaring no compare-and-set makes the engine re-assert the level after every sale,
+            # which is what converges; the driver still honours `change_from` when it is given.
+            compare_and_set=False,
             webhook_topics=(webhooks.ORDER_PAID,),
             default_rate_limit=self.rate_limit_config(),
         )
