@@ -7,9 +7,11 @@ GraphQL `throttleStatus` is read by its client from the response body; the heade
 
 from __future__ import annotations
 
+import email.utils
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from nexus.drivers.contract import ChannelRateLimiter
 
@@ -78,6 +80,24 @@ def etsy_per_day(headers: Mapping[str, str]) -> Observation | None:
         capacity=limit,
         refill_per_second=limit / SECONDS_PER_DAY if limit else None,
     )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 allows both)."""
+    value = _header(headers, "Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

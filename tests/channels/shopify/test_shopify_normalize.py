@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from shopify_testkit import load
 
-from nexus.channels.shopify.normalize import numeric_id, parse_timestamp, product_from_shopify, to_gid
+from nexus.channels.shopify.normalize import numeric_id, product_from_shopify, to_gid
+from nexus.channels.wire import parse_timestamp
 from nexus.drivers.dto import NexusProduct
 
 

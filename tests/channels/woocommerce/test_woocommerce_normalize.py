@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from woocommerce_testkit import load
 
+from nexus.channels.wire import parse_timestamp as parse_gmt
 from nexus.channels.woocommerce import product_from_woocommerce
-from nexus.channels.woocommerce.normalize import parse_gmt
 
 
 def test_simple_product_is_one_variant_named_by_the_product_id() -> None:

@@ -21,7 +21,7 @@ import httpx
 from nexus.channels.amazon.auth import LwaTokens
 from nexus.drivers.contract import ChannelRateLimiter, RateLimitConfig
 from nexus.errors import TerminalChannelError, TransientChannelError
-from nexus.ratelimit.headers import amazon_rate_limit, apply
+from nexus.ratelimit.headers import amazon_rate_limit, apply, retry_after_seconds
 
 ACCESS_TOKEN_HEADER = "x-amz-access-token"
 USER_AGENT = "nexus-sync (Language=Python)"
@@ -97,7 +97,7 @@ class SpApiClient:
             payload = _json(response)
             if response.status_code == 429:
                 self.throttled_responses += 1
-                wait = retry_after_seconds(response)
+                wait = retry_after_seconds(response.headers)
                 if wait is None:
                     rate = self._rates.get(operation, USAGE_PLANS[operation].refill_per_second)
                     wait = 1.0 / rate
@@ -165,15 +165,6 @@ class SpApiClient:
         return response.content
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds. SP-API documents none on its 429s; a proxy in front may send one."""
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
-
-
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -211,7 +202,7 @@ def _result(operation: str, response: httpx.Response, payload: Any) -> SpRespons
         raise TransientChannelError(
             f"SP-API {operation}: server error (HTTP {status}): {_describe(payload)}",
             status=status,
-            retry_after=retry_after_seconds(response),
+            retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
     if status >= 400:

@@ -13,7 +13,6 @@ productType, conditionType, status[], fnSku, itemName, createdDate, lastUpdatedD
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -68,18 +67,6 @@ def product_from_amazon(
         variants=(variant,),
         channel_meta={**meta, "raw": dict(item)},
     )
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _summary(summaries: object, marketplace_id: str | None) -> Mapping[str, Any]:

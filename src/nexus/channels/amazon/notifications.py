@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from nexus.channels.amazon.normalize import parse_timestamp
+from nexus.channels.wire import parse_timestamp
 from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
 from nexus.errors import WebhookPayloadError
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nexus.channels.amazon import notifications, sns
-from nexus.channels.amazon.normalize import parse_timestamp
+from nexus.channels.wire import parse_timestamp
 from nexus.drivers.contract import InboundEvent, WebhookMeta, WebhookRequest
 from nexus.errors import WebhookPayloadError, WebhookSignatureError
 

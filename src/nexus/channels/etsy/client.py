@@ -21,10 +21,9 @@ from typing import Any
 import httpx
 
 from nexus.channels.etsy.auth import TokenManager
-from nexus.channels.shopify.client import retry_after_seconds
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
-from nexus.ratelimit.headers import apply, etsy_per_day, etsy_per_second
+from nexus.ratelimit.headers import apply, etsy_per_day, etsy_per_second, retry_after_seconds
 
 
 class EtsyNotFoundError(TerminalChannelError):
@@ -74,7 +73,7 @@ class EtsyClient:
             await apply(self.per_day, etsy_per_day(response.headers))
             if response.status_code == 429:
                 self.throttled_responses += 1
-                wait = retry_after_seconds(response)
+                wait = retry_after_seconds(response.headers)
                 wait = self._default_retry_after if wait is None else wait
                 await self.per_second.penalize(wait)
                 if throttled >= self._max_throttle_retries:
@@ -142,7 +141,7 @@ def _result(response: httpx.Response) -> Any:
         return payload
     message = f"Etsy answered HTTP {status}: {_describe(response)}"
     if status >= 500:
-        raise TransientChannelError(message, status=status, retry_after=retry_after_seconds(response))
+        raise TransientChannelError(message, status=status, retry_after=retry_after_seconds(response.headers))
     if status == 404:
         raise EtsyNotFoundError(message, status=status, payload=_payload(response))
     raise TerminalChannelError(message, status=status, payload=_payload(response))

@@ -18,7 +18,6 @@ import httpx
 
 from nexus.channels.rest import paths
 from nexus.channels.rest.settings import RestSettings, WebhookSettings, load_settings
-from nexus.channels.shopify.client import retry_after_seconds
 from nexus.domain.catalog import iterate_products
 from nexus.drivers.contract import (
     ChannelContext,
@@ -40,6 +39,7 @@ from nexus.errors import (
     WebhookPayloadError,
     WebhookSignatureError,
 )
+from nexus.ratelimit.headers import retry_after_seconds
 
 DEFAULT_RETRY_AFTER = 1.0
 
@@ -99,7 +99,7 @@ class RestDriver:
         except httpx.TransportError as exc:
             raise TransientChannelError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 429:
-            wait = retry_after_seconds(response) or DEFAULT_RETRY_AFTER
+            wait = retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER
             await self._ctx.rate.penalize(wait)
             raise TransientChannelError(f"{method} {path}: 429", status=429, retry_after=wait)
         if response.status_code >= 500:

@@ -9,17 +9,16 @@ nexus.errors: TransientChannelError (retry later) or TerminalChannelError (retry
 
 from __future__ import annotations
 
-import email.utils
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.ratelimit.headers import retry_after_seconds
 
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
 
@@ -177,26 +176,8 @@ def _throttle_wait(response: httpx.Response, cost: QueryCost | None, estimated: 
         if cost.maximum_available is not None:
             needed = min(needed, cost.maximum_available)
         return max(needed - cost.currently_available, 0.0) / cost.restore_rate
-    retry_after = retry_after_seconds(response)
+    retry_after = retry_after_seconds(response.headers)
     return retry_after if retry_after is not None else _DEFAULT_THROTTLE_WAIT
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _describe_errors(payload: Any) -> str:
@@ -225,7 +206,7 @@ def _result(response: httpx.Response, payload: Any, cost: QueryCost | None) -> G
         raise TransientChannelError(
             f"Shopify server error (HTTP {status})",
             status=status,
-            retry_after=retry_after_seconds(response),
+            retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
     if status >= 400:

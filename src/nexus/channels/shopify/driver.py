@@ -19,7 +19,8 @@ from typing import Any
 
 from nexus.channels.shopify import queries, webhooks
 from nexus.channels.shopify.client import ShopifyGraphQLClient
-from nexus.channels.shopify.normalize import numeric_id, parse_timestamp, product_from_shopify, to_gid
+from nexus.channels.shopify.normalize import numeric_id, product_from_shopify, to_gid
+from nexus.channels.wire import parse_timestamp
 from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,

@@ -8,7 +8,6 @@ so the same listing matches whichever form a payload carries.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -41,19 +40,6 @@ def numeric_id(value: object) -> str:
 def to_gid(kind: str, value: object) -> str:
     """`to_gid("InventoryItem", "456")` -> "gid://shopify/InventoryItem/456"."""
     return f"{GID_PREFIX}{kind}/{numeric_id(value)}"
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """An ISO-8601 timestamp as Shopify writes it ("Z" or an offset), as an aware UTC datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def product_from_shopify(payload: Mapping[str, Any]) -> NexusProduct:

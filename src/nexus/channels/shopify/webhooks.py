@@ -8,14 +8,14 @@ spellings are accepted (WebhookRequest headers are lower-cased already).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from nexus.channels.shopify.normalize import numeric_id, parse_timestamp
+from nexus.channels.shopify.normalize import numeric_id
+from nexus.channels.wire import parse_timestamp, verify_base64_hmac_sha256
 from nexus.drivers.contract import (
     InboundEvent,
     ListingRef,
@@ -49,14 +49,7 @@ def verify(request: WebhookRequest, secret: str | None) -> None:
     received = _header(request, "hmac-sha256")
     if received is None:
         raise WebhookSignatureError("missing X-Shopify-Hmac-Sha256 header")
-    try:
-        received_digest = base64.b64decode(received, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise WebhookSignatureError("X-Shopify-Hmac-Sha256 is not base64") from exc
-    expected_digest = hmac.new(secret.encode(), request.body, hashlib.sha256).digest()
-    # Compare the decoded bytes in constant time: equal digests, whatever the base64 padding style.
-    if not hmac.compare_digest(received_digest, expected_digest):
-        raise WebhookSignatureError("X-Shopify-Hmac-Sha256 does not match the body")
+    verify_base64_hmac_sha256(request.body, secret, received, "X-Shopify-Hmac-Sha256")
 
 
 def normalize_topic(topic: str) -> str:

@@ -11,17 +11,16 @@ TerminalChannelError (bad credentials, unknown route, any other 4xx). WordPress 
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.ratelimit.headers import retry_after_seconds
 
 API_PATH = "/wp-json/wc/v3"
 AUTH_BASIC = "basic"
@@ -108,7 +107,7 @@ class WooCommerceClient:
             ) from exc
         if response.status_code == 429:
             self.throttled_responses += 1
-            wait = retry_after_seconds(response)
+            wait = retry_after_seconds(response.headers)
             wait = DEFAULT_THROTTLE_WAIT if wait is None else wait
             await self._rate.penalize(wait)
             raise WooCommerceThrottledError(
@@ -127,7 +126,7 @@ def _checked(method: str, path: str, response: httpx.Response) -> WooResponse:
         raise TransientChannelError(
             f"WooCommerce server error (HTTP {status}) on {where}: {describe_error(payload)}",
             status=status,
-            retry_after=retry_after_seconds(response),
+            retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
     if status == 413 and error_code(payload) == BATCH_TOO_LARGE:
@@ -179,21 +178,3 @@ def describe_error(payload: object) -> str:
     code = error_code(payload)
     text = str(message) if message else "no message"
     return f"{text} [{code}]" if code else text
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

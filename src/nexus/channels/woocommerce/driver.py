@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nexus.channels.wire import parse_timestamp
 from nexus.channels.woocommerce import webhooks
 from nexus.channels.woocommerce.client import BatchTooLargeError, WooCommerceClient
 from nexus.channels.woocommerce.normalize import (
@@ -21,7 +22,6 @@ from nexus.channels.woocommerce.normalize import (
     VARIABLE,
     VARIATION,
     managed_quantity,
-    parse_gmt,
     product_from_woocommerce,
     woo_id,
 )
@@ -299,7 +299,7 @@ def _item_saved(update: NexusInventoryUpdate, entry: Mapping[str, Any]) -> PushR
             detail={"manage_stock": entry.get("manage_stock"), "stock_quantity": entry.get("stock_quantity")},
         )
     return PushResult.ok(
-        update.listing_id, quantity, remote_updated_at=parse_gmt(entry.get("date_modified_gmt"))
+        update.listing_id, quantity, remote_updated_at=parse_timestamp(entry.get("date_modified_gmt"))
     )
 
 

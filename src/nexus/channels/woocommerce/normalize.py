@@ -11,7 +11,6 @@ is the site's local time and is never used.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,19 +32,6 @@ def woo_id(value: object) -> str:
     if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
         return str(int(value))
     raise ValueError(f"not a WooCommerce id: {value!r}")
-
-
-def parse_gmt(value: object) -> datetime | None:
-    """A `*_gmt` field as an aware UTC datetime; an explicit offset, if any, is honoured."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def managed_quantity(item: Mapping[str, Any]) -> int | None:

@@ -19,7 +19,6 @@ From woocommerce/woocommerce `includes/class-wc-webhook.php` (`deliver`, `delive
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -27,7 +26,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nexus.channels.woocommerce.normalize import managed_quantity, parse_gmt, woo_id
+from nexus.channels.wire import parse_timestamp, verify_base64_hmac_sha256
+from nexus.channels.woocommerce.normalize import managed_quantity, woo_id
 from nexus.drivers.contract import (
     InboundEvent,
     ListingRef,
@@ -81,13 +81,7 @@ def verify(request: WebhookRequest, secret: str | None) -> None:
         raise WebhookSignatureError("missing X-WC-Webhook-Signature header")
     if not secret:
         raise WebhookSignatureError("no webhook secret configured for this WooCommerce channel")
-    try:
-        received_digest = base64.b64decode(received, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise WebhookSignatureError("X-WC-Webhook-Signature is not base64") from exc
-    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).digest()
-    if not hmac.compare_digest(received_digest, expected):
-        raise WebhookSignatureError("X-WC-Webhook-Signature does not match the body")
+    verify_base64_hmac_sha256(request.body, secret, received, "X-WC-Webhook-Signature")
 
 
 def describe(request: WebhookRequest) -> WebhookMeta:
@@ -139,7 +133,7 @@ def _order_sales(order: Mapping[str, Any], sale_statuses: frozenset[str]) -> lis
         # A pending or failed order has not reduced WooCommerce's stock; if it is paid later the
         # stock change arrives as product.updated.
         return []
-    occurred_at = parse_gmt(order.get("date_created_gmt"))
+    occurred_at = parse_timestamp(order.get("date_created_gmt"))
     sales: list[SaleEvent] = []
     for line in lines:
         if not isinstance(line, Mapping):
@@ -177,7 +171,7 @@ def _observed_level(product: Mapping[str, Any]) -> ObservedLevel | None:
     return ObservedLevel(
         listing=ListingRef(remote_id=product_id, remote_sku=sku),
         quantity=quantity,
-        observed_at=parse_gmt(product.get("date_modified_gmt")),
+        observed_at=parse_timestamp(product.get("date_modified_gmt")),
     )
 
 
