@@ -566,9 +566,7 @@ async def run_one(mode: str, processes: int, options: Options) -> RunResult:
                 unlimited = settings_for(options, **where, redis=False, capacity=UNLIMITED, refill=UNLIMITED)
                 await prepare(unlimited, sandbox, options.skus)
                 config = workdir / "nexus.toml"
-                config.write_text(
-                    _toml(settings.model_dump(mode="json", exclude_none=True)), encoding="utf-8"
-                )
+                config.write_text(settings.to_toml(), encoding="utf-8")
                 try:
                     await fleet.start(worker_command(mode, options, config, processes), processes)
                     await fleet.wait_ready(timeout=120)
@@ -659,42 +657,6 @@ def _keep_logs(workdir: Path, target: Path) -> None:
     for log in workdir.glob("worker-*.log"):
         (target / log.name).write_bytes(log.read_bytes())
     (target / "nexus.toml").write_bytes((workdir / "nexus.toml").read_bytes())
-
-
-# -- nexus.toml ------------------------------------------------------------------------------------
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for a NexusSettings dump: scalars first, then nested tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((f"{prefix}{_key(key)}", value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    out = ""
-    if prefix and lines:
-        out += f"[{prefix.rstrip('.')}]\n"
-    out += "".join(f"{line}\n" for line in lines)
-    for name, table in tables:
-        out += "\n" + _toml(table, f"{name}.")
-    return out
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
 
 
 # -- report ----------------------------------------------------------------------------------------

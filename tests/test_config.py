@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus.config import load_settings, resolve_credentials
+from nexus.config import NexusSettings, load_settings, resolve_credentials
 from nexus.drivers.contract import ChannelContext
 from nexus.engine import Nexus
 from nexus.errors import ConfigError
@@ -261,3 +261,24 @@ async def test_a_missing_credential_variable_names_the_key_and_the_file(tmp_path
     assert caught.value.key == "channels.shop-us.credentials.access_token"
     assert "TEST_SHOP_TOKEN" in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_settings_written_as_toml_read_back_unchanged(tmp_path: Path) -> None:
+    settings = NexusSettings(
+        database_url="postgresql+asyncpg://nexus@db/nexus",
+        redis_url="redis://cache:6379/0",
+        channels={
+            "shop-us": {
+                "driver": "shopify",
+                "base_url": "https://example.myshopify.com",
+                "credentials": {"access_token": "env:TOKEN", "webhook_secret": 'a "quoted" \\ secret'},
+                "settings": {"location_ids": [1, 2], "flag": True, "ratio": 0.5},
+                "rate_limit": {"capacity": 2000, "refill_per_second": 100, "account": "acme"},
+            }
+        },
+        worker={"concurrency": 4, "lease_seconds": 30},
+    )
+    path = tmp_path / "nexus.toml"
+    path.write_text(settings.to_toml(), encoding="utf-8")
+    loaded, _ = load_settings(path)
+    assert loaded == settings

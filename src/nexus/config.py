@@ -134,6 +134,11 @@ class NexusSettings(BaseSettings):
                 raise ValueError(f"channel name {name!r} may only hold letters, digits, '-' and '_'")
         return value
 
+    def to_toml(self) -> str:
+        """These settings as a `nexus.toml` that `load_settings` reads back unchanged (what a
+        process starting other processes, `nexus worker`s say, hands them)."""
+        return _toml(self.model_dump(mode="json", exclude_none=True))
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url_scheme(cls, value: str | None) -> str | None:
@@ -207,3 +212,34 @@ def resolve_credentials(channel: str, config: ChannelConfig, source: str) -> dic
         else:
             resolved[name] = value
     return resolved
+
+
+def _toml(data: Mapping[str, Any], prefix: str = "") -> str:
+    """Enough TOML for a settings dump: a table's scalars first, then its nested tables."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append((f"{prefix}{_toml_key(key)}", value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    out = f"[{prefix.rstrip('.')}]\n" if prefix and lines else ""
+    out += "".join(f"{line}\n" for line in lines)
+    for name, table in tables:
+        out += "\n" + _toml(table, f"{name}.")
+    return out
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -59,7 +59,7 @@ class Deployment:
     def write_config(self) -> Path:
         path = self.workdir / "nexus.toml"
         settings = self.settings()
-        path.write_text(_toml(settings.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+        path.write_text(settings.to_toml(), encoding="utf-8")
         return path
 
     async def start_workers(self, count: int, concurrency: int) -> list[WorkerProcess]:
@@ -203,36 +203,3 @@ async def wait_until_converged(
             logs = "\n".join(w.output()[-1500:] for w in deployed.processes)
             raise AssertionError(f"not converged after {timeout} s: {await pending(nexus)} pending\n{logs}")
         await asyncio.sleep(0.1)
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for a NexusSettings dump: scalars first, then nested tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((f"{prefix}{_key(key)}", value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    out = ""
-    if prefix and lines:
-        out += f"[{prefix.rstrip('.')}]\n"
-    out += "".join(f"{line}\n" for line in lines)
-    for name, table in tables:
-        out += "\n" + _toml(table, f"{name}.")
-    return out
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

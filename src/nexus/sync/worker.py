@@ -61,8 +61,7 @@ class ClaimedListing:
     desired: int
     remote_qty: int | None
     batch_id: str | None
-    # Set when a previous holder's lease expired: what it was sending (its fate is unknown).
-    orphaned_qty: int | None = None
+    # A previous holder's lease expired mid-push: the fate of what it sent is unknown.
     reclaimed: bool = False
 
 
@@ -136,7 +135,6 @@ class PushWorker:
                         desired=row.desired_qty,
                         remote_qty=None if reclaimed else row.remote_qty,
                         batch_id=row.batch_id,
-                        orphaned_qty=row.sending_qty if reclaimed else None,
                         reclaimed=reclaimed,
                     )
                 )
