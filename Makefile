@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit soak clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The consistency evidence (docs/consistency.md): the randomized simulation over 20,000 seeds,
+# then the single-channel and four-channel demos over 100 seeds each. Prints runs and failures.
+SOAK_RUNS ?= 20000
+DEMO_RUNS ?= 100
+soak: install
+	$(BIN)/python tests/consistency/soak.py --runs $(SOAK_RUNS)
+	$(BIN)/python tests/consistency/demo_soak.py --runs $(DEMO_RUNS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -67,6 +67,11 @@ class ChannelConfig(BaseModel):
     allocation: AllocationRule = Field(default_factory=AllocationRule)
     batch_size: int | None = Field(default=None, gt=0, description="at most the driver's own maximum")
     webhook_max_bytes: int = Field(default=1_048_576, gt=0)
+    echo_wait: float = Field(
+        default=10.0,
+        ge=0,
+        description="seconds a level reported during an absolute push waits for the push's own report",
+    )
 
     @field_validator("base_url")
     @classmethod

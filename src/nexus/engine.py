@@ -9,6 +9,8 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ import structlog
 from nexus.api import BatchHandle, CatalogHandle, ProductHandle
 from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
 from nexus.domain.allocation import Allocator
+from nexus.domain.belief import Semantics
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, iterate_products, link_variants
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
 from nexus.drivers.contract import ChannelContext, InventoryDriver, RateLimitConfig
@@ -51,6 +54,17 @@ class ChannelRuntime:
     def batch_size(self) -> int:
         maximum = self.driver.capabilities.max_batch_size
         return min(self.config.batch_size or maximum, maximum)
+
+    @cached_property
+    def semantics(self) -> Semantics:
+        """What the channel's evidence can prove, for the rules of nexus.domain.belief."""
+        capabilities = self.driver.capabilities
+        return Semantics(
+            compare_and_set=capabilities.compare_and_set,
+            orders=capabilities.sales_from_orders,
+            stamp_precision=timedelta(seconds=capabilities.stamp_precision),
+            echo_wait=timedelta(seconds=self.config.echo_wait),
+        )
 
 
 class Nexus:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from nexus.domain.belief import Semantics
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
 from nexus.drivers.contract import (
     ChannelContext,
@@ -28,8 +29,21 @@ from nexus.drivers.contract import (
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
 from nexus.engine import Nexus
+from nexus.errors import UnknownDriverError
 from nexus.storage.models import ChannelMapping, Item, StockMovement
 from nexus.webhooks.inbound import InboundOutcome, apply_inbound
+
+# The channel these tests model unless they build one: compare-and-set, orders and levels, and
+# stamps precise enough that a level stamped now comes after everything done before.
+PRECISE = timedelta(microseconds=1)
+KIT_SEMANTICS = Semantics(compare_and_set=True, stamp_precision=PRECISE)
+
+
+def semantics_of(nexus: Nexus, channel: str) -> Semantics:
+    try:
+        return nexus.channel(channel).semantics
+    except UnknownDriverError:
+        return KIT_SEMANTICS
 
 
 def remote_id(channel: str, sku: str) -> str:
@@ -62,22 +76,44 @@ async def seed(nexus: Nexus, sku: str, on_hand: int, listings: Mapping[str, int 
 
 async def inbound(nexus: Nexus, channel: str, events: Sequence[InboundEvent], key: str) -> InboundOutcome:
     async with nexus.db.transaction() as session:
-        outcome = await apply_inbound(session, channel, list(events), nexus.allocator, delivery_key=key)
+        outcome = await apply_inbound(
+            session,
+            channel,
+            list(events),
+            nexus.allocator,
+            delivery_key=key,
+            semantics=semantics_of(nexus, channel),
+        )
     await nexus.after_changes(outcome.changes)
     return outcome
 
 
 async def sale(
-    nexus: Nexus, channel: str, sku: str, quantity: int, order: str, line: str = "1"
+    nexus: Nexus,
+    channel: str,
+    sku: str,
+    quantity: int,
+    order: str,
+    line: str = "1",
+    *,
+    at: datetime | None = None,
 ) -> InboundOutcome:
-    event = SaleEvent(ref(channel, sku), quantity=quantity, order_id=order, line_id=line)
+    """An order webhook, its sale stamped `at` (default: now)."""
+    event = SaleEvent(
+        ref(channel, sku),
+        quantity=quantity,
+        order_id=order,
+        line_id=line,
+        occurred_at=at or datetime.now(UTC),
+    )
     return await inbound(nexus, channel, [event], key=f"order-{order}-{line}")
 
 
 async def level(
     nexus: Nexus, channel: str, sku: str, quantity: int, *, at: datetime | None = None, key: str | None = None
 ) -> InboundOutcome:
-    event = ObservedLevel(ref(channel, sku), quantity=quantity, observed_at=at)
+    """A level webhook, stamped `at` (default: now, after everything done so far)."""
+    event = ObservedLevel(ref(channel, sku), quantity=quantity, observed_at=at or datetime.now(UTC))
     return await inbound(nexus, channel, [event], key=key or f"level-{channel}-{sku}-{quantity}-{at}")
 
 
@@ -140,9 +176,11 @@ class KitDriver:
 
     name = "kit"
 
-    def __init__(self, context: ChannelContext) -> None:
+    def __init__(self, context: ChannelContext, *, compare_and_set: bool = True) -> None:
         self.context = context
-        self.capabilities = DriverCapabilities(max_batch_size=50)
+        self.capabilities = DriverCapabilities(
+            max_batch_size=50, compare_and_set=compare_and_set, stamp_precision=PRECISE.total_seconds()
+        )
         self.pushes: list[list[NexusInventoryUpdate]] = []
         self.entered = asyncio.Event()
         self.gate: asyncio.Event | None = None
@@ -174,14 +212,16 @@ class KitDriver:
         raise NotImplementedError
 
 
-async def build(make_nexus: Callable[..., Any], **overrides: Any) -> tuple[Nexus, dict[str, KitDriver]]:
+async def build(
+    make_nexus: Callable[..., Any], *, compare_and_set: bool = True, **overrides: Any
+) -> tuple[Nexus, dict[str, KitDriver]]:
     """An engine whose channels (default `a` and `b`, default rules) use KitDriver."""
     overrides.setdefault("channels", {"a": {"driver": "kit"}, "b": {"driver": "kit"}})
     nexus: Nexus = await make_nexus(**overrides)
     drivers: dict[str, KitDriver] = {}
 
     def factory(context: ChannelContext) -> KitDriver:
-        drivers[context.name] = KitDriver(context)
+        drivers[context.name] = KitDriver(context, compare_and_set=compare_and_set)
         return drivers[context.name]
 
     nexus.extend("kit", factory)

@@ -59,7 +59,11 @@ def check_invariants(current: State) -> None:
     available = current.on_hand - current.reserved
     for channel, listing in current.listings.items():
         assert listing.desired_qty == allocate(available, RULES[channel]), channel
-        in_sync = listing.remote_qty is not None and listing.remote_qty == listing.desired_qty
+        in_sync = (
+            listing.remote_qty is not None
+            and listing.remote_qty == listing.desired_qty
+            and not listing.verify_pending
+        )
         assert (listing.dirty_since is None) == in_sync, channel
 
 
@@ -122,6 +126,7 @@ async def test_channel_sales_and_levels_keep_the_ledger_consistent(
             _, channel, quantity, order = step
             outcome = await sale(nexus, channel, sku, quantity, order=f"{sku}-{order}")
             after = await state(nexus, sku)
+            was, now = before.listing(channel), after.listing(channel)
             if outcome.duplicates:
                 # The same order line twice: nothing moves, not even the channel's believed level.
                 assert after.snapshot() == before.snapshot()
@@ -129,12 +134,26 @@ async def test_channel_sales_and_levels_keep_the_ledger_consistent(
                 # The ledger books the sale itself; any drift it explains is given back.
                 sold = [m for m in after.movements[len(before.movements) :] if m.reason == "sale"]
                 assert [m.delta for m in sold] == [-quantity]
+                absorbed = min(quantity, -was.drift_qty)
+                assert after.on_hand - before.on_hand == absorbed - quantity
+                assert now.drift_qty == was.drift_qty + absorbed
+                if was.remote_qty is not None:
+                    # The rest of the sale moves the belief (this channel verifies its pushes).
+                    assert now.remote_qty == was.remote_qty - (quantity - absorbed)
         elif step[0] == "level":
             _, channel, quantity = step
             await level(nexus, channel, sku, quantity, key=f"{sku}-{number}")
             after = await state(nexus, sku)
-            # Whatever was booked, Nexus now believes the channel shows what it reported.
-            assert after.listing(channel).remote_qty == quantity
+            was, now = before.listing(channel), after.listing(channel)
+            booked = after.on_hand - before.on_hand
+            if was.remote_qty is not None and quantity < was.remote_qty:
+                # A drop: booked as drift, and believed.
+                assert (now.remote_qty, booked) == (quantity, quantity - was.remote_qty)
+                assert now.drift_qty == was.drift_qty + booked
+            else:
+                # Nothing new, or not comparable: nothing booked; a disagreement is verified.
+                assert (now.remote_qty, booked) == (was.remote_qty, 0)
+                assert now.verify_pending == (was.verify_pending or quantity != was.remote_qty)
         else:
             kind, value, key_index = step
             key = None if key_index is None else f"{sku}:key-{key_index}"

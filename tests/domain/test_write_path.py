@@ -138,19 +138,34 @@ async def test_an_observed_level_equal_to_what_the_channel_shows_is_an_echo(make
     assert (await state(nexus, "S")).snapshot() == before.snapshot()
 
 
-async def test_the_level_webhook_of_our_own_push_is_an_echo_even_after_a_sale(make_nexus: MakeNexus) -> None:
-    nexus, _ = await build(make_nexus)
+async def test_a_late_report_of_our_own_push_after_a_sale_is_verified_not_booked(
+    make_nexus: MakeNexus,
+) -> None:
+    nexus, drivers = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": 10, "b": 10})
     await nexus.product("S").adjust(-2, reason="sale", reference="shop order")
+    drivers["a"].stamp = T0  # the channel stamps the push's landing
     assert (await PushWorker(nexus, "a").run_once()).ok == 1  # type: ignore[union-attr]
-    await sale(nexus, "a", "S", 1, order="77")  # the channel now shows 7; we pushed 8
+    await sale(nexus, "a", "S", 1, order="77", at=T0 + timedelta(seconds=1))  # the channel shows 7
     before = await state(nexus, "S")
     assert (before.listing("a").pushed_qty, before.listing("a").remote_qty) == (8, 7)
 
-    outcome = await level(nexus, "a", "S", 8)  # the late inventory webhook of our push
+    # The inventory webhook of our push, stamped when it landed: it cannot be placed against the
+    # sale by its stamp alone, disagrees with the belief, and is verified, never booked.
+    outcome = await level(nexus, "a", "S", 8, at=T0)
 
-    assert outcome.echoes == 1
-    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+    assert (outcome.in_doubt, outcome.changes) == (1, [])
+    after = await state(nexus, "S")
+    assert (after.on_hand, [m.id for m in after.movements]) == (
+        before.on_hand,
+        [m.id for m in before.movements],
+    )
+    assert after.listing("a").verify_pending and after.listing("a").dirty_since is not None
+    # The verification is a compare-and-set push from what we believe (7); the channel agrees.
+    assert (await PushWorker(nexus, "a").run_once()).ok == 1  # type: ignore[union-attr]
+    assert drivers["a"].pushes[-1][0].change_from == 7
+    settled = (await state(nexus, "S")).listing("a")
+    assert (settled.remote_qty, settled.verify_pending, settled.dirty_since) == (7, False, None)
 
 
 @pytest.mark.parametrize("order_first", [False, True], ids=["level-then-order", "order-then-level"])
@@ -208,45 +223,50 @@ async def test_a_second_delivery_of_the_same_order_does_not_absorb_drift_twice(m
     assert sum(delta for _, delta in changes_since_start(after.movements)) == -4
 
 
-async def test_an_observed_increase_is_booked_as_a_channel_adjustment(make_nexus: MakeNexus) -> None:
+async def test_an_observed_increase_is_verified_not_booked(make_nexus: MakeNexus) -> None:
+    # Between our pushes only sales move a channel's level: a higher reading is older than what we
+    # know, or a merchant's edit. Either way a compare-and-set push from our belief finds out
+    # (refused: the stale path books the real difference), so nothing is booked from it.
     nexus, _ = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": 10, "b": 10})
-    await level(nexus, "a", "S", 13)  # a merchant edited the level in the channel's admin
+    outcome = await level(nexus, "a", "S", 13)
     after = await state(nexus, "S")
-    assert after.on_hand == 13
-    assert changes_since_start(after.movements) == [("channel_adjustment", 3)]
-    assert after.listing("a").drift_qty == 0
-    assert after.listing("a").dirty_since is None
-    assert after.listing("b").dirty_since is not None
+    assert (outcome.in_doubt, after.on_hand, changes_since_start(after.movements)) == (1, 10, [])
+    assert after.listing("a").verify_pending
+    assert after.listing("a").dirty_since is not None
+    assert after.listing("b").dirty_since is None
 
 
-async def test_a_level_for_a_listing_never_read_is_learned_without_booking(make_nexus: MakeNexus) -> None:
+async def test_a_level_for_a_listing_never_read_is_not_learned(make_nexus: MakeNexus) -> None:
+    # Learning it would let an order still on its way for a sale before the reading count twice:
+    # the listing is pushed instead, and the push's answer is what we then believe.
     nexus, _ = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": None})
     await level(nexus, "a", "S", 4)
     after = await state(nexus, "S")
     assert after.on_hand == 10
     assert changes_since_start(after.movements) == []
-    assert after.listing("a").remote_qty == 4
-    assert after.listing("a").dirty_since is not None  # ...and ours is pushed
+    assert after.listing("a").remote_qty is None
+    assert after.listing("a").dirty_since is not None
+    await PushWorker(nexus, "a").run_once()
+    assert (await state(nexus, "S")).listing("a").remote_qty == 10
 
 
-async def test_stale_observations_are_ignored(make_nexus: MakeNexus) -> None:
+async def test_levels_between_pushes_are_ordered_by_value_not_by_stamp(make_nexus: MakeNexus) -> None:
+    # Whole-second stamps cannot order two reports of the same second; between our pushes the
+    # level only falls, so the lower report is the later one whatever its stamp says.
     nexus, _ = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": 10, "b": 10})
     await level(nexus, "a", "S", 8, at=T0)
     before = await state(nexus, "S")
-    assert before.on_hand == 8
-    assert before.listing("a").remote_updated_at == T0
+    assert (before.on_hand, before.listing("a").drift_qty) == (8, -2)
 
     older = await level(nexus, "a", "S", 9, at=T0 - timedelta(seconds=5))
+    assert (older.in_doubt, older.changes) == (1, [])  # higher: older, verified, not booked
     same_second = await level(nexus, "a", "S", 3, at=T0)
-
-    assert (older.stale, same_second.stale) == (1, 1)
-    assert (await state(nexus, "S")).snapshot() == before.snapshot()
-    newer = await level(nexus, "a", "S", 7, at=T0 + timedelta(seconds=1))
-    assert [c.delta for c in newer.changes] == [-1]
-    assert (await state(nexus, "S")).listing("a").remote_updated_at == T0 + timedelta(seconds=1)
+    assert [c.delta for c in same_second.changes] == [-5]
+    after = await state(nexus, "S")
+    assert (after.on_hand, after.listing("a").remote_qty, after.listing("a").drift_qty) == (3, 3, -7)
 
 
 async def test_an_observation_older_than_our_acknowledged_push_is_ignored(make_nexus: MakeNexus) -> None:
@@ -256,7 +276,7 @@ async def test_an_observation_older_than_our_acknowledged_push_is_ignored(make_n
     drivers["a"].stamp = T0
     await PushWorker(nexus, "a").run_once()
     before = await state(nexus, "S")
-    assert (before.listing("a").remote_qty, before.listing("a").remote_updated_at) == (6, T0)
+    assert before.listing("a").remote_qty == 6
 
     outcome = await level(nexus, "a", "S", 10, at=T0 - timedelta(seconds=1))  # the level before our push
 
@@ -290,10 +310,10 @@ async def test_a_level_for_a_leased_listing_is_refused_whole_and_retried_later(m
     assert [c.delta for c in outcome.changes] == [-6]
 
 
-async def test_a_sale_during_an_in_flight_push_is_added_to_the_acknowledged_quantity(
+async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pushed_again(
     make_nexus: MakeNexus,
 ) -> None:
-    nexus, drivers = await build(make_nexus)
+    nexus, drivers = await build(make_nexus, compare_and_set=False)
     await seed(nexus, "S", 10, {"a": 10})
     await nexus.product("S").update_inventory(quantity=12)
     driver = drivers["a"]
@@ -313,10 +333,11 @@ async def test_a_sale_during_an_in_flight_push_is_added_to_the_acknowledged_quan
     after = await state(nexus, "S")
     a = after.listing("a")
     assert after.on_hand == 11
-    assert (a.pushed_qty, a.remote_qty, a.desired_qty) == (12, 11, 11)
-    assert a.inflight_delta == 0
     # This channel has no compare-and-set: nothing says whether the sale landed before our 12 (and
-    # was written over) or after it, so the listing is pushed once more, with the absolute 11.
+    # was written over) or after it, so its level is unknown and the listing is pushed once more,
+    # with the absolute 11.
+    assert (a.pushed_qty, a.remote_qty, a.desired_qty) == (12, None, 11)
+    assert a.inflight_delta == 0
     assert a.dirty_since is not None
     again = await PushWorker(nexus, "a").run_once()
     assert again is not None and again.ok == 1

@@ -89,7 +89,14 @@ async def test_changes_sales_and_pushes_on_postgresql(
     assert (first.applied, again.applied) == (True, False)
     async with nexus.db.transaction() as session:
         sale = SaleEvent(ListingRef(remote_id="m-S1"), quantity=2, order_id="77", line_id="1")
-        outcome = await apply_inbound(session, "m", [sale, sale], nexus.allocator, delivery_key="d-1")
+        outcome = await apply_inbound(
+            session,
+            "m",
+            [sale, sale],
+            nexus.allocator,
+            delivery_key="d-1",
+            semantics=nexus.channel("m").semantics,
+        )
     assert (len(outcome.changes), outcome.duplicates) == (1, 1)
 
     async with nexus.db.read() as session:

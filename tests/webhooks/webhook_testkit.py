@@ -63,7 +63,8 @@ class HmacTestDriver:
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.secret = ctx.credentials.get("secret", "")
-        self.capabilities = DriverCapabilities(max_batch_size=50)
+        # A Shopify-like channel (compare-and-set, orders and levels) with precise stamps.
+        self.capabilities = DriverCapabilities(max_batch_size=50, compare_and_set=True, stamp_precision=1e-6)
         self.pushed: list[NexusInventoryUpdate] = []
         # Switches for the processing tests: refuse or blow up when the stored row is parsed.
         self.refuse_on_processing = False
@@ -131,9 +132,10 @@ class HmacTestDriver:
                 ObservedLevel(
                     listing=ListingRef(remote_id=str(level["remote_id"])),
                     quantity=int(level["quantity"]),
+                    # (unstamped in the body: stamped when the delivery was received)
                     observed_at=datetime.fromisoformat(level["observed_at"])
                     if level.get("observed_at")
-                    else None,
+                    else request.received_at,
                 )
                 for level in body.get("levels", [])
             )

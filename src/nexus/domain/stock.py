@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
+from nexus.domain.belief import needs_push
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
 from nexus.storage.models import ChannelMapping, Item, MovementReason, StockMovement, utcnow
@@ -24,10 +24,9 @@ from nexus.storage.models import ChannelMapping, Item, MovementReason, StockMove
 class StockChange:
     """Exactly one of `delta` and `quantity` (an absolute on-hand count) is given.
 
-    `source_listing_id` names the channel listing that already applied this change on its own
-    side (a sale on that channel, a level observed there): its believed remote quantity moves
-    with the change instead of the listing being pushed back what it already shows.
-    `observed_quantity` is the level the source channel reported, when the change came from one.
+    A change that came from a channel (a sale there, a level it reported) moves that listing's
+    belief through nexus.domain.belief before it is booked here, so the listing is not pushed
+    back what the channel already shows.
     """
 
     sku: str
@@ -37,9 +36,6 @@ class StockChange:
     quantity: int | None = None
     channel: str | None = None
     reference: str | None = None
-    source_listing_id: int | None = None
-    observed_quantity: int | None = None
-    observed_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if (self.delta is None) == (self.quantity is None):
@@ -112,34 +108,10 @@ async def apply_stock_change(
     )
     # The item row lock serialises changes to one SKU, and one key always names one SKU, so
     # checking the key before writing anything is race-free.
-    used = await session.scalar(
-        select(StockMovement.id).where(StockMovement.idempotency_key == change.idempotency_key)
-    )
-    if used is not None:
+    if await key_used(session, change.idempotency_key):
         return result
     delta = change.delta if change.delta is not None else change.quantity - previous  # type: ignore[operator]
     listings = await listings_for_update(session, [item.sku])
-    source = next((row for row in listings if row.id == change.source_listing_id), None)
-
-    absorbed = 0
-    if source is not None and change.observed_quantity is None and change.reason == MovementReason.SALE:
-        absorbed = min(max(0, -delta), max(0, -source.drift_qty))
-    if absorbed:
-        # This sale was already seen as an unexplained drop of the channel's level and booked as
-        # drift: reverse that booking first, so the units are counted once.
-        await _record_movement(
-            session,
-            sku=item.sku,
-            delta=absorbed,
-            on_hand_after=item.on_hand + absorbed,
-            reason=MovementReason.CHANNEL_ADJUSTMENT,
-            key=f"{change.idempotency_key}:absorbs-drift",
-            channel=change.channel,
-            reference=f"drift explained by {change.reference}",
-        )
-        item.on_hand += absorbed
-        assert source is not None
-        source.drift_qty += absorbed
     await _record_movement(
         session,
         sku=item.sku,
@@ -152,19 +124,15 @@ async def apply_stock_change(
     )
     item.on_hand += delta
     item.version += 1
-    net = delta + absorbed
-    if source is not None:
-        _move_source_listing(source, change, net)
-
     result.applied = True
-    result.delta = net
+    result.delta = delta
     result.on_hand = item.on_hand
     result.events.append(
         InventoryUpdated(
             sku=item.sku,
             previous_on_hand=previous,
             on_hand=item.on_hand,
-            delta=net,
+            delta=delta,
             reason=str(change.reason),
             channel=change.channel,
             reference=change.reference,
@@ -174,19 +142,12 @@ async def apply_stock_change(
     return result
 
 
-def _move_source_listing(listing: ChannelMapping, change: StockChange, net: int) -> None:
-    """Keep the source channel's believed quantity in step with what it did on its own side."""
-    if change.observed_quantity is not None:
-        listing.remote_qty = change.observed_quantity
-        listing.drift_qty = min(0, listing.drift_qty + net)
-        if change.observed_at is not None:
-            listing.remote_updated_at = max(filter(None, (listing.remote_updated_at, change.observed_at)))
-        return
-    if listing.lease_owner is not None:
-        # A push is in flight: if it succeeds, the channel applied this change on top of it.
-        listing.inflight_delta += net
-    if listing.remote_qty is not None:
-        listing.remote_qty = max(0, listing.remote_qty + net)
+async def key_used(session: AsyncSession, idempotency_key: str) -> bool:
+    """Whether a movement with this key was booked (call with the item locked, see below)."""
+    used = await session.scalar(
+        select(StockMovement.id).where(StockMovement.idempotency_key == idempotency_key)
+    )
+    return used is not None
 
 
 async def listings_for_update(session: AsyncSession, skus: Sequence[str]) -> list[ChannelMapping]:
@@ -195,7 +156,8 @@ async def listings_for_update(session: AsyncSession, skus: Sequence[str]) -> lis
 
 
 def refresh_desired(listings: Sequence[ChannelMapping], item: Item, allocator: Allocator) -> list[int]:
-    """Recompute what each listing should show and mark it dirty while the channel differs.
+    """Recompute what each listing should show and mark it dirty while the channel differs (or
+    its level is unknown or in doubt).
 
     A listing whose push is in flight is left to the worker: it decides, when the answer comes
     back, whether the desired quantity moved meanwhile.
@@ -210,7 +172,7 @@ def refresh_desired(listings: Sequence[ChannelMapping], item: Item, allocator: A
         if changed and listing.failed_at is not None:
             listing.failed_at = None
             listing.attempts = 0
-        if listing.remote_qty is None or desired != listing.remote_qty:
+        if needs_push(listing, desired):
             priority = allocator.priority(desired)
             if listing.dirty_since is None:
                 listing.dirty_since = now

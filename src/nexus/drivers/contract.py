@@ -32,10 +32,22 @@ class RateLimitConfig:
 
 @dataclass(frozen=True, slots=True)
 class DriverCapabilities:
+    """What the engine may rely on (docs/consistency.md says what each changes).
+
+    compare_and_set: a push carries `change_from` and the channel refuses it, answering
+        `PushResult.stale` with its current level, when it shows anything else.
+    sales_from_orders: the channel reports every sale as an order (`SaleEvent`), and those are
+        what the ledger books; False when its level reports are the only evidence of sales.
+    stamp_precision: seconds; the resolution of the channel's own timestamps on levels,
+        orders and push answers (1.0 for whole seconds).
+    """
+
     max_batch_size: int
     compare_and_set: bool = False
     webhook_topics: tuple[str, ...] = ()
     default_rate_limit: RateLimitConfig = field(default_factory=lambda: RateLimitConfig(1, 1))
+    sales_from_orders: bool = True
+    stamp_precision: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

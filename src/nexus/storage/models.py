@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -131,14 +132,15 @@ class Channel(Base):
 class ChannelMapping(Base):
     """A listing: one SKU on one channel, with the quantities that decide whether it needs a push.
 
-    desired_qty  what the channel should show: allocate(on_hand - reserved, rule)
-    remote_qty   what Nexus believes the channel shows now (our acknowledged pushes, plus the
-                 channel's own sales, plus observed levels)
-    pushed_qty   the quantity of the last acknowledged push (for echo suppression)
-    drift_qty    an observed decrease not yet explained by an order; an order that arrives later
-                 is absorbed by it instead of being counted twice
-    dirty_since  set while the listing needs a push (desired differs from remote, or a catalog
-                 sync asked for one); the claim order is (priority, dirty_since)
+    desired_qty     what the channel should show: allocate(on_hand - reserved, rule)
+    remote_qty      what Nexus believes the channel shows now; None when unknown
+    pushed_qty      the quantity of our last acknowledged push
+    drift_qty       units booked from the channel's levels that no order has explained yet; an
+                    order that arrives later is absorbed by it instead of being counted twice
+    timeline        the rest of the belief about the channel's timeline (nexus.domain.belief)
+    verify_pending  the belief is in doubt: the listing is pushed (compare-and-set) or read back
+                    even when desired equals remote
+    dirty_since     set while the listing needs a push; the claim order is (priority, dirty_since)
     """
 
     __tablename__ = "nexus_channel_mappings"
@@ -165,8 +167,9 @@ class ChannelMapping(Base):
     desired_qty: Mapped[int] = mapped_column(Integer, default=0)
     pushed_qty: Mapped[int | None] = mapped_column(Integer)
     remote_qty: Mapped[int | None] = mapped_column(Integer)
-    remote_updated_at: Mapped[datetime | None] = mapped_column()
     drift_qty: Mapped[int] = mapped_column(Integer, default=0)
+    timeline: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    verify_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Sales the channel reported while a push to it was in flight; added to the acknowledged quantity.
     inflight_delta: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[int] = mapped_column(Integer, default=Priority.NORMAL)

@@ -23,7 +23,8 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
+from nexus.domain.belief import Semantics, Sent, Span, level_read, needs_push, push_failed, push_landed
+from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, lock_item, refresh_desired
 from nexus.drivers.contract import LevelReader
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.errors import QuotaExhausted, TerminalChannelError, TransientChannelError
@@ -63,6 +64,12 @@ class ClaimedListing:
     batch_id: str | None
     # A previous holder's lease expired mid-push: the fate of what it sent is unknown.
     reclaimed: bool = False
+    # The belief is in doubt (docs/consistency.md): verified by this round.
+    verify: bool = False
+
+    @property
+    def sent(self) -> Sent:
+        return Sent(self.remote_qty)
 
 
 @dataclass(slots=True)
@@ -136,6 +143,7 @@ class PushWorker:
                         remote_qty=None if reclaimed else row.remote_qty,
                         batch_id=row.batch_id,
                         reclaimed=reclaimed,
+                        verify=row.verify_pending,
                     )
                 )
                 row.lease_owner = self.owner
@@ -174,15 +182,18 @@ class PushWorker:
         try:
             outcome = PushRound(channel=self.channel, claimed=len(claimed))
             claimed, settled = await self._settle_orphans(runtime, claimed)
-            updates, vetoed = await self._prepare(runtime, claimed)
+            read = await self._read_back(runtime, [c for c in claimed if c.id not in settled])
+            updates, vetoed = await self._prepare(runtime, [c for c in claimed if c.id not in read])
             started = time.perf_counter()
+            sent_at = utcnow()
             to_send = [u for u in updates if u.listing_id not in settled]
             sent = bool(to_send)
             results = await self._push(runtime, to_send) if to_send else {}
+            flight = Span.between(sent_at, utcnow())
             results.update(settled)
             outcome.duration = time.perf_counter() - started
             async with self.nexus.db.transaction() as session:
-                await self._record(session, runtime, claimed, updates, results, vetoed, outcome)
+                await self._record(session, runtime, claimed, updates, results, vetoed, read, flight, outcome)
         except asyncio.CancelledError:
             # Shutdown ran past its grace: give the listings back rather than wait for the lease.
             await asyncio.shield(self.release(claimed, sent=sent))
@@ -195,6 +206,27 @@ class PushWorker:
         if outcome.stale:
             self.nexus.notify([self.channel])
         return outcome
+
+    async def _read_back(self, runtime: ChannelRuntime, claimed: Sequence[ClaimedListing]) -> dict[int, int]:
+        """Listings in doubt on a channel whose levels are its evidence of sales and which has
+        no compare-and-set: read them back instead of pushing (a push would write over the very
+        thing in doubt). Where nothing is believed, a push settles it instead."""
+        driver = runtime.driver
+        semantics = runtime.semantics
+        doubtful = [c for c in claimed if c.verify and c.remote_qty is not None]
+        if (
+            not doubtful
+            or semantics.compare_and_set
+            or not semantics.levels_book_sales
+            or not isinstance(driver, LevelReader)
+        ):
+            return {}
+        probes = [self._update(listing, listing.desired, compare_and_set=False) for listing in doubtful]
+        try:
+            return await driver.read_levels(probes)
+        except Exception as exc:  # the listings are pushed instead; the doubt stays until then
+            log.warning("reading listings in doubt failed", channel=self.channel, error=str(exc))
+            return {}
 
     async def _settle_orphans(
         self, runtime: ChannelRuntime, claimed: list[ClaimedListing]
@@ -304,9 +336,12 @@ class PushWorker:
         updates: Sequence[NexusInventoryUpdate],
         results: dict[int, PushResult],
         vetoed: dict[int, str],
+        read: dict[int, int],
+        flight: Span,
         outcome: PushRound,
     ) -> None:
         now = utcnow()
+        semantics = runtime.semantics
         pushed = {u.listing_id: u for u in updates}
         rows = {
             row.id: row
@@ -328,23 +363,27 @@ class PushWorker:
             row.lease_owner = None
             row.lease_until = None
             row.sending_qty = None
+            if listing.id in read:
+                await self._read(session, row, listing, read[listing.id], outcome)
+                continue
             if listing.id in vetoed:
+                push_failed(row, semantics)
                 self._vetoed(row, vetoed[listing.id], outcome, finished)
                 continue
             result = results[listing.id]
             update_ = pushed[listing.id]
             if result.status is PushStatus.OK:
-                compare_and_set = runtime.driver.capabilities.compare_and_set
-                self._succeeded(row, listing, update_, result, now, outcome, finished, compare_and_set)
+                self._succeeded(row, listing, update_, result, now, flight, semantics, outcome, finished)
             elif result.status is PushStatus.STALE:
-                await self._stale(session, row, result, update_.change_from, now, outcome)
+                await self._stale(session, row, listing, result, update_.change_from, now, outcome)
             elif result.status is PushStatus.RETRY and (
                 not result.counts_as_attempt or row.attempts + 1 < self.config.max_attempts
             ):
+                push_failed(row, semantics)
                 self._retry_later(row, result, now, outcome)
             else:
+                push_failed(row, semantics)
                 await self._dead_letter(session, row, update_, result, now, outcome, finished)
-            row.inflight_delta = 0
         session.add(self._audit_row(runtime, claimed, updates, results, vetoed, outcome))
         await self._finish_batches(session, finished, outcome)
 
@@ -355,25 +394,28 @@ class PushWorker:
         update_: NexusInventoryUpdate,
         result: PushResult,
         now: datetime,
+        flight: Span,
+        semantics: Semantics,
         outcome: PushRound,
         finished: Counter[tuple[str, bool]],
-        compare_and_set: bool,
     ) -> None:
         acknowledged = result.quantity if result.quantity is not None else update_.quantity
-        row.pushed_qty = acknowledged
-        row.remote_qty = max(0, acknowledged + row.inflight_delta)
-        if result.remote_updated_at is not None:
-            row.remote_updated_at = max(filter(None, (row.remote_updated_at, result.remote_updated_at)))
+        push_landed(
+            row,
+            listing.sent,
+            acknowledged,
+            flight,
+            semantics,
+            checked=update_.change_from is not None,
+            stamp=result.remote_updated_at,
+        )
         row.attempts = 0
         row.next_attempt_at = None
         row.last_error = None
         row.last_synced_at = now
         overridden = update_.quantity != listing.desired
-        # Without compare-and-set, a sale reported while the push was in flight may have landed
-        # before it and been written over: push what the listing should show once more.
-        crossed = row.inflight_delta != 0 and not compare_and_set
-        if not crossed and (
-            row.desired_qty == row.remote_qty or (overridden and row.desired_qty == listing.desired)
+        if not needs_push(row, row.desired_qty) or (
+            overridden and row.desired_qty == listing.desired and not row.verify_pending
         ):
             row.dirty_since = None
         if row.batch_id is not None:
@@ -386,6 +428,7 @@ class PushWorker:
         self,
         session: AsyncSession,
         row: ChannelMapping,
+        listing: ClaimedListing,
         result: PushResult,
         sent_from: int | None,
         now: datetime,
@@ -397,35 +440,45 @@ class PushWorker:
         quantity, and push again at once: the listing stays dirty.
         """
         current = result.quantity if result.quantity is not None else 0
-        believed = row.remote_qty
         if current == sent_from:
             # The channel says stale yet shows what we sent as the expected level: not progress.
+            push_failed(row, self.nexus.channel(self.channel).semantics)
             self._retry_later(
                 row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome
             )
             return
         outcome.stale += 1
         row.next_attempt_at = None
-        if believed is None:
-            row.remote_qty = current
-            row.remote_updated_at = result.remote_updated_at or row.remote_updated_at
-            return
-        if current == believed:
-            # A sale reported while the push was in flight already moved our belief to the
-            # channel's level: nothing left to book, push again from there.
-            if result.remote_updated_at is not None:
-                row.remote_updated_at = max(filter(None, (row.remote_updated_at, result.remote_updated_at)))
+        await self._book_level(
+            session, row, level_read(row, listing.sent, current), "compare-and-set", outcome
+        )
+
+    async def _read(
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        listing: ClaimedListing,
+        level: int,
+        outcome: PushRound,
+    ) -> None:
+        """A listing in doubt was read back: book what it shows against what we believed."""
+        row.next_attempt_at = None
+        await self._book_level(session, row, level_read(row, listing.sent, level), "read-back", outcome)
+
+    async def _book_level(
+        self, session: AsyncSession, row: ChannelMapping, delta: int, source: str, outcome: PushRound
+    ) -> None:
+        if not delta:
+            item = await lock_item(session, row.sku)
+            refresh_desired([row], item, self.nexus.allocator)
             return
         change = StockChange(
             sku=row.sku,
             reason=MovementReason.CHANNEL_ADJUSTMENT,
-            idempotency_key=f"{self.channel}:cas:{row.id}:{uuid.uuid4().hex}",
-            delta=current - believed,
+            idempotency_key=f"{self.channel}:{source}:{row.id}:{uuid.uuid4().hex}",
+            delta=delta,
             channel=self.channel,
-            reference="compare-and-set: the channel's level moved",
-            source_listing_id=row.id,
-            observed_quantity=current,
-            observed_at=result.remote_updated_at,
+            reference=f"{source}: the channel's level moved",
         )
         outcome.changes.append(await apply_stock_change(session, change, self.nexus.allocator))
 

@@ -1,35 +1,47 @@
 """Turn a delivery's inbound events into stock changes, through the one write path.
 
 Three signals can report the same sale: the order webhook, the level webhook and a refused
-compare-and-set. Orders are the ledger's source of sales; an observed level only books the part
-no order has explained yet (drift), and an order that arrives later absorbs that drift. A level
-equal to what Nexus believes the channel shows, or to what it last pushed, is an echo.
+compare-and-set. What each proves, and so what is booked, is decided by nexus.domain.belief
+(docs/consistency.md): orders book sales where the channel reports them; a level books only a
+drop nothing explained yet (drift, absorbed by the order that explains it later), and only when
+it can be placed in the channel's timeline; otherwise it is covered, waits for our push's own
+report, or puts the listing in doubt so that the worker verifies it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
-from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, refresh_desired
+from nexus.domain.belief import Placement, Semantics, place_reading, place_sale
+from nexus.domain.stock import (
+    StockChange,
+    StockChangeResult,
+    apply_stock_change,
+    key_used,
+    lock_item,
+    refresh_desired,
+)
 from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
 from nexus.storage.models import ChannelMapping, Item, MovementReason, utcnow
 
 
 class ListingBusy(Exception):
-    """A push to this listing is in flight: its level cannot be judged until the answer is recorded."""
+    """The listing's level cannot be judged yet (a request to it is in flight, or our push's own
+    report may still come to place it): retry the delivery later."""
 
 
 @dataclass(slots=True)
 class InboundOutcome:
     changes: list[StockChangeResult] = field(default_factory=list)
-    echoes: int = 0
-    stale: int = 0
+    echoes: int = 0  # levels that told nothing new
+    stale: int = 0  # levels older than a push that verified the level
+    in_doubt: int = 0  # levels that could not be placed: the listing is verified
     duplicates: int = 0
+    orders_not_booked: int = 0  # orders of a channel whose sales are booked from its levels
     unmatched: list[str] = field(default_factory=list)
 
 
@@ -55,58 +67,78 @@ async def apply_inbound(
     allocator: Allocator,
     *,
     delivery_key: str,
-    reassert_after_sale: bool = False,
+    semantics: Semantics,
 ) -> InboundOutcome:
     """Apply every event of one delivery in the caller's transaction. Raises ListingBusy to
-    have the whole delivery retried later (sales are idempotent, so a retry is harmless).
-
-    `reassert_after_sale`, for channels without compare-and-set: a sale there may have happened
-    before our last absolute push landed, which then wrote over it; nothing tells us which came
-    first, so the listing is pushed again (what it should show now) after every sale."""
+    have the whole delivery retried later (sales are idempotent, so a retry is harmless)."""
     outcome = InboundOutcome()
     for index, event in enumerate(events):
         listing = await find_listing(session, channel, event.listing)
         if isinstance(event, SaleEvent):
-            change = await _sale(session, channel, listing, event)
+            matched = await _sale(session, channel, listing, event, allocator, semantics, outcome)
         else:
-            change = await _observed(
-                session, channel, listing, event, allocator, f"{delivery_key}:{index}", outcome
-            )
-        if change is None:
-            if listing is None:
-                outcome.unmatched.append(_describe(event.listing))
-            continue
-        result = await apply_stock_change(session, change, allocator)
-        if result.applied and reassert_after_sale and listing is not None and isinstance(event, SaleEvent):
-            listing.dirty_since = listing.dirty_since or utcnow()
-            if listing.id not in result.dirty_listing_ids:
-                result.dirty_listing_ids.append(listing.id)
-        if result.applied:
-            outcome.changes.append(result)
-        else:
-            outcome.duplicates += 1
+            key = f"{channel}:level:{delivery_key}:{index}"
+            matched = await _observed(session, channel, listing, event, allocator, semantics, key, outcome)
+        if not matched:
+            outcome.unmatched.append(_describe(event.listing))
     return outcome
 
 
+async def _book(
+    session: AsyncSession, change: StockChange, allocator: Allocator, outcome: InboundOutcome
+) -> None:
+    result = await apply_stock_change(session, change, allocator)
+    if result.applied:
+        outcome.changes.append(result)
+
+
 async def _sale(
-    session: AsyncSession, channel: str, listing: ChannelMapping | None, event: SaleEvent
-) -> StockChange | None:
+    session: AsyncSession,
+    channel: str,
+    listing: ChannelMapping | None,
+    event: SaleEvent,
+    allocator: Allocator,
+    semantics: Semantics,
+    outcome: InboundOutcome,
+) -> bool:
     sku = listing.sku if listing is not None else None
     if sku is None and event.listing.remote_sku:
         # Sold on the channel but not linked yet: the stock still left the shelf.
         known = await session.execute(select(Item.sku).where(Item.sku == event.listing.remote_sku))
         sku = known.scalar_one_or_none()
-    if sku is None or event.quantity <= 0:
-        return None
-    return StockChange(
-        sku=sku,
-        reason=MovementReason.SALE,
-        idempotency_key=f"{channel}:order:{event.order_id}:line:{event.line_id}",
-        delta=-event.quantity,
-        channel=channel,
-        reference=f"order {event.order_id}",
-        source_listing_id=listing.id if listing is not None else None,
+    if sku is None:
+        return False
+    if event.quantity <= 0:
+        return True
+    if not semantics.orders:
+        outcome.orders_not_booked += 1  # its levels book the sale
+        return True
+    key = f"{channel}:order:{event.order_id}:line:{event.line_id}"
+    await lock_item(session, sku)
+    if await key_used(session, key):
+        outcome.duplicates += 1
+        return True
+    absorbed = 0
+    if listing is not None:
+        absorbed = place_sale(listing, event.quantity, semantics.span(event.occurred_at), semantics)
+    reference = f"order {event.order_id}"
+    change = StockChange(
+        sku, MovementReason.SALE, key, delta=-event.quantity, channel=channel, reference=reference
     )
+    await _book(session, change, allocator, outcome)
+    if absorbed:
+        # A level already booked this sale as an unexplained drop: reverse that booking, so
+        # the units are counted once (as the sale).
+        reversal = StockChange(
+            sku,
+            MovementReason.CHANNEL_ADJUSTMENT,
+            f"{key}:absorbs-drift",
+            delta=absorbed,
+            channel=channel,
+            reference=f"drift explained by {reference}",
+        )
+        await _book(session, reversal, allocator, outcome)
+    return True
 
 
 async def _observed(
@@ -115,54 +147,41 @@ async def _observed(
     listing: ChannelMapping | None,
     event: ObservedLevel,
     allocator: Allocator,
+    semantics: Semantics,
     key: str,
     outcome: InboundOutcome,
-) -> StockChange | None:
+) -> bool:
     if listing is None:
-        return None
-    if listing.lease_owner is not None and listing.lease_until is not None and listing.lease_until > utcnow():
+        return False
+    now = utcnow()
+    if listing.lease_owner is not None and listing.lease_until is not None and listing.lease_until > now:
         raise ListingBusy(listing.id)
-    # A channel that stamps nothing on our pushes (Amazon) is ordered against when we got its
-    # answer: a report older than that describes a push we have since replaced.
-    known_at = listing.remote_updated_at or listing.last_synced_at
-    if _not_newer(event.observed_at, known_at):
-        outcome.stale += 1
-        return None
-    if event.quantity in (listing.remote_qty, listing.pushed_qty):
+    item = await lock_item(session, listing.sku)
+    verdict = place_reading(listing, event.quantity, semantics.span(event.observed_at), semantics, now)
+    if verdict.placement is Placement.WAIT:
+        raise ListingBusy(listing.id)
+    if verdict.placement in (Placement.CONFIRMED, Placement.ECHO):
         outcome.echoes += 1
-        _advance_clock(listing, event.observed_at)
-        return None
-    if listing.remote_qty is None:
-        # Nothing to compare with: learn the level, and let the worker push ours.
-        listing.remote_qty = event.quantity
-        _advance_clock(listing, event.observed_at)
-        item = (await session.execute(select(Item).where(Item.sku == listing.sku))).scalar_one()
+    elif verdict.placement is Placement.COVERED:
+        outcome.stale += 1
+    elif verdict.placement is Placement.IN_DOUBT:
+        outcome.in_doubt += 1
+    if verdict.delta:
+        reason = "level reported by the channel"
+        if verdict.placement is Placement.BOOKED_BEFORE_PUSH:
+            reason = "level reported by the channel, sold before our push overwrote it"
+        change = StockChange(
+            listing.sku,
+            MovementReason.CHANNEL_ADJUSTMENT,
+            key,
+            delta=verdict.delta,
+            channel=channel,
+            reference=reason,
+        )
+        await _book(session, change, allocator, outcome)
+    else:
         refresh_desired([listing], item, allocator)
-        return None
-    return StockChange(
-        sku=listing.sku,
-        reason=MovementReason.CHANNEL_ADJUSTMENT,
-        idempotency_key=f"{channel}:level:{key}",
-        delta=event.quantity - listing.remote_qty,
-        channel=channel,
-        reference="level observed on the channel",
-        source_listing_id=listing.id,
-        observed_quantity=event.quantity,
-        observed_at=event.observed_at,
-    )
-
-
-def _not_newer(observed_at: datetime | None, known_at: datetime | None) -> bool:
-    # Channel timestamps are often whole seconds; an observation stamped the same second as our
-    # last acknowledged push cannot be ordered against it, and orders still account for sales.
-    return observed_at is not None and known_at is not None and observed_at <= known_at
-
-
-def _advance_clock(listing: ChannelMapping, observed_at: datetime | None) -> None:
-    if observed_at is not None and (
-        listing.remote_updated_at is None or observed_at > listing.remote_updated_at
-    ):
-        listing.remote_updated_at = observed_at
+    return True
 
 
 def _describe(ref: ListingRef) -> str:

@@ -14,7 +14,8 @@ their status is "received"), run driver.parse_webhook on the stored body, apply_
 the one write path, mark the row "processed". Stock events fire after the commit
 (`nexus.after_changes`).
 
-    ListingBusy           a push to the listing is in flight: roll back, retry in 0.2 s (attempts + 1)
+    ListingBusy           a push to the listing is in flight, or a level waits for our push's own
+                          report (docs/consistency.md): roll back, retry in 0.2 s (attempts + 1)
     WebhookPayloadError   the stored bytes will never parse: "failed" at once
     anything else         retry with the workers' backoff; "failed" after worker.max_attempts
 
@@ -172,7 +173,7 @@ class WebhookProcessor:
                     events,
                     self.nexus.allocator,
                     delivery_key=f"{row.channel}:{row.id}",
-                    reassert_after_sale=not driver.capabilities.compare_and_set,
+                    semantics=self.nexus.channel(row.channel).semantics,
                 )
         except WebhookError as exc:
             # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
@@ -185,7 +186,7 @@ class WebhookProcessor:
             await session.refresh(row)
             row.attempts += 1
             row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
-            row.error = f"listing {busy} has a push in flight; deferred"
+            row.error = f"listing {busy} cannot be judged yet (a push in flight or its report due); deferred"
             return Attempt.DEFERRED, None
         except Exception as exc:
             await session.refresh(row)

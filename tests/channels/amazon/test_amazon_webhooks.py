@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -103,6 +103,36 @@ async def test_signature_of_the_other_version_is_refused(http: httpx.AsyncClient
 
 
 @pytest.mark.parametrize(
+    ("age", "accepted"), [(3599, True), (3601, False), (31 * 86_400, False), (-3601, False)]
+)
+async def test_a_captured_message_cannot_be_replayed_later(
+    http: httpx.AsyncClient, age: float, accepted: bool
+) -> None:
+    # Validly signed, but its Timestamp (covered by the signature) is older than sns_max_age
+    # (default one hour): a replay of a captured message, refused before it can book stock.
+    sandbox, driver = make(http)
+    stamp = datetime.now(UTC) - timedelta(seconds=age)
+    message = notification(
+        sandbox, load("mfn_quantity_change.json"), Timestamp=stamp.isoformat().replace("+00:00", "Z")
+    )
+    if accepted:
+        await driver.verify_webhook(sns_request(message))
+        return
+    with pytest.raises(WebhookSignatureError, match="sns_max_age"):
+        await driver.verify_webhook(sns_request(message))
+
+
+async def test_the_replay_tolerance_is_a_setting(http: httpx.AsyncClient) -> None:
+    sandbox, driver = make(http, sns_max_age=60)
+    stamp = datetime.now(UTC) - timedelta(seconds=120)
+    message = notification(
+        sandbox, load("mfn_quantity_change.json"), Timestamp=stamp.isoformat().replace("+00:00", "Z")
+    )
+    with pytest.raises(WebhookSignatureError, match="beyond the 60 s tolerance"):
+        await driver.verify_webhook(sns_request(message))
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",  # not https
@@ -175,7 +205,7 @@ async def test_subscription_confirmation_is_confirmed_by_the_processor(http: htt
             "TopicArn": sandbox.sns.arn,
             "Message": "You have chosen to subscribe to the topic.",
             "SubscribeURL": sandbox.sns.subscribe_url(subscription),
-            "Timestamp": "2026-01-01T00:00:00.000Z",
+            "Timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
     )
     request = sns_request(message)
@@ -209,7 +239,7 @@ async def test_forged_subscribe_url_is_never_fetched(http: httpx.AsyncClient, ur
             "TopicArn": sandbox.sns.arn,
             "Message": "m",
             "SubscribeURL": url,
-            "Timestamp": "2026-01-01T00:00:00.000Z",
+            "Timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
     )
     request = sns_request(message)

@@ -62,6 +62,8 @@ class AmazonDriver:
             compare_and_set=False,
             webhook_topics=(notifications.MFN_QUANTITY_CHANGE, notifications.ORDER_CHANGE),
             default_rate_limit=USAGE_PLANS["patchListingsItem"],
+            sales_from_orders=self.settings.sales_from == "orders",
+            stamp_precision=0.001,  # EventTime carries milliseconds
         )
         self.tokens = LwaTokens(
             http=ctx.http,
@@ -125,6 +127,16 @@ class AmazonDriver:
         if not isinstance(response.payload, Mapping):
             raise TransientChannelError("getListingsItem answered without an item")
         return self._product(response.payload)
+
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        """getListingsItem per listing (its own bucket, 5/s): the MFN quantity it shows now."""
+
+        async def one(update: NexusInventoryUpdate) -> tuple[int, int | None]:
+            product = await self.fetch_product(update.remote_id)
+            return update.listing_id, product.variants[0].quantity if product.variants else None
+
+        read = await asyncio.gather(*(one(update) for update in updates))
+        return {listing_id: level for listing_id, level in read if level is not None}
 
     def _product(self, item: Mapping[str, Any]) -> NexusProduct:
         try:
@@ -325,7 +337,9 @@ class AmazonDriver:
     # -- webhooks ---------------------------------------------------------------------------------
 
     async def verify_webhook(self, request: WebhookRequest) -> None:
-        await webhooks.verify(request, self.sns, self.settings.sns_topic_arns)
+        await webhooks.verify(
+            request, self.sns, self.settings.sns_topic_arns, max_age=self.settings.sns_max_age
+        )
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
         return webhooks.describe(request)

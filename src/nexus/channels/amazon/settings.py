@@ -23,6 +23,12 @@ Why the defaults:
 - `default_product_type` "PRODUCT": used when the imported listing did not record its
   productType. Amazon documents "PRODUCT" for offer-only updates (*unconfirmed* for every
   marketplace), so the import stores the real one in `channel_meta["product_type"]`.
+- `sales_from` "levels": SNS delivers LISTINGS_ITEM_MFN_QUANTITY_CHANGE; ORDER_CHANGE is an
+  SQS-only notification, so over HTTPS the quantity changes are the evidence of Amazon sales
+  and are booked (docs/consistency.md). "orders" when ORDER_CHANGE reaches Nexus too: the
+  orders book the sales, and a quantity that disagrees is verified instead of booked.
+- `sns_max_age` 3600 s: a validly signed notification whose SNS `Timestamp` is older is refused,
+  so a captured message cannot be replayed later (SNS retries within about an hour).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ DEFAULT_FULFILLMENT_CHANNEL = "DEFAULT"
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
 DEFAULT_ISSUE_LOCALE = "en_US"
 DEFAULT_MAX_THROTTLE_RETRIES = 3
+DEFAULT_SNS_MAX_AGE = 3600.0
+SALES_FROM = ("levels", "orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,8 @@ class AmazonSettings:
     issue_locale: str = DEFAULT_ISSUE_LOCALE
     max_throttle_retries: int = DEFAULT_MAX_THROTTLE_RETRIES
     sns_topic_arns: tuple[str, ...] = ()
+    sales_from: str = "levels"
+    sns_max_age: float = DEFAULT_SNS_MAX_AGE
 
     @property
     def marketplace_id(self) -> str:
@@ -121,6 +131,8 @@ class AmazonSettings:
                 settings, "max_throttle_retries", DEFAULT_MAX_THROTTLE_RETRIES, source, minimum=0
             ),
             sns_topic_arns=_list(settings, "sns_topic_arns", source, required=False),
+            sales_from=_choice(settings, "sales_from", SALES_FROM, source),
+            sns_max_age=_positive(settings, "sns_max_age", DEFAULT_SNS_MAX_AGE, source),
         )
 
 
@@ -129,6 +141,13 @@ def _text(settings: Mapping[str, Any], key: str, default: str, source: str) -> s
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key} must be a non-empty string", key=key, source=source)
     return value.strip()
+
+
+def _choice(settings: Mapping[str, Any], key: str, choices: tuple[str, ...], source: str) -> str:
+    value = settings.get(key, choices[0])
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}", key=key, source=source)
+    return str(value)
 
 
 def _list(settings: Mapping[str, Any], key: str, source: str, *, required: bool) -> tuple[str, ...]:

@@ -23,12 +23,24 @@ from nexus.drivers.contract import InboundEvent, WebhookMeta, WebhookRequest
 from nexus.errors import WebhookPayloadError, WebhookSignatureError
 
 
-async def verify(request: WebhookRequest, verifier: sns.SnsVerifier, topic_arns: Sequence[str]) -> None:
+async def verify(
+    request: WebhookRequest, verifier: sns.SnsVerifier, topic_arns: Sequence[str], *, max_age: float
+) -> None:
     message = sns.load_message(request.body)
     declared = request.header("x-amz-sns-message-type")
     if declared is not None and declared != message.get("Type"):
         raise WebhookSignatureError("x-amz-sns-message-type does not match the message Type")
     await verifier.verify(message)
+    # The signature covers Timestamp, so an old one proves a replayed capture, not a late retry
+    # (SNS gives up on an HTTPS endpoint within about an hour).
+    sent = parse_timestamp(message.get("Timestamp"))
+    if sent is None:
+        raise WebhookSignatureError("SNS Timestamp is not an ISO 8601 time")
+    age = (request.received_at - sent).total_seconds()
+    if abs(age) > max_age:
+        raise WebhookSignatureError(
+            f"SNS message is {age:.0f} s from now, beyond the {max_age:.0f} s tolerance (sns_max_age)"
+        )
     if topic_arns and message.get("TopicArn") not in topic_arns:
         raise WebhookSignatureError(f"SNS topic {message.get('TopicArn')!r} is not one of this channel's")
 

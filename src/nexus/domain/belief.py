@@ -1,0 +1,416 @@
+"""What a channel's evidence proves about a listing's level: the rules of docs/consistency.md.
+
+Pure functions over a listing's belief (the attributes named by `Belief`). They decide what each
+piece of evidence moves and which quantity, if any, the ledger books; callers persist the belief
+and book through the one write path. The randomized tests drive these same functions.
+
+The channel's timeline is cut into segments by our pushes. Within a segment only the channel's
+sales move its level, so the level never rises there: a lower reading is news, a higher one is
+older than what we know. A reading is compared only with the segment it surely falls in; one
+that meets the flight of our push waits for the push's own report, is covered by a push that
+verified the level, or puts the listing in doubt and has it verified. Never booked blindly,
+never dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """When something happened on a channel: at or after `earliest`, strictly before `latest`."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def stamped(cls, at: datetime, precision: timedelta) -> Span:
+        """A channel stamp of the given precision: whole seconds cover the whole second."""
+        return cls(at, at + precision)
+
+    @classmethod
+    def between(cls, sent: datetime, answered: datetime) -> Span:
+        """What the channel did not stamp happened while our request was in flight."""
+        return cls(sent, answered)
+
+    def before(self, instant: datetime | None) -> bool:
+        return instant is not None and self.latest <= instant
+
+    def after(self, instant: datetime | None) -> bool:
+        """Surely after `instant` (everything is after an instant never set)."""
+        return instant is None or self.earliest >= instant
+
+    def meets(self, other: Span) -> bool:
+        return self.earliest < other.latest and self.latest > other.earliest
+
+
+@dataclass(frozen=True, slots=True)
+class Semantics:
+    """What a channel's evidence can prove.
+
+    compare_and_set: a push names the level it expects and is refused when the channel shows
+        anything else (Shopify); otherwise a push overwrites whatever the channel shows when it
+        lands, sales included.
+    orders: the channel reports every sale as an order, and the ledger books sales from them.
+        Otherwise its level reports are the only evidence of its sales (Amazon's notifications
+        over SNS) and orders are not booked.
+    stamp_precision: the resolution of the channel's own timestamps (whole seconds on Shopify).
+    echo_wait: how long a level reported during our absolute push's flight waits for the push's
+        own report, which tells on which side of the push it falls.
+    """
+
+    compare_and_set: bool
+    orders: bool = True
+    stamp_precision: timedelta = timedelta(seconds=1)
+    echo_wait: timedelta = timedelta(seconds=10)
+
+    @property
+    def levels_book_sales(self) -> bool:
+        """Whether a level difference is booked. With compare-and-set, yes: a verified push
+        closes every question and an order absorbs the drop it explains. Without it, only where
+        levels are the sole evidence of sales: where orders report them, a level cannot tell a
+        sale our push wrote over from a later one, and the order books it anyway."""
+        return self.compare_and_set or not self.orders
+
+    def span(self, stamp: datetime | None) -> Span | None:
+        return None if stamp is None else Span.stamped(stamp, self.stamp_precision)
+
+
+HISTORY = 64  # segments our absolute pushes closed, kept for late readings
+
+
+class Belief(Protocol):
+    """The attributes of a listing these rules read and write: what we believe the channel
+    shows (`remote_qty`), the units booked from its levels that no order explained yet
+    (`drift_qty`), our last acknowledged push, and the rest of the timeline as JSON."""
+
+    remote_qty: int | None
+    drift_qty: int
+    pushed_qty: int | None
+    timeline: dict[str, Any]
+    inflight_delta: int
+    verify_pending: bool
+    lease_owner: str | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _instant(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _span(data: Mapping[str, Any], key: str) -> Span | None:
+    value = data.get(key)
+    if not value:
+        return None
+    earliest, latest = _instant(value[0]), _instant(value[1])
+    assert earliest is not None and latest is not None
+    return Span(earliest, latest)
+
+
+def _span_json(span: Span | None) -> list[str | None] | None:
+    return None if span is None else [_iso(span.earliest), _iso(span.latest)]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of the channel's timeline that one of our pushes began.
+
+    `flight`: from sending that push to its answer. `landed`: when it landed: the channel's
+    stamp on its answer, or what its own level report (the echo) told, or the flight itself.
+    `pinned`: "stamp" or "echo" when `landed` is known that way.
+    """
+
+    level: int | None  # what the channel shows here, lowest reading so far; None: unknown
+    drift: int = 0
+    pushed_qty: int | None = None  # None: the listing's first segment, begun by no push
+    flight: Span | None = None
+    landed: Span | None = None
+    pinned: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "drift": self.drift,
+            "pushed_qty": self.pushed_qty,
+            "flight": _span_json(self.flight),
+            "landed": _span_json(self.landed),
+            "pinned": self.pinned,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], **override: Any) -> Segment:
+        values: dict[str, Any] = {
+            "level": data.get("level"),
+            "drift": int(data.get("drift") or 0),
+            "pushed_qty": data.get("pushed_qty"),
+            "flight": _span(data, "flight"),
+            "landed": _span(data, "landed"),
+            "pinned": data.get("pinned"),
+        }
+        values.update(override)
+        return cls(**values)
+
+    def landing(self, semantics: Semantics, now: datetime) -> Span | None:
+        """When the push landed, as far as we can tell by `now`. A push whose echo never came
+        changed nothing (the channel already showed its quantity), so no sale fell between its
+        sending and its landing (the push would have raised the level back and reported it):
+        it is placed where its flight began."""
+        if self.pinned or self.flight is None or self.landed is None:
+            return self.landed
+        if now < self.flight.latest + semantics.echo_wait:
+            return self.landed
+        return Span.stamped(self.flight.earliest, semantics.stamp_precision)
+
+    def may_echo(self, span: Span, semantics: Semantics, now: datetime) -> bool:
+        """A report stamped within this push's flight may be the push's own (its echo)."""
+        return (
+            self.pinned != "stamp"
+            and self.flight is not None
+            and self.flight.meets(span)
+            and now < self.flight.latest + semantics.echo_wait
+        )
+
+    def settling(self, span: Span, semantics: Semantics, now: datetime) -> bool:
+        """The span meets this push's flight, and its echo may still come to tell the side."""
+        assert self.flight is not None or not self.may_echo(span, semantics, now)
+        return (
+            self.may_echo(span, semantics, now)
+            and self.flight is not None
+            and self.flight.latest - self.flight.earliest > semantics.stamp_precision
+        )
+
+
+@dataclass(slots=True)
+class _Timeline:
+    """The listing's segments, oldest first, the current one last; `save` writes them back."""
+
+    segments: list[Segment] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, belief: Belief) -> _Timeline:
+        data = belief.timeline or {}
+        closed = [Segment.from_json(d) for d in data.get("closed", ())]
+        current = Segment.from_json(
+            data.get("current", {}),
+            level=belief.remote_qty,
+            drift=belief.drift_qty,
+            pushed_qty=belief.pushed_qty,
+        )
+        return cls([*closed, current])
+
+    def save(self, belief: Belief) -> None:
+        *closed, current = self.segments
+        if len(closed) > HISTORY:
+            # The oldest are forgotten; their unexplained units stay to be explained.
+            dropped, closed = closed[:-HISTORY], closed[-HISTORY:]
+            closed[0] = replace(closed[0], drift=closed[0].drift + sum(s.drift for s in dropped))
+        belief.remote_qty, belief.drift_qty, belief.pushed_qty = (
+            current.level,
+            current.drift,
+            current.pushed_qty,
+        )
+        belief.timeline = {
+            "current": current.as_json(),
+            "closed": [segment.as_json() for segment in closed],
+        }
+
+
+class Placement(enum.Enum):
+    CONFIRMED = "confirmed"  # nothing new: equal to, or older than, what we know
+    ECHO = "echo"  # our own absolute push reported back: it tells when the push landed
+    BOOKED = "booked"  # a drop nothing explained yet: booked (an order may absorb it later)
+    BOOKED_BEFORE_PUSH = "booked_before_push"  # a sale one of our absolute pushes wrote over
+    COVERED = "covered"  # older than a verified push, which proved the level at that point
+    WAIT = "wait"  # inside our absolute push's flight: tried again once its echo may have come
+    IN_DOUBT = "in_doubt"  # cannot be placed and disagrees: the listing is verified
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    placement: Placement
+    delta: int = 0  # what the ledger books (a channel adjustment); 0 for nothing
+
+
+def place_reading(
+    belief: Belief, level: int, span: Span | None, semantics: Semantics, now: datetime
+) -> Verdict:
+    """A level the channel reported. The caller refuses readings for a listing with a request
+    in flight: they cannot be placed until its answer is recorded."""
+    if not semantics.levels_book_sales or span is None:
+        return _doubt_unless_equal(belief, level)
+    timeline = _Timeline.of(belief)
+    segments = timeline.segments
+    overwrites = not semantics.compare_and_set
+    if overwrites:
+        for index, segment in enumerate(segments):
+            if level == segment.pushed_qty and segment.may_echo(span, semantics, now):
+                segments[index] = _echo(segment, span)
+                timeline.save(belief)
+                return Verdict(Placement.ECHO)
+        if any(segment.settling(span, semantics, now) for segment in segments):
+            return Verdict(Placement.WAIT)
+    for index in range(len(segments) - 1, -1, -1):
+        # Here the reading is surely before the push that ended this segment, if any.
+        segment = segments[index]
+        landing = segment.landing(semantics, now)
+        if landing is None or span.after(landing.latest):
+            if segment.level is None:
+                break  # orders we could not place left it unknown; a push settles it
+            drop = min(0, level - segment.level)
+            segments[index] = replace(segment, level=segment.level + drop, drift=segment.drift + drop)
+            timeline.save(belief)
+            if level > segment.level and index == len(segments) - 1:
+                # Older than what we know, or the merchant raised the level: verified.
+                belief.verify_pending = True
+                return Verdict(Placement.IN_DOUBT)
+            if drop == 0:
+                return Verdict(Placement.CONFIRMED)
+            closed = index < len(segments) - 1
+            return Verdict(Placement.BOOKED_BEFORE_PUSH if closed else Placement.BOOKED, drop)
+        if not span.before(landing.earliest):
+            break  # the same instant as our push landed, to the channel's precision
+        if not overwrites:
+            return Verdict(Placement.COVERED)  # the push verified the level it replaced
+    return _doubt_unless_equal(belief, level)
+
+
+def _doubt_unless_equal(belief: Belief, level: int) -> Verdict:
+    if level == belief.remote_qty:
+        return Verdict(Placement.CONFIRMED)
+    belief.verify_pending = True
+    return Verdict(Placement.IN_DOUBT)
+
+
+def _echo(segment: Segment, span: Span) -> Segment:
+    """Our absolute push reported back. Among several reports of its quantity during its flight
+    the latest is the push's own: a sale that left that quantity earlier was followed by
+    whatever the push then raised back."""
+    assert segment.flight is not None
+    landed = Span(max(segment.flight.earliest, span.earliest), min(segment.flight.latest, span.latest))
+    if segment.pinned and segment.landed is not None and landed.earliest < segment.landed.earliest:
+        return segment
+    return replace(segment, landed=landed, pinned="echo")
+
+
+def place_sale(belief: Belief, quantity: int, span: Span | None, semantics: Semantics) -> int:
+    """An order took `quantity` units off the channel's own level (for channels whose orders
+    are booked). Returns how many of them a level difference already booked as drift: the
+    ledger reverses that booking, so the order and the drop count as one sale."""
+    absorbed = min(quantity, max(0, -belief.drift_qty))
+    belief.drift_qty += absorbed
+    rest = quantity - absorbed
+    if not rest:
+        return absorbed
+    if not semantics.compare_and_set:
+        landed = _Timeline.of(belief).segments[-1].landed
+        if landed is not None and not (span is not None and span.after(landed.latest)):
+            if span is not None and span.before(landed.earliest):
+                return absorbed  # our absolute push landed after the sale and wrote over it
+            # Before or after our last absolute push? Unknown, and so is the channel's level
+            # until a push lands; a request in flight learns it from the quantity it crossed.
+            belief.remote_qty = None
+            belief.verify_pending = True
+    if belief.lease_owner is not None:
+        # A request is in flight: where the sale falls against it is settled by its answer.
+        # (With compare-and-set an unabsorbed sale cannot predate a verified push: that push
+        # would have been refused.)
+        belief.inflight_delta -= rest
+    elif belief.remote_qty is not None:
+        belief.remote_qty -= rest
+    return absorbed
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The belief a request was sent from, captured when the listing was claimed."""
+
+    remote_qty: int | None
+
+
+def push_landed(
+    belief: Belief,
+    sent: Sent,
+    quantity: int,
+    flight: Span,
+    semantics: Semantics,
+    *,
+    checked: bool,
+    stamp: datetime | None = None,
+) -> None:
+    """The channel acknowledged `quantity`, sent and answered within `flight` (or stamped).
+    `checked`: a compare-and-set from `sent.remote_qty`, which was therefore exactly right."""
+    inflight = belief.inflight_delta
+    belief.inflight_delta = 0
+    stamped = semantics.span(stamp)
+    landed = stamped if stamped is not None else flight
+    pinned = "stamp" if stamped is not None else None
+    timeline = _Timeline.of(belief)
+    closed = timeline.segments[-1]
+    if checked or not semantics.levels_book_sales:
+        # Checked: everything before the push is proven, and an unabsorbed sale reported
+        # meanwhile came after it (else the push was refused); drift waits for its orders
+        # across pushes. Unchecked, where orders are booked: a sale that crossed the push
+        # leaves the level unknown until another push lands.
+        known = checked or not inflight
+        level = quantity + inflight if known else None
+        timeline.segments = [Segment(level, closed.drift, quantity, flight, landed, pinned)]
+        timeline.save(belief)
+        belief.verify_pending = not known
+        return
+    # The segment our push closed, as believed when it was sent; a sale that crossed the push
+    # leaves both sides unknown until another push lands.
+    believed = sent.remote_qty if not inflight and closed.level is not None else None
+    timeline.segments[-1] = replace(closed, level=believed)
+    level = None if inflight else quantity
+    timeline.segments.append(Segment(level, 0, quantity, flight, landed, pinned))
+    timeline.save(belief)
+    belief.verify_pending = bool(inflight)
+
+
+def level_read(belief: Belief, sent: Sent, current: int) -> int:
+    """A fresh level: a refused compare-and-set, or a read-back while we held the listing.
+    Returns what the ledger books: the difference from the belief the request was sent from,
+    which includes only what happened before it was sent.
+
+    A sale reported while the request was in flight may be in `current` or not; it is applied
+    on top (counted twice if it was in) and the listing is verified again, which books back
+    any excess: a transient under-count, never a unit offered that is not there."""
+    inflight = belief.inflight_delta
+    belief.inflight_delta = 0
+    if belief.remote_qty is None or sent.remote_qty is None:
+        # Nothing to compare with: nothing is booked, and the level is not learnt (an order
+        # still to come for a sale before this read would be counted twice). A push settles it.
+        belief.remote_qty = None
+        belief.verify_pending = True
+        return 0
+    belief.verify_pending = inflight != 0
+    belief.remote_qty = current + inflight
+    delta = current - sent.remote_qty
+    belief.drift_qty += delta
+    return delta
+
+
+def push_failed(belief: Belief, semantics: Semantics) -> None:
+    """No usable answer (retry later, terminal, never sent). Sales reported meanwhile move the
+    belief as if nothing had been in flight, except over an absolute push that may have landed."""
+    inflight = belief.inflight_delta
+    belief.inflight_delta = 0
+    if not inflight:
+        return
+    if semantics.compare_and_set and belief.remote_qty is not None:
+        belief.remote_qty += inflight
+        return
+    belief.remote_qty = None
+    belief.verify_pending = True
+
+
+def needs_push(belief: Belief, desired: int) -> bool:
+    return belief.remote_qty is None or belief.verify_pending or desired != belief.remote_qty

@@ -1,0 +1,82 @@
+"""`make soak`, second half: the demo scenarios over many seeds, each a real `nexus demo` process
+(sandboxes over HTTP, signed webhooks, SQLite), counting runs that did not converge.
+
+    python tests/consistency/demo_soak.py --runs 100 --jobs 3 [--scenario single|four|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCENARIOS = {
+    # the single-channel demo test's scenario (and the repository's stop hook's spot check)
+    "single": ["--skus", "150", "--duration", "4", "--sales-per-second", "40"],
+    # the four-channel demo test's scenario
+    "four": [
+        "--channels",
+        "shopify,woocommerce,amazon,etsy",
+        "--skus",
+        "60",
+        "--duration",
+        "4",
+        "--sales-per-second",
+        "20",
+    ],
+}
+
+
+async def run_one(nexus: str, scenario: str, seed: int, folder: Path, limit: asyncio.Semaphore) -> str | None:
+    """None when the run converged; otherwise what it printed last."""
+    async with limit:
+        command = [nexus, "demo", *SCENARIOS[scenario], "--seed", str(seed)]
+        command += ["--database", str(folder / f"{scenario}-{seed}.db")]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=300)
+        except TimeoutError:
+            process.kill()
+            return "timed out after 300 s"
+        text = output.decode(errors="replace")
+        last = [line for line in text.splitlines() if line.startswith("out_of_sync: ")]
+        if process.returncode == 0 and last and last[-1] == "out_of_sync: 0":
+            return None
+        return f"exit {process.returncode}, {last[-1] if last else 'no summary'}\n{text[-3000:]}"
+
+
+async def soak(scenario: str, runs: int, start: int, jobs: int) -> int:
+    nexus = str(Path(sys.executable).with_name("nexus"))
+    limit = asyncio.Semaphore(jobs)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        seeds = range(start, start + runs)
+        results = await asyncio.gather(*(run_one(nexus, scenario, s, Path(folder), limit) for s in seeds))
+    failed = [(seed, result) for seed, result in zip(seeds, results, strict=True) if result is not None]
+    elapsed = time.perf_counter() - started
+    seeds_text = f"seeds {start}..{start + runs - 1}"
+    print(f"demo {scenario}: {runs} runs ({seeds_text}), {len(failed)} failures, {elapsed:.0f} s")
+    for seed, result in failed:
+        print(f"  FAILED seed {seed}: {result}")
+    return len(failed)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--start", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "both"], default="both")
+    args = parser.parse_args()
+    names = list(SCENARIOS) if args.scenario == "both" else [args.scenario]
+    failures = sum(asyncio.run(soak(name, args.runs, args.start, args.jobs)) for name in names)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

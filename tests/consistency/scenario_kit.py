@@ -1,0 +1,183 @@
+"""A scripted channel for the deterministic consistency scenarios: the real write path, inbound
+rules and push worker, against a channel whose level, compare-and-set and stamps the test sets.
+
+A plain module with a unique name (not conftest.py): pytest puts this directory on sys.path for
+the test files in it, so they import it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
+from nexus.drivers.contract import (
+    ChannelContext,
+    DriverCapabilities,
+    InboundEvent,
+    ListingRef,
+    ObservedLevel,
+    RateLimitConfig,
+    SaleEvent,
+    WebhookMeta,
+    WebhookRequest,
+)
+from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.engine import Nexus
+from nexus.storage.models import ChannelMapping, Item, StockMovement
+from nexus.sync.worker import PushWorker
+from nexus.webhooks.inbound import InboundOutcome, apply_inbound
+
+SKU = "S"
+
+
+class ScriptedChannel:
+    """One listing on a channel. `stamp`: the time the channel puts on a push's answer (None:
+    it stamps nothing, like Amazon); levels and orders are delivered by the test, stamped."""
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        context: ChannelContext,
+        *,
+        compare_and_set: bool,
+        sales_from_orders: bool = True,
+        stamp_precision: float = 1.0,
+    ) -> None:
+        self.context = context
+        self.capabilities = DriverCapabilities(
+            max_batch_size=10,
+            compare_and_set=compare_and_set,
+            sales_from_orders=sales_from_orders,
+            stamp_precision=stamp_precision,
+        )
+        self.level = 0
+        self.stamp: datetime | None = None
+        self.pushes: list[NexusInventoryUpdate] = []
+        self.applied_at: datetime | None = None  # when the last push landed, on the channel's clock
+        self.reads = 0
+
+    async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
+        results = []
+        for update in updates:
+            self.pushes.append(update)
+            if update.change_from is not None and update.change_from != self.level:
+                results.append(PushResult.stale(update.listing_id, self.level))
+                continue
+            self.level = update.quantity
+            self.applied_at = datetime.now(UTC)
+            results.append(PushResult.ok(update.listing_id, update.quantity, remote_updated_at=self.stamp))
+        return results
+
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        self.reads += 1
+        return {update.listing_id: self.level for update in updates}
+
+    def sell(self, quantity: int = 1) -> int:
+        """A buyer takes units on the channel; returns the level it now shows."""
+        self.level -= quantity
+        return self.level
+
+    def rate_limit_config(self) -> RateLimitConfig:
+        return RateLimitConfig(1_000, 1_000)
+
+    async def fetch_product(self, remote_id: str) -> NexusProduct:
+        raise NotImplementedError
+
+    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
+        raise NotImplementedError
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        raise NotImplementedError
+
+    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
+        raise NotImplementedError
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        raise NotImplementedError
+
+
+class Scenario:
+    def __init__(self, nexus: Nexus, channel: ScriptedChannel) -> None:
+        self.nexus = nexus
+        self.channel = channel
+        self._deliveries = 0
+
+    @classmethod
+    async def start(cls, make_nexus: Any, on_hand: int, **channel_options: Any) -> Scenario:
+        nexus: Nexus = await make_nexus(channels={"c": {"driver": "scripted"}})
+        made: list[ScriptedChannel] = []
+
+        def factory(context: ChannelContext) -> ScriptedChannel:
+            made.append(ScriptedChannel(context, **channel_options))
+            return made[0]
+
+        nexus.extend("scripted", factory)
+        nexus.channel("c")
+        channel = made[0]
+        channel.level = on_hand
+        async with nexus.db.transaction() as session:
+            await add_items(session, [ItemSpec(SKU, title=SKU, on_hand=on_hand)])
+            await session.flush()
+            variant = NexusVariant(remote_id="v", sku=SKU, title="", quantity=on_hand)
+            product = NexusProduct(remote_id="p", title=SKU, variants=(variant,))
+            await link_variants(session, "c", [product], nexus.allocator, ImportReport("c"))
+        return cls(nexus, channel)
+
+    async def deliver(self, *events: InboundEvent) -> InboundOutcome:
+        self._deliveries += 1
+        async with self.nexus.db.transaction() as session:
+            outcome = await apply_inbound(
+                session,
+                "c",
+                list(events),
+                self.nexus.allocator,
+                delivery_key=f"d{self._deliveries}",
+                semantics=self.nexus.channel("c").semantics,
+            )
+        await self.nexus.after_changes(outcome.changes)
+        return outcome
+
+    async def level(self, quantity: int, at: datetime) -> InboundOutcome:
+        return await self.deliver(ObservedLevel(ListingRef(remote_id="v"), quantity, observed_at=at))
+
+    async def order(self, order_id: str, quantity: int, at: datetime) -> InboundOutcome:
+        sale = SaleEvent(ListingRef(remote_id="v"), quantity, order_id, "1", occurred_at=at)
+        return await self.deliver(sale)
+
+    async def push(self) -> None:
+        await PushWorker(self.nexus, "c").run_once()
+
+    async def settle(self, rounds: int = 10) -> int:
+        """Push until nothing is left to push; returns how many rounds it took."""
+        for done in range(rounds):
+            if await PushWorker(self.nexus, "c").run_once() is None:
+                return done
+        raise AssertionError(f"still pushing after {rounds} rounds")
+
+    async def on_hand(self) -> int:
+        async with self.nexus.db.read() as session:
+            return (await session.execute(select(Item.on_hand).where(Item.sku == SKU))).scalar_one()
+
+    async def listing(self) -> ChannelMapping:
+        async with self.nexus.db.read() as session:
+            return (await session.execute(select(ChannelMapping))).scalar_one()
+
+    async def booked(self) -> list[tuple[str, int]]:
+        """Every movement after the starting stock: (reason, delta)."""
+        async with self.nexus.db.read() as session:
+            rows = (await session.execute(select(StockMovement).order_by(StockMovement.id))).scalars()
+            return [(m.reason, m.delta) for m in rows if not m.idempotency_key.startswith("initial:")]
+
+
+def second(at: datetime, offset: float = 0.0) -> datetime:
+    """A whole-second channel stamp."""
+    return (at + timedelta(seconds=offset)).replace(microsecond=0)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
