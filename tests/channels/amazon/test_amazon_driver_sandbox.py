@@ -192,6 +192,24 @@ async def test_large_push_goes_through_a_feed_and_maps_issues_back(account: Acco
     assert stats.requests_by_operation["getFeedDocument"] == 1
 
 
+async def test_a_throttled_create_feed_falls_back_to_patches() -> None:
+    # One feed every two minutes once createFeed's burst is spent: a 429 there must not park
+    # every listing for the feed window; they go out SKU by SKU on the patch plan instead.
+    async for acc in serve(usage_plans={"createFeed": (0.0083, 1.0)}):
+        acc.sandbox.seed_catalog(8)
+        driver = acc.driver(feed_threshold=3, max_throttle_retries=0)
+        first = await driver.push_inventory([update(i, f"SKU-00000{i}", 30 + i) for i in (1, 2, 3)])
+        assert all(r.status is PushStatus.OK for r in first)
+        assert (acc.sandbox.stats.feeds_created, acc.sandbox.stats.patches) == (1, 0)
+
+        second = await driver.push_inventory([update(i, f"SKU-00000{i}", 40 + i) for i in (4, 5, 6, 7)])
+
+        assert all(r.status is PushStatus.OK for r in second)
+        assert acc.sandbox.stats.throttled >= 1  # createFeed answered 429
+        assert (acc.sandbox.stats.feeds_created, acc.sandbox.stats.patches) == (1, 4)
+        assert [acc.sandbox.levels()[f"SKU-00000{i}"] for i in (4, 5, 6, 7)] == [44, 45, 46, 47]
+
+
 async def test_threshold_switches_between_patch_and_feed(account: Account) -> None:
     account.sandbox.seed_catalog(5)
     driver = account.driver(feed_threshold=3)

@@ -19,9 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import structlog
+
 from nexus.channels.amazon import feeds, notifications, sns, webhooks
 from nexus.channels.amazon.auth import LwaTokens
-from nexus.channels.amazon.client import USAGE_PLANS, SpApiClient
+from nexus.channels.amazon.client import USAGE_PLANS, AmazonThrottledError, SpApiClient
 from nexus.channels.amazon.feeds import FeedMessage, describe_issues, fulfillment_patch
 from nexus.channels.amazon.normalize import product_from_amazon
 from nexus.channels.amazon.settings import AmazonSettings
@@ -35,6 +37,8 @@ from nexus.drivers.contract import (
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
 from nexus.errors import ChannelError, QuotaExhausted, TerminalChannelError, TransientChannelError
+
+log = structlog.get_logger("nexus.channels.amazon")
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
@@ -239,6 +243,12 @@ class AmazonDriver:
         ]
         try:
             feed_id, report = await self._run_feed(messages)
+        except _FeedNotCreated as exc:
+            # createFeed allows one feed every two minutes once its burst is spent: waiting would
+            # park every listing for the whole feed window. Patches have their own bucket (5/s);
+            # whatever it cannot take within the worker's max_rate_wait is rescheduled unsent.
+            log.warning("feed throttled; patching listing by listing", listings=len(updates), error=str(exc))
+            return await self._patch_all(updates)
         except ChannelError as exc:
             return [_failure(u, exc) for u in updates]
         feed_errors = report.feed_errors()
@@ -272,30 +282,33 @@ class AmazonDriver:
     async def _run_feed(self, messages: Sequence[FeedMessage]) -> tuple[str, feeds.ProcessingReport]:
         content = feeds.feed_document(self.settings.seller_id, self.settings.issue_locale, messages)
         create_feed = self.client.limiter("createFeed")
-        await create_feed.acquire()
         try:
-            document = await self.client.call(
-                "createFeedDocument",
+            await create_feed.acquire()
+            try:
+                document = await self.client.call(
+                    "createFeedDocument",
+                    "POST",
+                    f"{FEEDS}/documents",
+                    json_body={"contentType": feeds.CONTENT_TYPE},
+                )
+                document_id, url = _document(document.payload)
+                await self.client.upload(url, content, feeds.CONTENT_TYPE)
+            except BaseException:
+                await create_feed.refund(1)
+                raise
+            created = await self.client.call(
+                "createFeed",
                 "POST",
-                f"{FEEDS}/documents",
-                json_body={"contentType": feeds.CONTENT_TYPE},
+                f"{FEEDS}/feeds",
+                json_body={
+                    "feedType": feeds.FEED_TYPE,
+                    "marketplaceIds": list(self.settings.marketplace_ids),
+                    "inputFeedDocumentId": document_id,
+                },
+                token_taken=True,
             )
-            document_id, url = _document(document.payload)
-            await self.client.upload(url, content, feeds.CONTENT_TYPE)
-        except BaseException:
-            await create_feed.refund(1)
-            raise
-        created = await self.client.call(
-            "createFeed",
-            "POST",
-            f"{FEEDS}/feeds",
-            json_body={
-                "feedType": feeds.FEED_TYPE,
-                "marketplaceIds": list(self.settings.marketplace_ids),
-                "inputFeedDocumentId": document_id,
-            },
-            token_taken=True,
-        )
+        except (AmazonThrottledError, QuotaExhausted) as exc:
+            raise _FeedNotCreated(str(exc)) from exc
         feed_id = created.payload.get("feedId") if isinstance(created.payload, Mapping) else None
         if not isinstance(feed_id, str) or not feed_id:
             raise TransientChannelError("createFeed answered without a feedId")
@@ -371,6 +384,10 @@ def _document(payload: Any) -> tuple[str, str]:
     if not isinstance(document_id, str) or not isinstance(url, str):
         raise TransientChannelError("feed document answer lacks feedDocumentId or url")
     return document_id, url
+
+
+class _FeedNotCreated(Exception):
+    """Amazon's feed quota is spent (or throttled us): nothing was submitted."""
 
 
 def _failure(update: NexusInventoryUpdate, error: ChannelError) -> PushResult:
