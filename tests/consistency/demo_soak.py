@@ -47,7 +47,7 @@ async def run_one(nexus: str, scenario: str, seed: int, folder: Path, limit: asy
         last = [line for line in text.splitlines() if line.startswith("out_of_sync: ")]
         if process.returncode == 0 and last and last[-1] == "out_of_sync: 0":
             return None
-        return f"exit {process.returncode}, {last[-1] if last else 'no summary'}\n{text[-3000:]}"
+        return f"exit {process.returncode}, {last[-1] if last else 'no summary'}\n{text[-800:]}"
 
 
 async def soak(scenario: str, runs: int, start: int, jobs: int) -> int:
