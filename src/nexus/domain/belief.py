@@ -180,7 +180,6 @@ class Segment:
 
     def settling(self, span: Span, semantics: Semantics, now: datetime) -> bool:
         """The span meets this push's flight, and its echo may still come to tell the side."""
-        assert self.flight is not None or not self.may_echo(span, semantics, now)
         return (
             self.may_echo(span, semantics, now)
             and self.flight is not None
