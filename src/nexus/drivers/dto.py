@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from nexus.errors import ChannelError, QuotaExhausted, TransientChannelError
+
 T = TypeVar("T")
 
 
@@ -160,3 +162,21 @@ class PushResult:
     @classmethod
     def terminal(cls, listing_id: int, error: str, *, detail: Mapping[str, Any] | None = None) -> PushResult:
         return cls(listing_id, PushStatus.TERMINAL, error=error, detail=detail or {})
+
+    @classmethod
+    def from_error(cls, listing_id: int, error: ChannelError, *, prefix: str = "") -> PushResult:
+        """The one mapping of a failed request to a listing's result: transient errors are
+        retried (honouring the channel's Retry-After; a wait our own bucket imposed was never
+        sent, so it uses no attempt), terminal ones dead-lettered with what the channel said."""
+        message = f"{prefix}{error}"
+        if isinstance(error, TransientChannelError):
+            return cls.retry(
+                listing_id,
+                message,
+                retry_after=error.retry_after,
+                counts_as_attempt=not isinstance(error, QuotaExhausted),
+            )
+        detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
+        if error.payload is not None:
+            detail["response"] = error.payload
+        return cls.terminal(listing_id, message, detail=detail)

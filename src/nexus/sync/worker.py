@@ -27,7 +27,7 @@ from nexus.domain.belief import Semantics, Sent, Span, level_read, needs_push, p
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, lock_item, refresh_desired
 from nexus.drivers.contract import LevelReader
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
-from nexus.errors import QuotaExhausted, TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelError
 from nexus.events import (
     AfterInventorySync,
     BatchCompleted,
@@ -306,16 +306,8 @@ class PushWorker:
     ) -> dict[int, PushResult]:
         try:
             results = await runtime.driver.push_inventory(updates)
-        except TransientChannelError as exc:
-            unsent = isinstance(exc, QuotaExhausted)
-            results = [
-                PushResult.retry(
-                    u.listing_id, str(exc), retry_after=exc.retry_after, counts_as_attempt=not unsent
-                )
-                for u in updates
-            ]
-        except TerminalChannelError as exc:
-            results = [PushResult.terminal(u.listing_id, str(exc)) for u in updates]
+        except ChannelError as exc:
+            results = [PushResult.from_error(u.listing_id, exc) for u in updates]
         except Exception as exc:  # a driver bug must not kill the worker; retries are bounded
             log.exception("driver raised", channel=self.channel)
             results = [PushResult.retry(u.listing_id, f"{type(exc).__name__}: {exc}") for u in updates]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,6 +100,22 @@ async def test_a_429_pauses_the_bucket_for_retry_after_and_is_retried_later() ->
         rate = driver._ctx.rate
         assert isinstance(rate, BoundLimiter)
         assert await rate.bucket.reserve(rate.key, 1, rate.limit) > 6  # everyone on the key waits
+
+
+async def test_a_spent_quota_reschedules_without_using_an_attempt() -> None:
+    # Our own bucket says the next request is hours away (a spent daily quota): nothing is sent,
+    # so no attempt may be used up, else listings never sent end in the dead-letter queue.
+    office = PosBackOffice()
+    async with serve_app(office.app) as server, httpx.AsyncClient() as http:
+        ctx = context(http, server.base_url)
+        daily = BoundLimiter(InProcessTokenBucket(), "pos:daily", RateLimitConfig.daily(1), max_wait=1.0)
+        driver = create_driver(dataclasses.replace(ctx, rate=daily))
+        first = await driver.push_inventory([update(office, 1, 9)])
+        second = await driver.push_inventory([update(office, 2, 9)])
+    assert first[0].status is PushStatus.OK
+    assert second[0].status is PushStatus.RETRY
+    assert second[0].counts_as_attempt is False
+    assert office.level("SKU-000002") != 9
 
 
 async def test_a_wrong_api_key_is_terminal() -> None:

@@ -216,7 +216,7 @@ class AmazonDriver:
                 json_body=body,
             )
         except ChannelError as exc:
-            return _failure(update, exc)
+            return PushResult.from_error(update.listing_id, exc)
         payload = response.payload if isinstance(response.payload, Mapping) else {}
         status = payload.get("status")
         issues = [i for i in payload.get("issues") or [] if isinstance(i, Mapping)]
@@ -250,7 +250,7 @@ class AmazonDriver:
             log.warning("feed throttled; patching listing by listing", listings=len(updates), error=str(exc))
             return await self._patch_all(updates)
         except ChannelError as exc:
-            return [_failure(u, exc) for u in updates]
+            return [PushResult.from_error(u.listing_id, exc) for u in updates]
         feed_errors = report.feed_errors()
         results = []
         for message, update in zip(messages, updates, strict=True):
@@ -388,17 +388,3 @@ def _document(payload: Any) -> tuple[str, str]:
 
 class _FeedNotCreated(Exception):
     """Amazon's feed quota is spent (or throttled us): nothing was submitted."""
-
-
-def _failure(update: NexusInventoryUpdate, error: ChannelError) -> PushResult:
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(
-            update.listing_id,
-            str(error),
-            retry_after=error.retry_after,
-            counts_as_attempt=not isinstance(error, QuotaExhausted),
-        )
-    detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-    if error.payload is not None:
-        detail["response"] = error.payload
-    return PushResult.terminal(update.listing_id, str(error), detail=detail)

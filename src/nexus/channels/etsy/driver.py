@@ -48,7 +48,6 @@ from nexus.drivers.contract import (
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
 from nexus.errors import (
     ChannelError,
-    QuotaExhausted,
     TerminalChannelError,
     TransientChannelError,
 )
@@ -192,7 +191,7 @@ class EtsyDriver:
         try:
             inventory = await self._inventory(group.listing_id)
         except ChannelError as exc:
-            return {p: _failure(updates[p], exc) for p in group.positions}
+            return {p: PushResult.from_error(updates[p].listing_id, exc) for p in group.positions}
         products = live_products(inventory)
         index = _index(group.listing_id, products)
         results: dict[int, PushResult] = {}
@@ -231,11 +230,11 @@ class EtsyDriver:
             error = TerminalChannelError(
                 f"Etsy listing {group.listing_id}'s inventory cannot be rewritten: {exc}"
             )
-            return {**results, **{p: _failure(updates[p], error) for p in writes}}
+            return {**results, **{p: PushResult.from_error(updates[p].listing_id, error) for p in writes}}
         try:
             answer = await self.client.put(f"/v3/application/listings/{group.listing_id}/inventory", body)
         except ChannelError as exc:
-            return {**results, **{p: _failure(updates[p], exc) for p in writes}}
+            return {**results, **{p: PushResult.from_error(updates[p].listing_id, exc) for p in writes}}
         after = _index(group.listing_id, live_products(answer)) if isinstance(answer, Mapping) else {}
         answered = live_products(answer) if isinstance(answer, Mapping) else []
         for position in writes:
@@ -333,15 +332,3 @@ def _find(index: Mapping[str, int], update: NexusInventoryUpdate) -> int | None:
         if candidate is not None and candidate in index:
             return index[candidate]
     return None
-
-
-def _failure(update: NexusInventoryUpdate, error: ChannelError) -> PushResult:
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(
-            update.listing_id,
-            str(error),
-            retry_after=error.retry_after,
-            counts_as_attempt=not isinstance(error, QuotaExhausted),
-        )
-    detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-    return PushResult.terminal(update.listing_id, str(error), detail=detail)

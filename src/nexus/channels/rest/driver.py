@@ -185,7 +185,7 @@ class RestDriver:
         try:
             await self._request(self.settings.push_method, path, self._item(update))
         except ChannelError as exc:
-            return _failed(update, exc)
+            return PushResult.from_error(update.listing_id, exc)
         return PushResult.ok(update.listing_id, update.quantity)
 
     async def _push_batch(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
@@ -195,7 +195,7 @@ class RestDriver:
         try:
             answer = await self._request(settings.push_method, settings.push_url, body)
         except ChannelError as exc:
-            return [_failed(update, exc) for update in updates]
+            return [PushResult.from_error(update.listing_id, exc) for update in updates]
         if settings.results_path is None:
             return [PushResult.ok(update.listing_id, update.quantity) for update in updates]
         reported = paths.get(answer, settings.results_path)
@@ -280,12 +280,6 @@ class RestDriver:
             else:
                 events.append(ObservedLevel(listing, quantity))
         return events
-
-
-def _failed(update: NexusInventoryUpdate, error: ChannelError) -> PushResult:
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(update.listing_id, str(error), retry_after=error.retry_after)
-    return PushResult.terminal(update.listing_id, str(error), detail={"status": error.status})
 
 
 def _text(value: object) -> str | None:

@@ -35,7 +35,7 @@ from nexus.drivers.contract import (
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
-from nexus.errors import ChannelError, QuotaExhausted, TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelError, TerminalChannelError, TransientChannelError
 
 # No limit is built into WooCommerce; this is Nexus's polite default for a self-hosted shop.
 DEFAULT_RATE_LIMIT = RateLimitConfig(capacity=100, refill_per_second=25)
@@ -200,7 +200,7 @@ class WooCommerceDriver:
         except BatchTooLargeError as exc:
             return await self._resend_smaller(path, updates, indexes, exc)
         except ChannelError as exc:
-            return {i: _failure(updates[i], exc) for i in indexes}
+            return {i: PushResult.from_error(updates[i].listing_id, exc) for i in indexes}
         entries = response.payload.get("update") if isinstance(response.payload, Mapping) else None
         by_id: dict[str, Mapping[str, Any]] = {}
         for entry in entries if isinstance(entries, list) else []:
@@ -225,7 +225,7 @@ class WooCommerceDriver:
     ) -> dict[int, PushResult]:
         limit = error.limit if error.limit is not None else len(indexes) // 2
         if not 1 <= limit < len(indexes):
-            return {i: _failure(updates[i], error) for i in indexes}
+            return {i: PushResult.from_error(updates[i].listing_id, error) for i in indexes}
         self.batch_limit = limit  # remembered: later pushes use the store's limit from the start
         results: dict[int, PushResult] = {}
         for start in range(0, len(indexes), limit):
@@ -313,18 +313,6 @@ def _item_error(update: NexusInventoryUpdate, error: Mapping[str, Any]) -> PushR
     # Invalid id (deleted product, variation of another parent), invalid value ...: the same
     # write would be refused again.
     return PushResult.terminal(update.listing_id, message, detail={"error": dict(error)})
-
-
-def _failure(update: NexusInventoryUpdate, error: ChannelError) -> PushResult:
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(
-            update.listing_id,
-            str(error),
-            retry_after=error.retry_after,
-            counts_as_attempt=not isinstance(error, QuotaExhausted),
-        )
-    detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-    return PushResult.terminal(update.listing_id, str(error), detail=detail)
 
 
 def _page_number(cursor: str | None) -> int:
