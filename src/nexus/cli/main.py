@@ -140,7 +140,10 @@ def import_(channel: str, config: ConfigOption = None) -> None:
         async with nexus:
             with console.status(f"Importing {channel}...") as status:
                 report = await nexus.import_channel(
-                    channel, on_page=lambda r: status.update(f"Importing {channel}: {r.variants} variants")
+                    channel,
+                    on_page=lambda r: status.update(
+                        f"Importing {channel}: {r.products} products read ({r.variants} variants)"
+                    ),
                 )
         console.print(
             f"{report.variants} variants in {report.products} products: {report.linked} newly linked, "

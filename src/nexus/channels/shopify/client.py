@@ -5,6 +5,11 @@ Every request takes its estimated cost from the channel bucket first and re-sync
 not pin the status) stops the whole bucket for as long as Shopify needs to refill, then the same
 request body is sent again, so an `@idempotent` key stays the same. Failures leave as
 nexus.errors: TransientChannelError (retry later) or TerminalChannelError (retrying cannot help).
+
+A query Shopify will never run as it stands leaves at once as ShopifyQueryCostError, carrying the
+limit it broke: over the single-query cap (MAX_COST_EXCEEDED, nothing charged) or over the store's
+whole bucket (THROTTLED while `requestedQueryCost > maximumAvailable`: no wait would make it fit).
+The caller can ask for less.
 """
 
 from __future__ import annotations
@@ -30,6 +35,21 @@ _DEFAULT_THROTTLE_WAIT = 1.0
 
 class ShopifyThrottledError(TransientChannelError):
     """Still THROTTLED after the bounded retries; `retry_after` is Shopify's own refill estimate."""
+
+
+class ShopifyQueryCostError(TerminalChannelError):
+    """The query requests more points than Shopify grants one query; the same query always fails.
+
+    `requested` is Shopify's calculated cost of it, `limit` the ceiling it broke (`maxCost` of a
+    MAX_COST_EXCEEDED, or the bucket's `maximumAvailable`); either is None when Shopify gave none.
+    """
+
+    def __init__(
+        self, message: str, *, requested: float | None, limit: float | None, payload: object = None
+    ) -> None:
+        super().__init__(message, status=200, payload=payload)
+        self.requested = requested
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +84,8 @@ class ShopifyGraphQLClient:
         self._max_throttle_retries = max_throttle_retries
         self.endpoint = f"{base_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self.throttled_responses = 0  # for tests and status pages: how often Shopify said THROTTLED
+        # The store's bucket size from the last throttleStatus: no query may request more.
+        self.maximum_available: float | None = None
 
     async def execute(
         self, query: str, variables: Mapping[str, Any], *, cost: float, operation_name: str | None = None
@@ -79,6 +101,13 @@ class ShopifyGraphQLClient:
             response = await self._post(content)
             payload = _json_or_none(response)
             cost_info = _cost(payload)
+            if cost_info is not None and cost_info.maximum_available is not None:
+                self.maximum_available = cost_info.maximum_available
+            over_cap = _max_cost_exceeded(payload)
+            if over_cap is not None:
+                # Refused before running: Shopify charged nothing, so neither do we.
+                await self._rate.refund(cost)
+                raise over_cap
             if not _is_throttled(response, payload):
                 # Shopify charges the requested cost up front and refunds the unused part; its
                 # currentlyAvailable already includes the refund, so refund before clamping to it.
@@ -92,6 +121,10 @@ class ShopifyGraphQLClient:
             if not _is_throttled(response, payload):
                 return _result(response, payload, cost_info)
             self.throttled_responses += 1
+            over_bucket = _over_bucket(cost_info, cost, payload)
+            if over_bucket is not None:
+                await self._rate.refund(cost)  # refused before running: nothing was spent
+                raise over_bucket
             wait = _throttle_wait(response, cost_info, cost)
             await self._rate.penalize(wait)
         raise ShopifyThrottledError(
@@ -167,6 +200,38 @@ def _is_throttled(response: httpx.Response, payload: Any) -> bool:
         return True
     # A bare 429 (no GraphQL body) is the same signal from a proxy in front of the API.
     return response.status_code == 429 and not _error_list(payload)
+
+
+def _max_cost_exceeded(payload: Any) -> ShopifyQueryCostError | None:
+    for error in _error_list(payload):
+        if _error_code(error) != "MAX_COST_EXCEEDED":
+            continue
+        extensions = error.get("extensions")
+        extensions = extensions if isinstance(extensions, Mapping) else {}
+        first_line = str(error.get("message") or "MAX_COST_EXCEEDED").strip().splitlines()[0]
+        return ShopifyQueryCostError(
+            f"Shopify refused the query: {first_line}",
+            requested=_number(extensions.get("cost")),
+            limit=_number(extensions.get("maxCost")),
+            payload=payload,
+        )
+    return None
+
+
+def _over_bucket(cost: QueryCost | None, estimated: float, payload: Any) -> ShopifyQueryCostError | None:
+    """A THROTTLED query that requests more than the whole bucket: no wait would make it fit."""
+    if cost is None or cost.maximum_available is None:
+        return None
+    requested = cost.requested if cost.requested is not None else estimated
+    if requested <= cost.maximum_available:
+        return None
+    return ShopifyQueryCostError(
+        f"Shopify cannot run a query costing {requested:g} points: the store's bucket holds "
+        f"{cost.maximum_available:g}",
+        requested=requested,
+        limit=cost.maximum_available,
+        payload=payload,
+    )
 
 
 def _throttle_wait(response: httpx.Response, cost: QueryCost | None, estimated: float) -> float:

@@ -5,6 +5,16 @@ Push semantics (API 2026-04 and later): one request sets up to 250 items at one 
 The mutation is all-or-nothing: one bad item rejects the request. So after a rejection the driver
 sorts the items into "at fault" (stale, invalid) and "innocent", and re-sends the innocent ones once,
 under a new key, in the same push call. Stale items get the channel's current level, read back.
+
+Query cost: Shopify refuses any query whose calculated cost is over 1000 points (MAX_COST_EXCEEDED,
+on every plan), and a query asking for more than the store's whole bucket is THROTTLED for ever.
+So every read is sized from its calculated cost (queries.py: a connection costs 2 + `first` times
+one node, an object 1, as Shopify counts) to at most `query_budget()`: min(1000, the bucket's
+`maximumAvailable` from the last throttleStatus, until then the channel's configured capacity).
+A products page takes as many products as fit with `variants_per_product` variants each; when not
+even one product fits, fewer variants are asked and a product's remaining variants are read with
+NexusProductVariants queries under the same budget. If Shopify still refuses a query for its cost,
+the driver learns the limit from the refusal, halves the page and asks again.
 """
 
 from __future__ import annotations
@@ -12,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from nexus.channels.shopify import queries, webhooks
-from nexus.channels.shopify.client import ShopifyGraphQLClient
+from nexus.channels.shopify.client import GraphQLResult, ShopifyGraphQLClient, ShopifyQueryCostError
 from nexus.channels.shopify.normalize import numeric_id, product_from_shopify, to_gid
 from nexus.channels.wire import parse_timestamp
 from nexus.drivers.contract import (
@@ -200,6 +210,7 @@ class ShopifyDriver:
         )
         self._location_id = self.settings.location_id
         self._location_lock = asyncio.Lock()
+        self._learnt_budget = queries.MAX_QUERY_COST
 
     def rate_limit_config(self) -> RateLimitConfig:
         return self.settings.rate_limit
@@ -237,42 +248,138 @@ class ShopifyDriver:
     # -- products ---------------------------------------------------------------------------------
 
     async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
-        variants = self.settings.variants_per_product
-        # Shopify refuses a query requesting over 1000 points, so the page shrinks as variants grow.
-        first = max(1, min(per_page, queries.max_products_per_page(variants)))
-        result = await self.client.execute(
-            queries.products_query(variants),
-            {"first": first, "after": cursor},
-            cost=queries.products_page_cost(first, variants),
-            operation_name="NexusProducts",
+        """One page of products, sized so that its requested cost fits `query_budget()`.
+
+        `per_page` and `variants_per_product` are upper bounds. A product with more variants than
+        the page asked for is completed with NexusProductVariants queries (same budget).
+        """
+        result, _ = await self._sized_query(
+            (max(1, per_page), self.settings.variants_per_product),
+            queries.products_page_shape,
+            lambda first, variants: (
+                queries.products_query(variants),
+                {"first": first, "after": cursor},
+                queries.products_page_cost(first, variants),
+                "NexusProducts",
+            ),
         )
         connection = result.data.get("products")
         if not isinstance(connection, Mapping):
             raise TransientChannelError("Shopify products answer has no products connection")
         nodes = connection.get("nodes")
-        items = [_product(n) for n in nodes if isinstance(n, Mapping)] if isinstance(nodes, list) else []
-        page_info = connection.get("pageInfo")
-        page_info = page_info if isinstance(page_info, Mapping) else {}
-        end_cursor = page_info.get("endCursor")
-        has_next = page_info.get("hasNextPage") is True and isinstance(end_cursor, str)
-        return Page(items=items, next_cursor=end_cursor if has_next else None)
+        items: list[NexusProduct] = []
+        for node in nodes if isinstance(nodes, list) else []:
+            if not isinstance(node, Mapping):
+                continue
+            complete = await self._with_all_variants(node)
+            if complete is not None:
+                items.append(_product(complete))
+        return Page(items=items, next_cursor=_next_cursor(connection))
 
     async def fetch_product(self, remote_id: str) -> NexusProduct:
         try:
             gid = to_gid("Product", remote_id)
         except ValueError as exc:
             raise TerminalChannelError(f"not a Shopify product id: {remote_id!r}") from exc
-        variants = self.settings.variants_per_product
-        result = await self.client.execute(
-            queries.product_query(variants),
-            {"id": gid},
-            cost=queries.product_cost(variants),
-            operation_name="NexusProduct",
+        result, _ = await self._sized_query(
+            (1, self.settings.variants_per_product),
+            _one_product_shape,
+            lambda _, variants: (
+                queries.product_query(variants),
+                {"id": gid},
+                queries.product_cost(variants),
+                "NexusProduct",
+            ),
         )
         node = result.data.get("product")
-        if not isinstance(node, Mapping):
+        complete = await self._with_all_variants(node) if isinstance(node, Mapping) else None
+        if complete is None:
             raise TerminalChannelError(f"Shopify product {remote_id} not found", status=404)
-        return _product(node)
+        return _product(complete)
+
+    def query_budget(self) -> int:
+        """The most points one query may request: Shopify's single-query cap (1000), the store's
+        bucket (`maximumAvailable` from the last throttleStatus; until one came back, the
+        channel's configured `rate_limit.capacity`), and less if a refused query showed that
+        Shopify counts more than our estimate."""
+        bucket = self.client.maximum_available
+        if bucket is None:
+            # The engine's limiter carries the channel's rate_limit override; other limiters may not.
+            configured = getattr(self._ctx.rate, "limit", None)
+            limit = configured if isinstance(configured, RateLimitConfig) else self.settings.rate_limit
+            bucket = limit.capacity
+        return min(queries.query_budget(bucket), self._learnt_budget)
+
+    async def _sized_query(
+        self,
+        shape: tuple[int, int],
+        fit: Callable[[int, int, int], tuple[int, int]],
+        build: Callable[[int, int], tuple[str, dict[str, Any], int, str]],
+    ) -> tuple[GraphQLResult, tuple[int, int]]:
+        """Send the query `build(first, variants)` at the largest shape within `shape` that `fit`
+        says costs at most `query_budget()`; the answer and the shape that was sent.
+
+        When Shopify still refuses it for its cost, learn from the refusal and try again smaller:
+        the shape shrinks on every round, so this ends."""
+        first, variants = shape
+        while True:
+            first, variants = fit(first, variants, self.query_budget())
+            query, variables, cost, operation = build(first, variants)
+            try:
+                result = await self.client.execute(query, variables, cost=cost, operation_name=operation)
+                return result, (first, variants)
+            except ShopifyQueryCostError as exc:
+                self._learn_budget(exc, cost)
+                smaller = fit(first, variants, self.query_budget())
+                if smaller != (first, variants):
+                    first, variants = smaller
+                elif first > 1:
+                    first //= 2
+                elif variants > 1:
+                    variants //= 2
+                else:
+                    raise
+
+    def _learn_budget(self, refusal: ShopifyQueryCostError, estimated: int) -> None:
+        if refusal.limit is None or not refusal.requested or refusal.requested <= estimated:
+            return
+        # Shopify counted more than we did: scale our budget so our estimate lands under its limit.
+        scaled = int(refusal.limit * estimated / refusal.requested)
+        self._learnt_budget = min(self._learnt_budget, scaled)
+
+    async def _with_all_variants(self, node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """`node` with every variant: the first page came with the product, the rest are asked
+        for here. None when the product was deleted in between."""
+        connection = node.get("variants")
+        if not isinstance(connection, Mapping):
+            return node
+        after = _next_cursor(connection)
+        product_id = node.get("id")
+        if after is None or not isinstance(product_id, str):
+            return node
+        variants = [v for v in connection.get("nodes") or [] if isinstance(v, Mapping)]
+        while after is not None:
+            page = await self._variants_page(product_id, after)
+            if page is None:
+                return None
+            variants.extend(v for v in page.get("nodes") or [] if isinstance(v, Mapping))
+            after = _next_cursor(page)
+        return {**node, "variants": {"nodes": variants}}
+
+    async def _variants_page(self, product_gid: str, after: str) -> Mapping[str, Any] | None:
+        result, _ = await self._sized_query(
+            (1, queries.MAX_PAGE_SIZE),
+            _one_product_shape,
+            lambda _, size: (
+                queries.PRODUCT_VARIANTS,
+                {"id": product_gid, "first": size, "after": after},
+                queries.product_variants_cost(size),
+                "NexusProductVariants",
+            ),
+        )
+        product = result.data.get("product")
+        page = product.get("variants") if isinstance(product, Mapping) else None
+        return page if isinstance(page, Mapping) else None
 
     # -- pushing ----------------------------------------------------------------------------------
 
@@ -543,29 +650,33 @@ class ShopifyDriver:
     async def _read_levels(
         self, item_gids: Sequence[str], location: str
     ) -> dict[str, tuple[int, datetime | None]]:
-        """Current `available` and its timestamp per inventory item GID, at the channel's location."""
-        result = await self.client.execute(
-            queries.INVENTORY_LEVELS,
-            {"ids": list(item_gids), "locationId": to_gid("Location", location)},
-            cost=queries.inventory_levels_cost(len(item_gids)),
-            operation_name="NexusInventoryLevels",
-        )
+        """Current `available` and its timestamp per inventory item GID, at the channel's location.
+
+        As many items per query as the query budget allows (a small bucket cannot hold 250)."""
         levels: dict[str, tuple[int, datetime | None]] = {}
-        nodes = result.data.get("nodes")
-        for node in nodes if isinstance(nodes, list) else []:
-            if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
-                continue
-            level = node.get("inventoryLevel")
-            if not isinstance(level, Mapping):
-                continue
-            for quantity in level.get("quantities") or []:
-                if (
-                    isinstance(quantity, Mapping)
-                    and quantity.get("name") == "available"
-                    and isinstance(quantity.get("quantity"), int)
-                ):
-                    levels[node["id"]] = (quantity["quantity"], parse_timestamp(level.get("updatedAt")))
+        pending = list(item_gids)
+        location_gid = to_gid("Location", location)
+        while pending:
+            found, sent = await self._levels_chunk(pending, location_gid)
+            levels.update(found)
+            pending = pending[sent:]
         return levels
+
+    async def _levels_chunk(
+        self, item_gids: Sequence[str], location_gid: str
+    ) -> tuple[dict[str, tuple[int, datetime | None]], int]:
+        """The levels of the first items of `item_gids` that fit one query, and how many were sent."""
+        result, (sent, _) = await self._sized_query(
+            (len(item_gids), 1),
+            _levels_shape,
+            lambda count, _: (
+                queries.INVENTORY_LEVELS,
+                {"ids": list(item_gids[:count]), "locationId": location_gid},
+                queries.inventory_levels_cost(count),
+                "NexusInventoryLevels",
+            ),
+        )
+        return _levels_of(result.data.get("nodes")), sent
 
     # -- webhooks ---------------------------------------------------------------------------------
 
@@ -578,6 +689,40 @@ class ShopifyDriver:
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         # Before the location is known (not configured, not yet discovered) levels cannot be filtered.
         return webhooks.parse(request, location_id=self._location_id)
+
+
+def _levels_shape(count: int, _: int, budget: int) -> tuple[int, int]:
+    return max(1, min(count, MAX_BATCH_SIZE, queries.max_levels_per_query(budget))), 1
+
+
+def _levels_of(nodes: object) -> dict[str, tuple[int, datetime | None]]:
+    levels: dict[str, tuple[int, datetime | None]] = {}
+    for node in nodes if isinstance(nodes, list) else []:
+        if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
+            continue
+        level = node.get("inventoryLevel")
+        if not isinstance(level, Mapping):
+            continue
+        for quantity in level.get("quantities") or []:
+            if (
+                isinstance(quantity, Mapping)
+                and quantity.get("name") == "available"
+                and isinstance(quantity.get("quantity"), int)
+            ):
+                levels[node["id"]] = (quantity["quantity"], parse_timestamp(level.get("updatedAt")))
+    return levels
+
+
+def _one_product_shape(_: int, variants: int, budget: int) -> tuple[int, int]:
+    return 1, queries.variants_page_size(variants, budget)
+
+
+def _next_cursor(connection: Mapping[str, Any]) -> str | None:
+    page_info = connection.get("pageInfo")
+    if not isinstance(page_info, Mapping) or page_info.get("hasNextPage") is not True:
+        return None
+    end_cursor = page_info.get("endCursor")
+    return end_cursor if isinstance(end_cursor, str) else None
 
 
 def _product(node: Mapping[str, Any]) -> NexusProduct:
