@@ -56,9 +56,9 @@ from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.engine import Nexus
 from nexus.events import BatchCompleted
 from nexus.runtime import running
-from nexus.sandbox.server import LoopbackServer, serve_app
 from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping
+from nexus.web.server import LoopbackServer, serve_app
 
 CHANNEL = "shopify-bench"
 BUCKET_POINTS = 2000.0  # Shopify's standard plan: 2000-point bucket ...

@@ -393,7 +393,7 @@ class _SignalNeutralServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def loopback(app: Any) -> AsyncIterator[str]:
-    """`nexus.sandbox.server.serve_app` (TCP_NODELAY included), with `_SignalNeutralServer`."""
+    """`nexus.web.server.serve_app` (TCP_NODELAY included), with `_SignalNeutralServer`."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ One repetition, per variant:
 
 - server: a separate process (spawned) runs `create_app(nexus)` with a Shopify channel on a fresh
   SQLite file (WAL, synchronous=FULL, as Nexus configures it), served by uvicorn through
-  `nexus.sandbox.server.serve_app` on loopback.
+  `nexus.web.server.serve_app` on loopback.
 - load: this process sends M Shopify-signed `inventory_levels/update` deliveries, each with its
   own X-Shopify-Webhook-Id and X-Shopify-Event-Id, from K concurrent clients (one keep-alive
   connection each). Bodies and signatures are made before the clock starts; a few deliveries warm
@@ -141,9 +141,9 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
 
     from nexus.config import ChannelConfig, NexusSettings
     from nexus.engine import Nexus
-    from nexus.sandbox.server import serve_app
     from nexus.storage.models import WebhookLog
     from nexus.web import create_app
+    from nexus.web.server import serve_app
     from nexus.webhooks.receiver import GroupWriter, WebhookReceiver
 
     settings = NexusSettings(

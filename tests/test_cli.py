@@ -16,8 +16,8 @@ from nexus.cli import main as cli
 from nexus.cli.main import app
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox
+from nexus.web.server import serve_app
 
 runner = CliRunner()
 

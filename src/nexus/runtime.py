@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from nexus.engine import Nexus
-from nexus.sandbox.server import serve_app
 from nexus.sync.worker import PushWorker
+from nexus.web.server import serve_app
 
 log = structlog.get_logger("nexus.runtime")
 

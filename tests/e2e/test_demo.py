@@ -9,8 +9,8 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from nexus.config import NexusSettings
-from nexus.demo import DemoOptions, run_demo
 from nexus.engine import Nexus
+from nexus.sandbox.demo import DemoOptions, run_demo
 from nexus.storage.models import Item, StockMovement
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexus.sandbox.amazon import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ean13
+from nexus.web.server import serve_app
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexus.sandbox.etsy import EtsySandbox
-from nexus.sandbox.server import serve_app
+from nexus.web.server import serve_app
 
 
 class Clock:

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox
+from nexus.web.server import serve_app
 
 TOKEN = "shpat_sandbox"
 SECRET = "sandbox-webhook-secret"

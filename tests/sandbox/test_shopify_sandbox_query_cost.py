@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox
+from nexus.web.server import serve_app
 
 ENDPOINT = "/admin/api/2026-10/graphql.json"
 

@@ -17,8 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexus.drivers.contract import RateLimitConfig
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.woocommerce import WooCommerceSandbox
+from nexus.web.server import serve_app
 
 KEY, SECRET, HOOK_SECRET = "ck_live", "cs_live", "hook-secret"
 API = "/wp-json/wc/v3"

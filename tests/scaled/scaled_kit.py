@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 from nexus.config import NexusSettings
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping
+from nexus.web.server import serve_app
 
 CHANNEL = "shop"
 NEXUS = Path(sys.executable).with_name("nexus")

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from webhook_testkit import build_hub, channels, delivery, sale
 
-from nexus.sandbox.server import serve_app
 from nexus.web import create_app
+from nexus.web.server import serve_app
 
 
 async def test_healthz_over_http(make_nexus: Callable[..., Any]) -> None:

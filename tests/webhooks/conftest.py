@@ -7,7 +7,7 @@ import httpx
 import pytest
 from webhook_testkit import Hub, build_hub
 
-from nexus.sandbox.server import serve_app
+from nexus.web.server import serve_app
 
 
 @pytest.fixture

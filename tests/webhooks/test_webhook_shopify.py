@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from nexus.engine import Nexus
 from nexus.events import InventoryUpdated, WebhookReceived
-from nexus.sandbox.server import serve_app
 from nexus.storage.models import ChannelMapping, Item, WebhookLog
 from nexus.web import create_app
+from nexus.web.server import serve_app
 
 pytest.importorskip("nexus.channels.shopify")
 

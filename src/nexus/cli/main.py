@@ -250,7 +250,7 @@ def demo(
     ] = 10.0,
 ) -> None:
     """Sync a catalog to sandbox stores and let sales flow back (see the README)."""
-    from nexus.demo import KINDS, PLANS, DemoOptions, run_demo
+    from nexus.sandbox.demo import KINDS, PLANS, DemoOptions, run_demo
 
     if plan not in PLANS:
         raise typer.BadParameter(f"choose one of {', '.join(PLANS)}", param_hint="--plan")

@@ -1,5 +1,2 @@
-"""Local emulators of real channel APIs, for the demo, the tests and the benchmarks."""
-
-from nexus.sandbox.server import LoopbackServer, serve_app
-
-__all__ = ["LoopbackServer", "serve_app"]
+"""Local emulators of real channel APIs, for the demo, the tests and the benchmarks. They depend
+on the core; nothing in the core imports them (serve them with `nexus.web.server.serve_app`)."""

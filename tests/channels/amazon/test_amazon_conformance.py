@@ -16,8 +16,8 @@ from amazon_testkit import load, make_driver, sns_request
 
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
 from nexus.sandbox.amazon import AmazonSandbox
-from nexus.sandbox.server import serve_app
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
+from nexus.web.server import serve_app
 
 
 class TestAmazonConformance(DriverConformance):

@@ -17,10 +17,10 @@ from nexus.channels.amazon import AmazonDriver
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.amazon import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
-from nexus.sandbox.server import serve_app
 from nexus.storage.models import ChannelMapping, Item, StockMovement, WebhookLog
 from nexus.sync.worker import PushWorker
 from nexus.web import create_app
+from nexus.web.server import serve_app
 
 CHANNEL = "amazon-us"
 

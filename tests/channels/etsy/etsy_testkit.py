@@ -24,7 +24,7 @@ from nexus.channels.etsy import EtsyDriver, create_driver
 from nexus.drivers.contract import ChannelContext, RateLimitConfig, WebhookRequest
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
 from nexus.sandbox.etsy import EtsySandbox
-from nexus.sandbox.server import LoopbackServer, serve_app
+from nexus.web.server import LoopbackServer, serve_app
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SECRET = "whsec_" + base64.b64encode(b"etsy-test-signing-key-24b").decode()

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.etsy import EtsySandbox
-from nexus.sandbox.server import serve_app
 from nexus.storage.models import ChannelMapping, Item, WebhookLog
 from nexus.sync.worker import PushWorker
 from nexus.web import create_app
+from nexus.web.server import serve_app
 
 CHANNEL = "etsy-shop"
 SKUS = ["SKU-000001", "SKU-000002", "SKU-000003"]

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from nexus.channels.etsy import create_driver, webhooks
 from nexus.drivers.contract import ListingRef, SaleEvent, WebhookRequest
 from nexus.errors import WebhookPayloadError, WebhookSignatureError
-from nexus.sandbox.server import serve_app
+from nexus.web.server import serve_app
 
 OLD_SECRET = "whsec_" + base64.b64encode(b"the-secret-being-retired").decode()
 

@@ -16,9 +16,9 @@ from nexus.drivers.contract import ChannelContext, ObservedLevel, RateLimitConfi
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
-from nexus.sandbox.server import serve_app
 from nexus.sync.worker import PushWorker
 from nexus.testing import ConformanceChannel, DriverConformance
+from nexus.web.server import serve_app
 
 
 def context(http: httpx.AsyncClient, base_url: str, **settings: Any) -> ChannelContext:

@@ -10,9 +10,9 @@ from shopify_testkit import SECRET, TOKEN, delivery, load, make_context, raw
 
 from nexus.channels.shopify import create_driver
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
+from nexus.web.server import serve_app
 
 
 class TestShopifyConformance(DriverConformance):

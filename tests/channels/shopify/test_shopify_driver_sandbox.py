@@ -23,8 +23,8 @@ from starlette.routing import Route
 from nexus.channels.shopify import ShopifyDriver, create_driver
 from nexus.drivers.contract import ObservedLevel, RateLimitConfig, SaleEvent, WebhookRequest
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
-from nexus.sandbox.server import LoopbackServer, serve_app
 from nexus.sandbox.shopify import ShopifySandbox
+from nexus.web.server import LoopbackServer, serve_app
 
 
 @dataclass

@@ -27,10 +27,10 @@ from nexus.drivers.contract import RateLimitConfig
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
 from nexus.engine import Nexus
 from nexus.errors import TerminalChannelError
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.sandbox.shopify.api import Reply, admin_schema
 from nexus.sandbox.shopify.throttle import CostCalculator
+from nexus.web.server import serve_app
 
 FAST = 5000.0  # points restored per second: the tests are about sizes, not about waiting
 

@@ -10,9 +10,9 @@ from woocommerce_testkit import KEY, SECRET, delivery, load, make_context, raw
 
 from nexus.channels.woocommerce import create_driver
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
+from nexus.web.server import serve_app
 
 
 class TestWooCommerceConformance(DriverConformance):

@@ -19,8 +19,8 @@ from nexus.drivers.contract import RateLimitConfig
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import TerminalChannelError
 from nexus.ratelimit import BoundLimiter
-from nexus.sandbox.server import LoopbackServer, serve_app
 from nexus.sandbox.woocommerce import WooCommerceSandbox
+from nexus.web.server import LoopbackServer, serve_app
 
 
 @dataclass

@@ -11,11 +11,11 @@ from woocommerce_testkit import KEY, SECRET, WEBHOOK_SECRET
 
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
-from nexus.sandbox.server import serve_app
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 from nexus.storage.models import Item, StockMovement, WebhookLog
 from nexus.sync.worker import PushWorker
 from nexus.web import create_app
+from nexus.web.server import serve_app
 
 CHANNEL = "woo"
 

@@ -2,7 +2,7 @@
 
 One object holds the shop (store), its point bucket, its webhook dispatcher and the ASGI app
 that serves them. The demo and the tests serve `sandbox.app` with
-`nexus.sandbox.server.serve_app` in the same event loop as everything else; webhook delivery
+`nexus.web.server.serve_app` in the same event loop as everything else; webhook delivery
 starts lazily in whichever loop first emits or drains.
 """
 

@@ -2,7 +2,7 @@
 
 One object holds the store, the API key, the host in front of it (rate limit and failure knobs),
 the webhook dispatcher and the ASGI app. Serve `sandbox.app` with
-`nexus.sandbox.server.serve_app`; webhook delivery starts in whichever loop first emits or drains.
+`nexus.web.server.serve_app`; webhook delivery starts in whichever loop first emits or drains.
 """
 
 from __future__ import annotations

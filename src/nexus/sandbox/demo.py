@@ -23,13 +23,13 @@ from sqlalchemy import func, select
 
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import NexusSettings, WorkerConfig
-from nexus.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.runtime import running
-from nexus.sandbox.server import serve_app
+from nexus.sandbox.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
 from nexus.sandbox.shopify import ean13
 from nexus.storage.models import ChannelMapping, Item, StockMovement, SyncJob, WebhookLog
+from nexus.web.server import serve_app
 
 __all__ = ["KINDS", "PLANS", "ChannelSummary", "DemoOptions", "DemoSummary", "run_demo"]
 
