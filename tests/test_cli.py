@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +139,36 @@ def test_import_links_by_sku_then_sync_all_pushes_every_listing(
     assert status.exit_code == 0
     row = next(line for line in status.output.splitlines() if "shop" in line)
     assert [cell.strip() for cell in row.split("│")[2:7]] == ["shopify", "30", "0", "0", "0"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "key"),
+    [
+        (
+            'driver = "shopify"\nbase_url = "https://x.myshopify.com"\n'
+            'credentials = { access_token = "env:NEXUS_TEST_MISSING_TOKEN", webhook_secret = "s" }\n',
+            "channels.shop.credentials.access_token",
+        ),
+        (
+            'driver = "amazon"\nbase_url = "https://sellingpartnerapi-na.amazon.com"\n'
+            'credentials = { client_id = "i", client_secret = "s", refresh_token = "r" }\n'
+            'settings = { marketplace_ids = ["ATVPDKIKX0DER"] }\n',
+            "channels.shop.seller_id",
+        ),
+    ],
+    ids=["missing-credential", "driver-setting"],
+)
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_process_refuses_to_start_with_a_channel_it_cannot_build(
+    tmp_path: Path, channel: str, key: str, command: str
+) -> None:
+    # Not a healthy-looking process that fails every webhook and poll: one line, exit 2.
+    config = write_config(tmp_path, f"[channels.shop]\n{channel}")
+    environment = {k: v for k, v in os.environ.items() if k != "NEXUS_TEST_MISSING_TOKEN"}
+    nexus = str(Path(sys.executable).with_name("nexus"))
+    arguments = [nexus, command, "--config", str(config)] + (["--port", "0"] if command == "serve" else [])
+    result = subprocess.run(arguments, capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert key in lines[0] and str(config) in lines[0]

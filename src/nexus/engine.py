@@ -25,7 +25,7 @@ from nexus.domain.catalog import ImportReport, ItemSpec, add_items, iterate_prod
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
 from nexus.drivers.contract import ChannelContext, InventoryDriver, RateLimitConfig
 from nexus.drivers.registry import DriverFactory, DriverRegistry
-from nexus.errors import UnknownChannelError
+from nexus.errors import ConfigError, NexusError, UnknownChannelError
 from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.status import ChannelStatus, channel_status
@@ -167,6 +167,25 @@ class Nexus:
 
     def channel_names(self, *, enabled_only: bool = True) -> list[str]:
         return [name for name, cfg in self.settings.channels.items() if cfg.enabled or not enabled_only]
+
+    def check_channels(self) -> None:
+        """Build every enabled channel now, so that a process refuses to start (rather than fail
+        on every webhook and poll) when one cannot be built. Errors name the key and the file."""
+        for name in self.channel_names():
+            try:
+                self.channel(name)
+            except ConfigError as exc:
+                if exc.key is None or exc.key.startswith("channels."):
+                    raise
+                raise ConfigError(exc.reason, key=f"channels.{name}.{exc.key}", source=self.source) from None
+            except NexusError:
+                raise
+            except Exception as exc:
+                raise ConfigError(
+                    f"channel {name!r} cannot be built: {type(exc).__name__}: {exc}",
+                    key=f"channels.{name}",
+                    source=self.source,
+                ) from None
 
     def channel(self, name: str) -> ChannelRuntime:
         runtime = self._channels.get(name)

@@ -26,6 +26,7 @@ class NexusError(Exception):
 
 class ConfigError(NexusError):
     def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.reason = message
         self.key = key
         self.source = source
         where = ", ".join(

@@ -59,7 +59,7 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except NexusError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -69,7 +69,7 @@ def _load(config: Path | None) -> Nexus:
     try:
         nexus = Nexus.from_config(config)
     except NexusError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     _configure_logging(nexus.settings.log_level)
     return nexus
@@ -106,6 +106,7 @@ def serve(
 
     async def go() -> None:
         async with nexus:
+            nexus.check_channels()
             await nexus.migrate()
             await serve_forever(
                 nexus, web=True, workers=workers, host=host, port=port, concurrency=concurrency
@@ -126,6 +127,7 @@ def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -
 
     async def go() -> None:
         async with nexus:
+            nexus.check_channels()
             await serve_forever(nexus, web=False, workers=True, host="", port=0, concurrency=concurrency)
 
     _run(go)
@@ -138,6 +140,7 @@ def import_(channel: str, config: ConfigOption = None) -> None:
 
     async def go() -> None:
         async with nexus:
+            nexus.check_channels()
             with console.status(f"Importing {channel}...") as status:
                 report = await nexus.import_channel(
                     channel,
@@ -181,6 +184,7 @@ def sync(
         from nexus.runtime import running
 
         async with nexus:
+            nexus.check_channels()
             batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
             async with running(nexus, web=False, channels=channel):
                 with progress_bar(console) as progress:
