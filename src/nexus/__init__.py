@@ -7,6 +7,7 @@ await nexus.product("SKU-1").update_inventory(quantity=42).sync()
 from nexus.api import BatchStatus, SyncOutcome
 from nexus.config import AllocationRule, ChannelConfig, NexusSettings
 from nexus.domain.catalog import ImportReport, ItemSpec
+from nexus.domain.vocabulary import MovementReason, Priority
 from nexus.drivers import (
     DriverCapabilities,
     InventoryDriver,
@@ -25,7 +26,6 @@ from nexus.events import (
     InventoryUpdated,
     WebhookReceived,
 )
-from nexus.storage.models import MovementReason, Priority
 
 __all__ = [
     "AfterInventorySync",

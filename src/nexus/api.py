@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select, update
 
 from nexus.domain.stock import StockChange, StockChangeResult
+from nexus.domain.vocabulary import BatchState, MovementReason, Priority
 from nexus.drivers.dto import NexusProduct
 from nexus.events import BatchCompleted
-from nexus.storage.models import ChannelMapping, Item, MovementReason, Priority, SyncBatch, utcnow
+from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
 from nexus.sync.worker import PushRound, PushWorker
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class CatalogHandle:
         batch_id = str(uuid.uuid4())
         total = 0
         async with nexus.db.transaction() as session:
-            session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status="running"))
+            session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status=BatchState.RUNNING))
             await session.flush()
             if self._products is None:
                 total = await _mark_for_batch(session, batch_id, targets, None)
@@ -215,7 +216,7 @@ class CatalogHandle:
             batch.total = total
             done = total == 0
             if done:
-                batch.status = "completed"
+                batch.status = BatchState.COMPLETED
                 batch.completed_at = utcnow()
         if done:
             await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
@@ -274,7 +275,7 @@ class BatchStatus:
 
     @property
     def done(self) -> bool:
-        return self.status == "completed"
+        return self.status == BatchState.COMPLETED
 
 
 class BatchHandle:

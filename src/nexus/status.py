@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select
 
+from nexus.domain.vocabulary import DeadLetterStatus
 from nexus.storage.models import ChannelMapping, DeadLetter, utcnow
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
             (
                 await session.execute(
                     select(DeadLetter.channel, func.count())
-                    .where(DeadLetter.status == "failed")
+                    .where(DeadLetter.status == DeadLetterStatus.FAILED)
                     .group_by(DeadLetter.channel)
                 )
             ).all()

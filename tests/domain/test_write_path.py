@@ -13,10 +13,11 @@ from domain_kit import build, inbound, level, ref, sale, seed, state
 from sqlalchemy import update
 
 from nexus.domain.stock import StockChange
+from nexus.domain.vocabulary import MovementReason, Priority
 from nexus.drivers.contract import ListingRef, ObservedLevel, SaleEvent
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
-from nexus.storage.models import ChannelMapping, MovementReason, Priority
+from nexus.storage.models import ChannelMapping
 from nexus.sync.worker import PushWorker
 from nexus.webhooks.inbound import ListingBusy
 

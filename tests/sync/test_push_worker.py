@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import update
 from sync_kit import Engine, register
 
+from nexus.domain.vocabulary import Priority
 from nexus.drivers.contract import ListingRef, SaleEvent
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult
 from nexus.engine import Nexus
 from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.events import AfterInventorySync, BatchCompleted, BeforeInventorySync, InventorySyncFailed
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
-from nexus.storage.models import ChannelMapping, Priority
+from nexus.storage.models import ChannelMapping
 from nexus.sync.worker import PushWorker
 from nexus.webhooks.inbound import apply_inbound
 

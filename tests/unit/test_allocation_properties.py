@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from nexus.config import AllocationRule
 from nexus.domain.allocation import Allocator, allocate, push_priority
-from nexus.storage.models import Priority
+from nexus.domain.vocabulary import Priority
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

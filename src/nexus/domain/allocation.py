@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from nexus.config import AllocationRule
-from nexus.storage.models import Priority
+from nexus.domain.vocabulary import Priority
 
 
 def allocate(available: int, rule: AllocationRule) -> int:

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
 from nexus.domain.stock import refresh_desired
+from nexus.domain.vocabulary import MovementReason
 from nexus.drivers.contract import InventoryDriver
 from nexus.drivers.dto import NexusProduct, NexusVariant
-from nexus.storage.models import ChannelMapping, Item, MovementReason, StockMovement, utcnow
+from nexus.storage.models import ChannelMapping, Item, StockMovement, utcnow
 
 ITEM_TYPE = "nexus_item"
 

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
 from nexus.domain.belief import needs_push
+from nexus.domain.vocabulary import MovementReason
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
-from nexus.storage.models import ChannelMapping, Item, MovementReason, StockMovement, utcnow
+from nexus.storage.models import ChannelMapping, Item, StockMovement, utcnow
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@ is dirty while `dirty_since` is set, so a crash loses nothing and fifty sales co
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from nexus.domain.vocabulary import BatchState, DeadLetterStatus, Priority
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -66,22 +67,6 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrem
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
-
-
-class Priority(enum.IntEnum):
-    IMMEDIATE = 0
-    NORMAL = 1
-    LOW = 2
-
-
-class MovementReason(enum.StrEnum):
-    SALE = "sale"
-    RESTOCK = "restock"
-    ADJUSTMENT = "adjustment"
-    RESERVATION = "reservation"
-    RELEASE = "release"
-    CHANNEL_ADJUSTMENT = "channel_adjustment"
-    RECONCILE = "reconcile"
 
 
 class Item(Base):
@@ -197,7 +182,7 @@ class SyncBatch(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=BatchState.RUNNING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
 
@@ -231,7 +216,7 @@ class DeadLetter(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_exception: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="failed", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.FAILED, index=True)
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.belief import Semantics, Sent, Span, level_read, needs_push, push_failed, push_landed
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, lock_item, refresh_desired
+from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.contract import LevelReader
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.errors import ChannelError
@@ -38,7 +39,6 @@ from nexus.events import (
 from nexus.storage.models import (
     ChannelMapping,
     DeadLetter,
-    MovementReason,
     SyncBatch,
     SyncJob,
     utcnow,
@@ -610,8 +610,8 @@ class PushWorker:
             if batch is None:
                 continue
             outcome.events.append(BatchProgressed(batch.id, batch.total, batch.processed, batch.failed))
-            if batch.status == "running" and batch.processed + batch.failed >= batch.total:
-                batch.status = "completed"
+            if batch.status == BatchState.RUNNING and batch.processed + batch.failed >= batch.total:
+                batch.status = BatchState.COMPLETED
                 batch.completed_at = utcnow()
                 outcome.events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
 

@@ -25,8 +25,9 @@ from nexus.domain.stock import (
     lock_item,
     refresh_desired,
 )
+from nexus.domain.vocabulary import MovementReason
 from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
-from nexus.storage.models import ChannelMapping, Item, MovementReason, utcnow
+from nexus.storage.models import ChannelMapping, Item, utcnow
 
 
 class ListingBusy(Exception):

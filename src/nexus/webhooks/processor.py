@@ -42,13 +42,14 @@ import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookRequest, WebhookResolver
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
 from nexus.storage.models import WebhookLog, utcnow
 from nexus.sync.backoff import backoff_delay
 from nexus.webhooks.inbound import InboundOutcome, ListingBusy, apply_inbound
-from nexus.webhooks.receiver import ERROR_MAX_LENGTH, FAILED, PROCESSED, RECEIVED, Receipt
+from nexus.webhooks.receiver import ERROR_MAX_LENGTH, Receipt
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -179,7 +180,7 @@ class WebhookProcessor:
             # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
             # bytes will never parse, so retrying cannot help.
             await session.refresh(row)
-            self._finish(row, FAILED, started, f"payload refused: {exc}")
+            self._finish(row, WebhookStatus.FAILED, started, f"payload refused: {exc}")
             log.warning("stored webhook refused by the driver", webhook_log_id=row.id, error=str(exc))
             return Attempt.FAILED, None
         except ListingBusy as busy:
@@ -194,13 +195,13 @@ class WebhookProcessor:
             log.warning("webhook attempt failed", webhook_log_id=row.id, error=error)
             return self._retry_or_fail(row, error), None
         note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
-        self._finish(row, PROCESSED, started, note)
+        self._finish(row, WebhookStatus.PROCESSED, started, note)
         return Attempt.PROCESSED, outcome
 
     async def _lock(self, session: AsyncSession, log_ids: Sequence[int]) -> list[WebhookLog]:
         statement = (
             select(WebhookLog)
-            .where(WebhookLog.id.in_(log_ids), WebhookLog.status == RECEIVED)
+            .where(WebhookLog.id.in_(log_ids), WebhookLog.status == WebhookStatus.RECEIVED)
             .order_by(WebhookLog.id)
         )
         if not self.nexus.db.is_sqlite:
@@ -219,7 +220,7 @@ class WebhookProcessor:
     def _retry_or_fail(self, row: WebhookLog, error: str) -> Attempt:
         config = self.nexus.settings.worker
         if row.attempts + 1 >= config.max_attempts:
-            self._finish(row, FAILED, time.perf_counter(), error)
+            self._finish(row, WebhookStatus.FAILED, time.perf_counter(), error)
             log.error("webhook delivery failed", webhook_log_id=row.id, attempts=row.attempts, error=error)
             return Attempt.FAILED
         row.attempts += 1
@@ -245,7 +246,7 @@ class WebhookProcessor:
                     await session.execute(
                         select(WebhookLog.id)
                         .where(
-                            WebhookLog.status == RECEIVED,
+                            WebhookLog.status == WebhookStatus.RECEIVED,
                             or_(WebhookLog.next_attempt_at.is_(None), WebhookLog.next_attempt_at <= now),
                         )
                         .order_by(WebhookLog.id)
@@ -263,7 +264,7 @@ class WebhookProcessor:
             return (
                 await session.execute(
                     select(func.min(WebhookLog.next_attempt_at)).where(
-                        WebhookLog.status == RECEIVED, WebhookLog.next_attempt_at.is_not(None)
+                        WebhookLog.status == WebhookStatus.RECEIVED, WebhookLog.next_attempt_at.is_not(None)
                     )
                 )
             ).scalar_one_or_none()

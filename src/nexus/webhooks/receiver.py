@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import ReturningInsert
 
 from nexus.config import ChannelConfig
+from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookMeta, WebhookRequest
 from nexus.errors import WebhookError, WebhookPayloadError
 from nexus.storage.database import Database
@@ -55,12 +56,6 @@ if TYPE_CHECKING:
     from nexus.engine import Nexus
 
 log = structlog.get_logger("nexus.webhooks")
-
-# WebhookLog.status values
-RECEIVED = "received"
-PROCESSED = "processed"
-FAILED = "failed"
-REJECTED = "rejected"
 
 # Receipt.outcome values
 ACCEPTED = "accepted"
@@ -90,8 +85,8 @@ class Receipt:
         return self.outcome == ACCEPTED and self.log_id is not None
 
     def as_json(self) -> dict[str, Any]:
-        if self.outcome == REJECTED:
-            return {"status": REJECTED, "error": self.error}
+        if self.outcome == WebhookStatus.REJECTED:
+            return {"status": WebhookStatus.REJECTED, "error": self.error}
         return {"status": self.outcome, "id": self.log_id}
 
 
@@ -162,7 +157,7 @@ class WebhookReceiver:
                 "delivery_id": meta.delivery_id,
                 "event_id": meta.event_id,
                 "verified": True,
-                "status": RECEIVED,
+                "status": WebhookStatus.RECEIVED,
                 "http_status": 200,
                 "headers": _masked(lowered),
                 "body": data,
@@ -197,7 +192,7 @@ class WebhookReceiver:
             "delivery_id": None,
             "event_id": None,
             "verified": verified,
-            "status": REJECTED,
+            "status": WebhookStatus.REJECTED,
             "http_status": status_code,
             "headers": _masked(headers),
             "body": body,
@@ -212,7 +207,7 @@ class WebhookReceiver:
             # The refusal is the right answer whether or not it could be logged.
             log.exception("could not log a refused webhook", channel=channel)
         log.info("webhook refused", channel=channel, status=status_code, error=error)
-        return Receipt(channel, status_code, REJECTED, log_id=log_id, error=error)
+        return Receipt(channel, status_code, WebhookStatus.REJECTED, log_id=log_id, error=error)
 
 
 class GroupWriter:
