@@ -9,13 +9,14 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select
 
 from nexus.domain.stock import StockChange, StockChangeResult
-from nexus.domain.vocabulary import BatchState, MovementReason, Priority
+from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.dto import NexusProduct
 from nexus.events import BatchCompleted
 from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
+from nexus.sync.queue import ListingQueue
 from nexus.sync.worker import PushRound, PushWorker
 
 if TYPE_CHECKING:
@@ -201,16 +202,16 @@ class CatalogHandle:
             session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status=BatchState.RUNNING))
             await session.flush()
             if self._products is None:
-                total = await _mark_for_batch(session, batch_id, targets, None)
+                total = await ListingQueue.mark_for_batch(session, batch_id, targets, None)
             else:
                 chunk: list[str] = []
                 for product in self._products:
                     chunk.append(_sku_of(product))
                     if len(chunk) >= CHUNK:
-                        total += await _mark_for_batch(session, batch_id, targets, chunk)
+                        total += await ListingQueue.mark_for_batch(session, batch_id, targets, chunk)
                         chunk = []
                 if chunk:
-                    total += await _mark_for_batch(session, batch_id, targets, chunk)
+                    total += await ListingQueue.mark_for_batch(session, batch_id, targets, chunk)
             batch = await session.get(SyncBatch, batch_id)
             assert batch is not None
             batch.total = total
@@ -222,42 +223,6 @@ class CatalogHandle:
             await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
         nexus.notify(targets)
         return batch_id
-
-
-async def _mark_for_batch(
-    session: Any, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None
-) -> int:
-    conditions = [ChannelMapping.channel.in_(channels)]
-    if skus is not None:
-        conditions.append(ChannelMapping.sku.in_(skus))
-    # Listings taken over from an unfinished batch no longer count there.
-    moved = await session.execute(
-        select(ChannelMapping.batch_id, func.count())
-        .where(*conditions, ChannelMapping.batch_id.is_not(None))
-        .group_by(ChannelMapping.batch_id)
-    )
-    for old_batch, count in moved.all():
-        await session.execute(
-            update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count)
-        )
-    result = await session.execute(
-        update(ChannelMapping)
-        .where(*conditions)
-        .values(
-            batch_id=batch_id,
-            dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
-            # Bulk work is LOW; a listing already waiting with its own (higher) priority keeps it.
-            # A clean listing's priority is left over from its last push and must not count.
-            priority=case(
-                (ChannelMapping.dirty_since.is_(None), int(Priority.LOW)), else_=ChannelMapping.priority
-            ),
-            failed_at=None,
-            attempts=0,
-            next_attempt_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
+from nexus.sync.queue import ListingQueue
 from nexus.sync.throttle import ChannelThrottleMonitor
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Nexus:
         self.settings = settings or NexusSettings()
         self.source = source
         self.db = Database(self.settings.database_url)
+        self.queue = ListingQueue(self.db, lease_seconds=self.settings.worker.lease_seconds)
         self.events = EventBus()
         self.drivers = DriverRegistry()
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

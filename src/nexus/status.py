@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from nexus.domain.vocabulary import DeadLetterStatus
-from nexus.storage.models import ChannelMapping, DeadLetter, utcnow
+from nexus.storage.models import DeadLetter
+from nexus.sync.queue import QueueCounts
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -30,21 +31,8 @@ class ChannelStatus:
 
 
 async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
-    now = utcnow()
+    counts = await nexus.queue.counts()
     async with nexus.db.read() as session:
-        rows = {
-            row.channel: row
-            for row in await session.execute(
-                select(
-                    ChannelMapping.channel,
-                    func.count().label("listings"),
-                    func.sum(case((ChannelMapping.dirty_since.is_not(None), 1), else_=0)).label("dirty"),
-                    func.sum(case((ChannelMapping.lease_until > now, 1), else_=0)).label("in_flight"),
-                    func.sum(case((ChannelMapping.failed_at.is_not(None), 1), else_=0)).label("failed"),
-                    func.max(ChannelMapping.last_synced_at).label("last_sync"),
-                ).group_by(ChannelMapping.channel)
-            )
-        }
         letters = dict(
             (
                 await session.execute(
@@ -56,13 +44,13 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
         )
     statuses = []
     for name, config in nexus.settings.channels.items():
-        row = rows.get(name)
+        row = counts.get(name, QueueCounts())
         tokens: float | None = None
         try:
             tokens = await nexus.channel(name).limiter.level()
         except Exception:  # a channel whose driver cannot be built still gets its row
             tokens = None
-        last_sync = row.last_sync if row is not None else None
+        last_sync: datetime | str | None = row.last_sync
         if isinstance(last_sync, str):  # SQLite's MAX() returns text, not the column's type
             last_sync = datetime.fromisoformat(last_sync)
         statuses.append(
@@ -70,10 +58,10 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
                 channel=name,
                 driver=config.driver,
                 enabled=config.enabled,
-                listings=int(row.listings) if row else 0,
-                dirty=int(row.dirty or 0) if row else 0,
-                in_flight=int(row.in_flight or 0) if row else 0,
-                failed=int(row.failed or 0) if row else 0,
+                listings=row.listings,
+                dirty=row.dirty,
+                in_flight=row.in_flight,
+                failed=row.failed,
                 dead_letters=int(letters.get(name, 0)),
                 last_sync=last_sync,
                 tokens=tokens,

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import NexusSettings, WorkerConfig
 from nexus.domain.catalog import ItemSpec
+from nexus.domain.vocabulary import WebhookStatus
 from nexus.engine import Nexus
 from nexus.runtime import running
 from nexus.sandbox.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
@@ -255,14 +256,12 @@ async def _converge(
             for channel in channels:
                 with contextlib.suppress(TimeoutError):  # deliveries still being retried: look again
                     await channel.sandbox.drain_webhooks(timeout=5)
+            dirty = await nexus.queue.dirty()
             async with nexus.db.read() as session:
-                dirty = await session.scalar(
-                    select(func.count())
-                    .select_from(ChannelMapping)
-                    .where(ChannelMapping.dirty_since.is_not(None))
-                )
                 pending = await session.scalar(
-                    select(func.count()).select_from(WebhookLog).where(WebhookLog.status == "received")
+                    select(func.count())
+                    .select_from(WebhookLog)
+                    .where(WebhookLog.status == WebhookStatus.RECEIVED)
                 )
             quiet_checks = quiet_checks + 1 if not dirty and not pending else 0
             if quiet_checks >= 3:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
 from nexus.events import ChannelRecovered, ChannelThrottled
-from nexus.storage.models import ChannelMapping
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -41,10 +38,4 @@ class ChannelThrottleMonitor:
             await self.nexus.events.dispatch(ChannelRecovered(self.channel, ended, queued))
 
     async def queued_listings(self) -> int:
-        async with self.nexus.db.read() as session:
-            statement = select(func.count()).where(
-                ChannelMapping.channel == self.channel,
-                ChannelMapping.dirty_since.is_not(None),
-                ChannelMapping.failed_at.is_(None),
-            )
-            return int((await session.execute(statement)).scalar_one())
+        return await self.nexus.queue.queued(self.channel)

@@ -17,59 +17,37 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.domain.belief import Semantics, Sent, Span, level_read, needs_push, push_failed, push_landed
+from nexus.domain.belief import Semantics, Span, level_read, needs_push, push_failed, push_landed
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, lock_item, refresh_desired
-from nexus.domain.vocabulary import BatchState, MovementReason
+from nexus.domain.vocabulary import MovementReason
 from nexus.drivers.contract import LevelReader
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.errors import ChannelError
 from nexus.events import (
     AfterInventorySync,
-    BatchCompleted,
-    BatchProgressed,
     BeforeInventorySync,
     InventorySyncFailed,
 )
 from nexus.storage.models import (
     ChannelMapping,
     DeadLetter,
-    SyncBatch,
     SyncJob,
     utcnow,
 )
 from nexus.sync.audit import mask_secrets
 from nexus.sync.backoff import backoff_delay
+from nexus.sync.batches import finish_members
+from nexus.sync.queue import ClaimedListing, ListingQueue
 
 if TYPE_CHECKING:
     from nexus.engine import ChannelRuntime, Nexus
 
 log = structlog.get_logger("nexus.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedListing:
-    id: int
-    sku: str
-    remote_id: str
-    inventory_id: str | None
-    channel_meta: dict[str, Any]
-    desired: int
-    remote_qty: int | None
-    batch_id: str | None
-    # A previous holder's lease expired mid-push: the fate of what it sent is unknown.
-    reclaimed: bool = False
-    # The belief is in doubt (docs/consistency.md): verified by this round.
-    verify: bool = False
-
-    @property
-    def sent(self) -> Sent:
-        return Sent(self.remote_qty)
 
 
 @dataclass(slots=True)
@@ -102,74 +80,11 @@ class PushWorker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def claim(self, limit: int, listing_ids: Sequence[int] | None = None) -> list[ClaimedListing]:
-        now = utcnow()
-        conditions = [
-            ChannelMapping.channel == self.channel,
-            ChannelMapping.dirty_since.is_not(None),
-            ChannelMapping.failed_at.is_(None),
-            or_(ChannelMapping.lease_until.is_(None), ChannelMapping.lease_until < now),
-        ]
-        if listing_ids is None:
-            conditions.append(
-                or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now)
-            )
-        else:
-            conditions.append(ChannelMapping.id.in_(listing_ids))  # an explicit sync skips the backoff
-        statement = (
-            select(ChannelMapping)
-            .where(*conditions)
-            .order_by(ChannelMapping.priority, ChannelMapping.dirty_since, ChannelMapping.id)
-            .limit(limit)
-        )
-        async with self.nexus.db.transaction() as session:
-            if not self.nexus.db.is_sqlite:
-                statement = statement.with_for_update(skip_locked=True)
-            rows = list((await session.execute(statement)).scalars())
-            lease_until = now + timedelta(seconds=self.config.lease_seconds)
-            claimed: list[ClaimedListing] = []
-            for row in rows:
-                # An expired lease leaves the fate of its push unknown: the channel may show it
-                # already, and a compare-and-set against our old belief would book our own push
-                # as a channel sale. `_settle_orphans` reads the channel first.
-                reclaimed = row.lease_owner is not None
-                claimed.append(
-                    ClaimedListing(
-                        id=row.id,
-                        sku=row.sku,
-                        remote_id=row.remote_id,
-                        inventory_id=row.remote_inventory_id,
-                        channel_meta=dict(row.channel_meta or {}),
-                        desired=row.desired_qty,
-                        remote_qty=None if reclaimed else row.remote_qty,
-                        batch_id=row.batch_id,
-                        reclaimed=reclaimed,
-                        verify=row.verify_pending,
-                    )
-                )
-                row.lease_owner = self.owner
-                row.lease_until = lease_until
-                row.inflight_delta = 0
-                row.sending_qty = row.desired_qty
-            return claimed
+        return await self.nexus.queue.claim(self.channel, self.owner, limit, listing_ids)
 
     async def release(self, claimed: Sequence[ClaimedListing], *, sent: bool) -> None:
-        """Give back listings this worker claimed (shutdown, cancellation).
-
-        Unsent ones are free at once. Sent ones keep their owner with an expired lease, so the
-        next worker treats their fate as unknown and reads the channel before pushing.
-        """
-        values: dict[str, Any] = {"lease_until": utcnow() - timedelta(seconds=1)}
-        if not sent:
-            values.update(lease_owner=None, lease_until=None, sending_qty=None)
-        async with self.nexus.db.transaction() as session:
-            await session.execute(
-                update(ChannelMapping)
-                .where(
-                    ChannelMapping.id.in_([c.id for c in claimed]),
-                    ChannelMapping.lease_owner == self.owner,
-                )
-                .values(values)
-            )
+        """Give back listings this worker claimed (shutdown, cancellation)."""
+        await self.nexus.queue.release(self.owner, [c.id for c in claimed], sent=sent)
 
     # -- one round --------------------------------------------------------------------------
 
@@ -249,13 +164,7 @@ class PushWorker:
             return claimed, {}
         # The level just read becomes our belief, so a refused compare-and-set later books only
         # what changed after this read, never the orphaned push itself.
-        async with self.nexus.db.transaction() as session:
-            for listing_id, level in levels.items():
-                await session.execute(
-                    update(ChannelMapping)
-                    .where(ChannelMapping.id == listing_id, ChannelMapping.lease_owner == self.owner)
-                    .values(remote_qty=level)
-                )
+        await self.nexus.queue.adopt_levels(self.owner, levels)
         settled: dict[int, PushResult] = {}
         refreshed: list[ClaimedListing] = []
         for listing in claimed:
@@ -335,26 +244,14 @@ class PushWorker:
         now = utcnow()
         semantics = runtime.semantics
         pushed = {u.listing_id: u for u in updates}
-        rows = {
-            row.id: row
-            for row in (
-                await session.execute(
-                    select(ChannelMapping)
-                    .where(ChannelMapping.id.in_([c.id for c in claimed]))
-                    .with_for_update()
-                )
-            ).scalars()
-        }
+        rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in claimed])
         finished: Counter[tuple[str, bool]] = Counter()
         for listing in claimed:
             row = rows.get(listing.id)
-            if row is None or row.lease_owner != self.owner:
+            if row is None:
                 # Our lease expired and another worker took the listing: its answer wins.
                 outcome.lost_lease += 1
                 continue
-            row.lease_owner = None
-            row.lease_until = None
-            row.sending_qty = None
             if listing.id in read:
                 await self._read(session, row, listing, read[listing.id], outcome)
                 continue
@@ -377,7 +274,7 @@ class PushWorker:
                 push_failed(row, semantics)
                 await self._dead_letter(session, row, update_, result, now, outcome, finished)
         session.add(self._audit_row(runtime, claimed, updates, results, vetoed, outcome))
-        await self._finish_batches(session, finished, outcome)
+        outcome.events.extend(await finish_members(session, finished))
 
     def _succeeded(
         self,
@@ -597,24 +494,6 @@ class PushWorker:
             ),
         )
 
-    async def _finish_batches(
-        self, session: AsyncSession, finished: Counter[tuple[str, bool]], outcome: PushRound
-    ) -> None:
-        for (batch_id, failed), count in finished.items():
-            column = SyncBatch.failed if failed else SyncBatch.processed
-            await session.execute(
-                update(SyncBatch).where(SyncBatch.id == batch_id).values({column: column + count})
-            )
-        for batch_id in {batch_id for batch_id, _ in finished}:
-            batch = await session.get(SyncBatch, batch_id, populate_existing=True)
-            if batch is None:
-                continue
-            outcome.events.append(BatchProgressed(batch.id, batch.total, batch.processed, batch.failed))
-            if batch.status == BatchState.RUNNING and batch.processed + batch.failed >= batch.total:
-                batch.status = BatchState.COMPLETED
-                batch.completed_at = utcnow()
-                outcome.events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
-
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -633,20 +512,7 @@ class PushWorker:
 
     async def _idle_wait(self) -> float:
         """Sleep until the earliest retry is due, but never longer than the poll interval."""
-        async with self.nexus.db.read() as session:
-            due = (
-                await session.execute(
-                    select(ChannelMapping.next_attempt_at)
-                    .where(
-                        ChannelMapping.channel == self.channel,
-                        ChannelMapping.dirty_since.is_not(None),
-                        ChannelMapping.failed_at.is_(None),
-                        ChannelMapping.next_attempt_at.is_not(None),
-                    )
-                    .order_by(ChannelMapping.next_attempt_at)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+        due = await self.nexus.queue.next_due(self.channel)
         poll = self.config.poll_interval
         if due is None:
             return poll

@@ -28,6 +28,7 @@ from nexus.domain.stock import (
 from nexus.domain.vocabulary import MovementReason
 from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
 from nexus.storage.models import ChannelMapping, Item, utcnow
+from nexus.sync.queue import ListingQueue
 
 
 class ListingBusy(Exception):
@@ -155,7 +156,7 @@ async def _observed(
     if listing is None:
         return False
     now = utcnow()
-    if listing.lease_owner is not None and listing.lease_until is not None and listing.lease_until > now:
+    if ListingQueue.held(listing, now):
         raise ListingBusy(listing.id)
     item = await lock_item(session, listing.sku)
     verdict = place_reading(listing, event.quantity, semantics.span(event.observed_at), semantics, now)

@@ -1,0 +1,268 @@
+"""The listing queue: the only code that reads or writes the lease and dirty columns of listings.
+
+The queue *is* the table (`nexus_channel_mappings`). A listing is queued while `dirty_since` is
+set, not dead-lettered (`failed_at`), and its lease is free or expired; it is due when its
+`next_attempt_at` has passed. Delivery semantics:
+
+- claim: at most one live lease per listing (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one
+  writer), highest priority then oldest first; a lease expires after `lease_seconds`.
+- an expired lease whose holder sent something leaves the listing *reclaimed*: the fate of what
+  was sent is unknown, and the next holder reads the channel first.
+- release: unsent listings are free at once; sent ones keep their owner with an expired lease.
+
+Everything a worker needs goes through `ListingQueue`; the worker holds no SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.domain.belief import Sent
+from nexus.domain.vocabulary import Priority
+from nexus.storage.database import Database
+from nexus.storage.models import ChannelMapping, SyncBatch, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedListing:
+    id: int
+    sku: str
+    remote_id: str
+    inventory_id: str | None
+    channel_meta: dict[str, Any]
+    desired: int
+    remote_qty: int | None
+    batch_id: str | None
+    # A previous holder's lease expired mid-push: the fate of what it sent is unknown.
+    reclaimed: bool = False
+    # The belief is in doubt (docs/consistency.md): verified by this round.
+    verify: bool = False
+
+    @property
+    def sent(self) -> Sent:
+        return Sent(self.remote_qty)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """One channel's listings as the queue sees them."""
+
+    listings: int = 0
+    dirty: int = 0
+    in_flight: int = 0
+    failed: int = 0
+    last_sync: datetime | None = None
+
+
+@dataclass(slots=True)
+class ListingQueue:
+    db: Database
+    lease_seconds: float
+    _clock: Any = field(default=utcnow, repr=False)
+
+    def _queued(self, channel: str) -> list[Any]:
+        return [
+            ChannelMapping.channel == channel,
+            ChannelMapping.dirty_since.is_not(None),
+            ChannelMapping.failed_at.is_(None),
+        ]
+
+    async def claim(
+        self, channel: str, owner: str, limit: int, listing_ids: Sequence[int] | None = None
+    ) -> list[ClaimedListing]:
+        """Lease up to `limit` due listings of `channel` to `owner`. Explicit `listing_ids` (a
+        sync asked for them) skip the backoff."""
+        now = self._clock()
+        conditions = [
+            *self._queued(channel),
+            or_(ChannelMapping.lease_until.is_(None), ChannelMapping.lease_until < now),
+        ]
+        if listing_ids is None:
+            conditions.append(
+                or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now)
+            )
+        else:
+            conditions.append(ChannelMapping.id.in_(listing_ids))
+        statement = (
+            select(ChannelMapping)
+            .where(*conditions)
+            .order_by(ChannelMapping.priority, ChannelMapping.dirty_since, ChannelMapping.id)
+            .limit(limit)
+        )
+        async with self.db.transaction() as session:
+            if not self.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            rows = list((await session.execute(statement)).scalars())
+            lease_until = now + timedelta(seconds=self.lease_seconds)
+            claimed: list[ClaimedListing] = []
+            for row in rows:
+                # An expired lease leaves the fate of its push unknown: the channel may show it
+                # already, and a compare-and-set against our old belief would book our own push
+                # as a channel sale. The worker reads the channel first.
+                reclaimed = row.lease_owner is not None
+                claimed.append(
+                    ClaimedListing(
+                        id=row.id,
+                        sku=row.sku,
+                        remote_id=row.remote_id,
+                        inventory_id=row.remote_inventory_id,
+                        channel_meta=dict(row.channel_meta or {}),
+                        desired=row.desired_qty,
+                        remote_qty=None if reclaimed else row.remote_qty,
+                        batch_id=row.batch_id,
+                        reclaimed=reclaimed,
+                        verify=row.verify_pending,
+                    )
+                )
+                row.lease_owner = owner
+                row.lease_until = lease_until
+                row.inflight_delta = 0
+                row.sending_qty = row.desired_qty
+            return claimed
+
+    @staticmethod
+    def held(row: ChannelMapping, now: datetime) -> bool:
+        """A live lease: a request to this listing is in flight."""
+        return row.lease_owner is not None and row.lease_until is not None and row.lease_until > now
+
+    async def release(self, owner: str, listing_ids: Sequence[int], *, sent: bool) -> None:
+        """Give back listings `owner` holds (shutdown, cancellation). Unsent ones are free at
+        once; sent ones keep their owner with an expired lease (their fate is unknown)."""
+        values: dict[str, Any] = {"lease_until": self._clock() - timedelta(seconds=1)}
+        if not sent:
+            values.update(lease_owner=None, lease_until=None, sending_qty=None)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(ChannelMapping)
+                .where(ChannelMapping.id.in_(listing_ids), ChannelMapping.lease_owner == owner)
+                .values(values)
+            )
+
+    async def adopt_levels(self, owner: str, levels: Mapping[int, int]) -> None:
+        """Levels read from the channel for reclaimed listings become what we believe it shows."""
+        async with self.db.transaction() as session:
+            for listing_id, level in levels.items():
+                await session.execute(
+                    update(ChannelMapping)
+                    .where(ChannelMapping.id == listing_id, ChannelMapping.lease_owner == owner)
+                    .values(remote_qty=level)
+                )
+
+    @staticmethod
+    async def lock_held(
+        session: AsyncSession, owner: str, listing_ids: Sequence[int]
+    ) -> dict[int, ChannelMapping]:
+        """The rows `owner` still holds, locked for recording a round's outcome and freed of
+        their lease; a listing another worker took over (our lease expired) is left out."""
+        statement = select(ChannelMapping).where(ChannelMapping.id.in_(listing_ids)).with_for_update()
+        held: dict[int, ChannelMapping] = {}
+        for row in (await session.execute(statement)).scalars():
+            if row.lease_owner != owner:
+                continue
+            row.lease_owner = None
+            row.lease_until = None
+            row.sending_qty = None
+            held[row.id] = row
+        return held
+
+    async def next_due(self, channel: str) -> datetime | None:
+        """When the earliest listing waiting for a retry is due."""
+        async with self.db.read() as session:
+            return (
+                await session.execute(
+                    select(ChannelMapping.next_attempt_at)
+                    .where(*self._queued(channel), ChannelMapping.next_attempt_at.is_not(None))
+                    .order_by(ChannelMapping.next_attempt_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def queued(self, channel: str | None = None) -> int:
+        """Listings waiting for a push (every channel when `channel` is None)."""
+        conditions: list[ColumnElement[bool]] = [
+            ChannelMapping.dirty_since.is_not(None),
+            ChannelMapping.failed_at.is_(None),
+        ]
+        if channel is not None:
+            conditions.append(ChannelMapping.channel == channel)
+        async with self.db.read() as session:
+            statement = select(func.count()).select_from(ChannelMapping).where(*conditions)
+            return int((await session.execute(statement)).scalar_one())
+
+    async def dirty(self) -> int:
+        """Listings marked for a push, dead-lettered ones included (nothing is quiet while any)."""
+        async with self.db.read() as session:
+            statement = (
+                select(func.count())
+                .select_from(ChannelMapping)
+                .where(ChannelMapping.dirty_since.is_not(None))
+            )
+            return int((await session.execute(statement)).scalar_one())
+
+    async def counts(self) -> dict[str, QueueCounts]:
+        now = self._clock()
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(
+                    ChannelMapping.channel,
+                    func.count().label("listings"),
+                    func.sum(case((ChannelMapping.dirty_since.is_not(None), 1), else_=0)).label("dirty"),
+                    func.sum(case((ChannelMapping.lease_until > now, 1), else_=0)).label("in_flight"),
+                    func.sum(case((ChannelMapping.failed_at.is_not(None), 1), else_=0)).label("failed"),
+                    func.max(ChannelMapping.last_synced_at).label("last_sync"),
+                ).group_by(ChannelMapping.channel)
+            )
+            return {
+                row.channel: QueueCounts(
+                    listings=int(row.listings),
+                    dirty=int(row.dirty or 0),
+                    in_flight=int(row.in_flight or 0),
+                    failed=int(row.failed or 0),
+                    last_sync=row.last_sync,
+                )
+                for row in rows
+            }
+
+    @staticmethod
+    async def mark_for_batch(
+        session: AsyncSession, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None
+    ) -> int:
+        """Queue every listing of `channels` (of `skus`, or all) for a push in batch `batch_id`,
+        whatever it shows; returns how many. Dead-lettered listings get a fresh start."""
+        conditions = [ChannelMapping.channel.in_(channels)]
+        if skus is not None:
+            conditions.append(ChannelMapping.sku.in_(skus))
+        # Listings taken over from an unfinished batch no longer count there.
+        moved = await session.execute(
+            select(ChannelMapping.batch_id, func.count())
+            .where(*conditions, ChannelMapping.batch_id.is_not(None))
+            .group_by(ChannelMapping.batch_id)
+        )
+        for old_batch, count in moved.all():
+            await session.execute(
+                update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count)
+            )
+        result = await session.execute(
+            update(ChannelMapping)
+            .where(*conditions)
+            .values(
+                batch_id=batch_id,
+                dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
+                # Bulk work is LOW; a listing already waiting with its own (higher) priority keeps
+                # it. A clean listing's priority is left over from its last push and must not count.
+                priority=case(
+                    (ChannelMapping.dirty_since.is_(None), int(Priority.LOW)), else_=ChannelMapping.priority
+                ),
+                failed_at=None,
+                attempts=0,
+                next_attempt_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast("CursorResult[Any]", result).rowcount)
