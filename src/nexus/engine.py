@@ -65,6 +65,7 @@ class ChannelRuntime:
             orders=capabilities.sales_from_orders,
             stamp_precision=timedelta(seconds=capabilities.stamp_precision),
             echo_wait=timedelta(seconds=self.config.echo_wait),
+            levels=capabilities.levels_book_sales,
         )
 
 

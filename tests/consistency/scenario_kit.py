@@ -47,6 +47,7 @@ class ScriptedChannel:
         compare_and_set: bool,
         sales_from_orders: bool = True,
         stamp_precision: float = 1.0,
+        levels_book_sales: bool | None = None,
     ) -> None:
         self.context = context
         self.capabilities = DriverCapabilities(
@@ -54,14 +55,21 @@ class ScriptedChannel:
             compare_and_set=compare_and_set,
             sales_from_orders=sales_from_orders,
             stamp_precision=stamp_precision,
+            levels_book_sales=levels_book_sales,
         )
         self.level = 0
         self.stamp: datetime | None = None
         self.pushes: list[NexusInventoryUpdate] = []
         self.applied_at: datetime | None = None  # when the last push landed, on the channel's clock
+        # A buyer's sale landing while our next push is on its way, just before it applies.
+        self.sale_in_flight = 0
+        self.sold_in_flight_at: datetime | None = None
         self.reads = 0
 
     async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
+        if self.sale_in_flight:
+            self.sell(self.sale_in_flight)
+            self.sold_in_flight_at, self.sale_in_flight = datetime.now(UTC), 0
         results = []
         for update in updates:
             self.pushes.append(update)

@@ -23,6 +23,7 @@ from nexus.domain.belief import (
     Semantics,
     Sent,
     Span,
+    WaitForEcho,
     level_read,
     needs_push,
     place_reading,
@@ -48,10 +49,16 @@ class ChannelKind:
     levels: bool  # reports each level change (its own sales, our pushes) as a level
     stamps_pushes: bool  # its push answer carries the time the level was set
     reader: bool  # can read levels back
+    levels_book: bool | None = None  # Semantics.levels: None for the default
 
     @property
     def semantics(self) -> Semantics:
-        return Semantics(self.compare_and_set, self.orders, timedelta(milliseconds=self.precision_ms))
+        return Semantics(
+            self.compare_and_set,
+            self.orders,
+            timedelta(milliseconds=self.precision_ms),
+            levels=self.levels_book,
+        )
 
 
 KINDS = (
@@ -59,6 +66,9 @@ KINDS = (
     ChannelKind("woocommerce", False, 1000, orders=True, levels=True, stamps_pushes=True, reader=True),
     ChannelKind("amazon", False, 1, orders=False, levels=True, stamps_pushes=False, reader=True),
     ChannelKind("amazon-orders", False, 1, orders=True, levels=True, stamps_pushes=False, reader=False),
+    ChannelKind(
+        "amazon-both", False, 1, orders=True, levels=True, stamps_pushes=False, reader=True, levels_book=True
+    ),
     ChannelKind("etsy", False, 1000, orders=True, levels=False, stamps_pushes=False, reader=True),
 )
 
@@ -158,7 +168,8 @@ class Simulation:
             self._at(self.now + delay, lambda: self._receive(channel, handle, label, level))
 
     def _receive(self, channel: Channel, handle: Callable[[], None], label: str, level: bool) -> None:
-        if level and channel.listing.lease_owner is not None:
+        hybrid = not channel.kind.compare_and_set and channel.kind.semantics.levels_book_sales
+        if (level or hybrid) and channel.listing.lease_owner is not None:
             # The processor defers a level for a listing with a push in flight (orders are
             # applied: the rules account for them when the push is answered).
             self._at(self.now + 50, lambda: self._receive(channel, handle, label, level))
@@ -271,10 +282,17 @@ class Simulation:
     def _order(self, channel: Channel, key: str, quantity: int, stamp: datetime) -> None:
         if key in self._keys:
             return
-        self._keys.add(key)
         listing = channel.listing
+        semantics = channel.kind.semantics
+        try:
+            absorbed = place_sale(listing, quantity, semantics.span(stamp), semantics, at(self.now))
+        except WaitForEcho:
+            # The processor defers the delivery: it is tried again later.
+            again = lambda: self._order(channel, key, quantity, stamp)  # noqa: E731
+            self._at(self.now + 200, lambda: self._receive(channel, again, "order (again)", False))
+            return
+        self._keys.add(key)
         self._book(-quantity, f"order {key}")
-        absorbed = place_sale(listing, quantity, channel.kind.semantics.span(stamp), channel.kind.semantics)
         self._book(absorbed, "absorbs drift")
 
     def _level(self, channel: Channel, level: int, stamp: datetime) -> None:
@@ -356,8 +374,10 @@ class Simulation:
         (docs/consistency.md, "What cannot be decided")."""
         units = 0
         for channel in self.channels.values():
-            if channel.kind.orders or channel.kind.compare_and_set:
+            if channel.kind.compare_and_set or not channel.kind.semantics.levels_book_sales:
                 continue
+            if channel.kind.orders:
+                continue  # its orders tell the sale from our push's report
             precision = timedelta(milliseconds=channel.kind.precision_ms)
             for stamp, level, quantity in channel.sales:
                 if stamp in channel.applied or any(

@@ -160,3 +160,33 @@ async def test_a_higher_reading_never_cancels_recorded_drift(make_nexus: MakeNex
     listing = await s.listing()
     assert (await s.on_hand(), s.channel.level, listing.drift_qty) == (8, 8, 0)
     assert sum(delta for _, delta in channel_moves(await s.booked())) == -2
+
+
+AMAZON_BOTH = {"compare_and_set": False, "stamp_precision": 0.001, "levels_book_sales": True}
+
+
+async def test_amazon_sale_in_a_push_flight_leaving_the_pushed_quantity_is_booked_from_its_order(
+    make_nexus: MakeNexus,
+) -> None:
+    # The race the four-channel demo soak found (11 runs in 100 before this): a sale elsewhere
+    # makes Nexus push 9 to Amazon; during that push Amazon sells 1 of its 10, leaving 9; the
+    # push changes nothing. The one quantity report (9) is the same as the push's own report
+    # would be: only ORDER_CHANGE tells that a sale happened.
+    s = await Scenario.start(make_nexus, 10, **AMAZON_BOTH)
+    await s.nexus.product("S").adjust(-1, reference="sold on another channel")
+    s.channel.sale_in_flight = 1  # Amazon's sale lands first ...
+    await s.push()  # ... then our 9, a no-op
+    assert s.channel.level == 9 and s.channel.sold_in_flight_at is not None
+    in_flight = s.channel.sold_in_flight_at
+    report = await s.level(9, at=in_flight)
+    assert report.changes == []  # taken for the push's own report: nothing booked from it
+
+    # The order is stamped during the push's flight: it waits until the push's report can no
+    # longer change (echo_wait), then it is booked.
+    s.nexus.settings.channels["c"].echo_wait = 0.0
+    s.nexus.channel("c").__dict__.pop("semantics", None)
+    order = await s.order("o1", 1, at=in_flight)
+    assert [c.delta for c in order.changes] == [-1]
+    await s.settle()
+    assert (await s.on_hand(), s.channel.level) == (8, 8)
+    assert channel_moves(await s.booked()) == [("sale", -1)]

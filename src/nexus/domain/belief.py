@@ -56,9 +56,9 @@ class Semantics:
     compare_and_set: a push names the level it expects and is refused when the channel shows
         anything else (Shopify); otherwise a push overwrites whatever the channel shows when it
         lands, sales included.
-    orders: the channel reports every sale as an order, and the ledger books sales from them.
-        Otherwise its level reports are the only evidence of its sales (Amazon's notifications
-        over SNS) and orders are not booked.
+    orders: the channel reports every sale as an order, and the ledger books them.
+        Otherwise its level reports are the only evidence of its sales and orders are not booked.
+    levels: whether level reports book sales (see `levels_book_sales`).
     stamp_precision: the resolution of the channel's own timestamps (whole seconds on Shopify).
     echo_wait: how long a level reported during our absolute push's flight waits for the push's
         own report, which tells on which side of the push it falls.
@@ -68,13 +68,18 @@ class Semantics:
     orders: bool = True
     stamp_precision: timedelta = timedelta(seconds=1)
     echo_wait: timedelta = timedelta(seconds=10)
+    levels: bool | None = None
 
     @property
     def levels_book_sales(self) -> bool:
-        """Whether a level difference is booked. With compare-and-set, yes: a verified push
-        closes every question and an order absorbs the drop it explains. Without it, only where
-        levels are the sole evidence of sales: where orders report them, a level cannot tell a
-        sale our push wrote over from a later one, and the order books it anyway."""
+        """Whether a level difference is booked (`levels`, when set, decides). By default: with
+        compare-and-set, yes (a verified push closes every question and an order absorbs the
+        drop it explains); without it, only where levels are the sole evidence of sales (where
+        orders report every sale, the order books it anyway). Both, without compare-and-set:
+        levels book sales in the segment they fall in and orders absorb them there, or book the
+        sale the levels could not tell from our own push's report."""
+        if self.levels is not None:
+            return self.levels
         return self.compare_and_set or not self.orders
 
     def span(self, stamp: datetime | None) -> Span | None:
@@ -299,10 +304,18 @@ def _echo(segment: Segment, span: Span) -> Segment:
     return replace(segment, landed=landed, pinned="echo")
 
 
-def place_sale(belief: Belief, quantity: int, span: Span | None, semantics: Semantics) -> int:
+class WaitForEcho(Exception):
+    """The evidence was stamped during our absolute push's flight, whose own report may still
+    come to tell on which side it falls: deliver it again later."""
+
+
+def place_sale(belief: Belief, quantity: int, span: Span | None, semantics: Semantics, now: datetime) -> int:
     """An order took `quantity` units off the channel's own level (for channels whose orders
     are booked). Returns how many of them a level difference already booked as drift: the
-    ledger reverses that booking, so the order and the drop count as one sale."""
+    ledger reverses that booking, so the order and the drop count as one sale. Raises
+    WaitForEcho when it cannot be placed yet."""
+    if not semantics.compare_and_set and semantics.levels_book_sales:
+        return _place_sale_in_segments(belief, quantity, span, semantics, now)
     absorbed = min(quantity, max(0, -belief.drift_qty))
     belief.drift_qty += absorbed
     rest = quantity - absorbed
@@ -317,14 +330,69 @@ def place_sale(belief: Belief, quantity: int, span: Span | None, semantics: Sema
             # until a push lands; a request in flight learns it from the quantity it crossed.
             belief.remote_qty = None
             belief.verify_pending = True
+    _sold_in_current(belief, rest)
+    return absorbed
+
+
+def _sold_in_current(belief: Belief, quantity: int) -> None:
     if belief.lease_owner is not None:
         # A request is in flight: where the sale falls against it is settled by its answer.
         # (With compare-and-set an unabsorbed sale cannot predate a verified push: that push
         # would have been refused.)
-        belief.inflight_delta -= rest
+        belief.inflight_delta -= quantity
     elif belief.remote_qty is not None:
-        belief.remote_qty -= rest
+        belief.remote_qty -= quantity
+
+
+def _place_sale_in_segments(
+    belief: Belief, quantity: int, span: Span | None, semantics: Semantics, now: datetime
+) -> int:
+    """Levels and orders both report sales, pushes overwrite: the order is placed in the
+    segment(s) it may fall in, absorbs the drift levels booked there, and moves what is left."""
+    timeline = _Timeline.of(belief)
+    segments = timeline.segments
+    if span is not None and any(segment.settling(span, semantics, now) for segment in segments):
+        raise WaitForEcho
+    landings = [segment.landing(semantics, now) for segment in segments]
+    first, last = _locate(landings, span)
+    if first < 0:
+        return 0  # older than anything kept: the ledger books it, no belief moves
+    absorbed = 0
+    for index in range(first, last + 1):
+        take = min(quantity - absorbed, max(0, -segments[index].drift))
+        segments[index] = replace(segments[index], drift=segments[index].drift + take)
+        absorbed += take
+    rest = quantity - absorbed
+    current = len(segments) - 1
+    if rest and first == last and first < current:
+        level = segments[first].level
+        segments[first] = replace(segments[first], level=None if level is None else level - rest)
+    elif rest and first < last:
+        # Before or after one of our pushes? Unknown, and so are both sides until a push lands.
+        segments[first] = replace(segments[first], level=None)
+        segments[last] = replace(segments[last], level=None)
+    timeline.save(belief)
+    if rest and last == current:
+        if first < last:
+            belief.verify_pending = True
+            if belief.lease_owner is not None:
+                belief.inflight_delta -= rest
+        else:
+            _sold_in_current(belief, rest)
     return absorbed
+
+
+def _locate(landings: list[Span | None], span: Span | None) -> tuple[int, int]:
+    """The segments a span may fall in, given when each one's push landed, as (first, last):
+    one when it is surely placed, two neighbours when it meets a push's landing, (-1, -1)
+    when older than everything kept."""
+    for index in range(len(landings) - 1, -1, -1):
+        landed = landings[index]
+        if landed is None or (span is not None and span.after(landed.latest)):
+            return index, index
+        if span is None or not span.before(landed.earliest):
+            return max(index - 1, 0), index
+    return -1, -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ class DriverCapabilities:
         what the ledger books; False when its level reports are the only evidence of sales.
     stamp_precision: seconds; the resolution of the channel's own timestamps on levels,
         orders and push answers (1.0 for whole seconds).
+    levels_book_sales: whether the channel's level reports book sales; None for the default
+        (yes with compare-and-set or without orders; see nexus.domain.belief.Semantics).
     """
 
     max_batch_size: int
@@ -48,6 +50,7 @@ class DriverCapabilities:
     default_rate_limit: RateLimitConfig = field(default_factory=lambda: RateLimitConfig(1, 1))
     sales_from_orders: bool = True
     stamp_precision: float = 1.0
+    levels_book_sales: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

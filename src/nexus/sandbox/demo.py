@@ -90,6 +90,7 @@ class DemoSummary:
     oversold_units: int = 0
     converge_seconds: float = 0.0
     ledger_mismatches: int = 0
+    ledger_mismatch_skus: list[str] = field(default_factory=list)  # "SKU: Nexus N, truth M"
     out_of_sync: int = 0
     out_of_sync_skus: list[str] = field(default_factory=list)
     channels: dict[str, ChannelSummary] = field(default_factory=dict)
@@ -351,9 +352,12 @@ async def _measure(
     ]
     summary.out_of_sync = len(summary.out_of_sync_skus)
     # Every unit is accounted for: what we started with, what happened in Nexus, what sold on the stores.
-    summary.ledger_mismatches = sum(
-        1 for sku, start in starting.items() if on_hand.get(sku) != start + local_deltas[sku] - sold[sku]
-    )
+    summary.ledger_mismatch_skus = [
+        f"{sku}: Nexus {on_hand.get(sku)}, truth {start + local_deltas[sku] - sold[sku]}"
+        for sku, start in starting.items()
+        if on_hand.get(sku) != start + local_deltas[sku] - sold[sku]
+    ]
+    summary.ledger_mismatches = len(summary.ledger_mismatch_skus)
 
 
 def _print_summary(console: Console, summary: DemoSummary) -> None:
@@ -388,6 +392,8 @@ def _print_summary(console: Console, summary: DemoSummary) -> None:
     console.print(table)
     if summary.out_of_sync_skus:
         console.print(f"out of sync: {', '.join(summary.out_of_sync_skus[:20])}")
+    if summary.ledger_mismatch_skus:
+        console.print(f"does not add up: {'; '.join(summary.ledger_mismatch_skus[:20])}")
     console.print(f"out_of_sync: {summary.out_of_sync}", markup=False, highlight=False)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
-from nexus.domain.belief import Placement, Semantics, place_reading, place_sale
+from nexus.domain.belief import Placement, Semantics, WaitForEcho, place_reading, place_sale
 from nexus.domain.stock import (
     StockChange,
     StockChangeResult,
@@ -122,7 +122,13 @@ async def _sale(
         return True
     absorbed = 0
     if listing is not None:
-        absorbed = place_sale(listing, event.quantity, semantics.span(event.occurred_at), semantics)
+        now = utcnow()
+        if ListingQueue.held(listing, now) and not semantics.compare_and_set and semantics.levels_book_sales:
+            raise ListingBusy(listing.id)  # placed against the push's answer, not around it
+        try:
+            absorbed = place_sale(listing, event.quantity, semantics.span(event.occurred_at), semantics, now)
+        except WaitForEcho:
+            raise ListingBusy(listing.id) from None
     reference = f"order {event.order_id}"
     change = StockChange(
         sku, MovementReason.SALE, key, delta=-event.quantity, channel=channel, reference=reference

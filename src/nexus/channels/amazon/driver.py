@@ -66,7 +66,8 @@ class AmazonDriver:
             compare_and_set=False,
             webhook_topics=(notifications.MFN_QUANTITY_CHANGE, notifications.ORDER_CHANGE),
             default_rate_limit=USAGE_PLANS["patchListingsItem"],
-            sales_from_orders=self.settings.sales_from == "orders",
+            sales_from_orders=self.settings.sales_from in ("both", "orders"),
+            levels_book_sales=self.settings.sales_from in ("both", "levels"),
             stamp_precision=0.001,  # EventTime carries milliseconds
         )
         self.tokens = LwaTokens(

@@ -23,10 +23,11 @@ Why the defaults:
 - `default_product_type` "PRODUCT": used when the imported listing did not record its
   productType. Amazon documents "PRODUCT" for offer-only updates (*unconfirmed* for every
   marketplace), so the import stores the real one in `channel_meta["product_type"]`.
-- `sales_from` "levels": SNS delivers LISTINGS_ITEM_MFN_QUANTITY_CHANGE; ORDER_CHANGE is an
-  SQS-only notification, so over HTTPS the quantity changes are the evidence of Amazon sales
-  and are booked (docs/consistency.md). "orders" when ORDER_CHANGE reaches Nexus too: the
-  orders book the sales, and a quantity that disagrees is verified instead of booked.
+- `sales_from` "both": quantity changes (LISTINGS_ITEM_MFN_QUANTITY_CHANGE, over SNS) book Amazon
+  sales, and ORDER_CHANGE notifications, when they reach Nexus (an SQS-only notification, so
+  forwarded), absorb what the quantities booked or book the sale a quantity could not tell from
+  our own push's report (docs/consistency.md). With only SNS this is "levels" in effect;
+  "levels" ignores orders; "orders" books orders only and verifies quantities.
 - `sns_max_age` 3600 s: a validly signed notification whose SNS `Timestamp` is older is refused,
   so a captured message cannot be replayed later (SNS retries within about an hour).
 """
@@ -51,7 +52,7 @@ DEFAULT_PRODUCT_TYPE = "PRODUCT"
 DEFAULT_ISSUE_LOCALE = "en_US"
 DEFAULT_MAX_THROTTLE_RETRIES = 3
 DEFAULT_SNS_MAX_AGE = 3600.0
-SALES_FROM = ("levels", "orders")
+SALES_FROM = ("both", "levels", "orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class AmazonSettings:
     issue_locale: str = DEFAULT_ISSUE_LOCALE
     max_throttle_retries: int = DEFAULT_MAX_THROTTLE_RETRIES
     sns_topic_arns: tuple[str, ...] = ()
-    sales_from: str = "levels"
+    sales_from: str = "both"
     sns_max_age: float = DEFAULT_SNS_MAX_AGE
 
     @property
