@@ -233,6 +233,7 @@ class Placement(enum.Enum):
     BOOKED = "booked"  # a drop nothing explained yet: booked (an order may absorb it later)
     BOOKED_BEFORE_PUSH = "booked_before_push"  # a sale one of our absolute pushes wrote over
     COVERED = "covered"  # older than a verified push, which proved the level at that point
+    AWAITS_ORDER = "awaits_order"  # a drop where orders book sales: left to its order
     WAIT = "wait"  # inside our absolute push's flight: tried again once its echo may have come
     IN_DOUBT = "in_doubt"  # cannot be placed and disagrees: the listing is verified
 
@@ -248,7 +249,13 @@ def place_reading(
 ) -> Verdict:
     """A level the channel reported. The caller refuses readings for a listing with a request
     in flight: they cannot be placed until its answer is recorded."""
-    if not semantics.levels_book_sales or span is None:
+    if not semantics.levels_book_sales:
+        if belief.remote_qty is not None and level < belief.remote_qty:
+            # A drop on a channel whose orders book its sales: its order is on the way. Pushing
+            # our level now would write over the sale and offer the sold unit again meanwhile.
+            return Verdict(Placement.AWAITS_ORDER)
+        return _doubt_unless_equal(belief, level)
+    if span is None:
         return _doubt_unless_equal(belief, level)
     timeline = _Timeline.of(belief)
     segments = timeline.segments

@@ -168,7 +168,7 @@ async def _observed(
     verdict = place_reading(listing, event.quantity, semantics.span(event.observed_at), semantics, now)
     if verdict.placement is Placement.WAIT:
         raise ListingBusy(listing.id)
-    if verdict.placement in (Placement.CONFIRMED, Placement.ECHO):
+    if verdict.placement in (Placement.CONFIRMED, Placement.ECHO, Placement.AWAITS_ORDER):
         outcome.echoes += 1
     elif verdict.placement is Placement.COVERED:
         outcome.stale += 1
