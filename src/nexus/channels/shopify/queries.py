@@ -70,6 +70,23 @@ query NexusLocations($first: Int!) {
 }
 """.strip()
 
+# The variant fields every query reads, so every page normalises the same shape.
+_VARIANT_NODES = """\
+      nodes {
+        id
+        sku
+        barcode
+        title
+        price
+        inventoryQuantity
+        inventoryPolicy
+        inventoryItem {
+          id
+          tracked
+        }
+      }
+"""
+
 # Shared by list and fetch so both normalise the same shape.
 _PRODUCT_FIELDS = """
     id
@@ -81,20 +98,7 @@ _PRODUCT_FIELDS = """
         hasNextPage
         endCursor
       }
-      nodes {
-        id
-        sku
-        barcode
-        title
-        price
-        inventoryQuantity
-        inventoryPolicy
-        inventoryItem {
-          id
-          tracked
-        }
-      }
-    }
+%(nodes)s    }
 """
 
 DEFAULT_VARIANTS_PER_PRODUCT = 100
@@ -103,12 +107,16 @@ MAX_PAGE_SIZE = 250
 VARIANT_COST = 2
 
 
+def _product_fields(variants_per_product: int) -> str:
+    return _PRODUCT_FIELDS % {"variants": variants_per_product, "nodes": _VARIANT_NODES}
+
+
 def products_query(variants_per_product: int) -> str:
     return (
         "query NexusProducts($first: Int!, $after: String) {\n"
         "  products(first: $first, after: $after) {\n"
         "    pageInfo {\n      hasNextPage\n      endCursor\n    }\n"
-        "    nodes {" + _PRODUCT_FIELDS % {"variants": variants_per_product} + "    }\n"
+        "    nodes {" + _product_fields(variants_per_product) + "    }\n"
         "  }\n"
         "}"
     )
@@ -117,13 +125,14 @@ def products_query(variants_per_product: int) -> str:
 def product_query(variants_per_product: int) -> str:
     return (
         "query NexusProduct($id: ID!) {\n"
-        "  product(id: $id) {" + _PRODUCT_FIELDS % {"variants": variants_per_product} + "  }\n"
+        "  product(id: $id) {" + _product_fields(variants_per_product) + "  }\n"
         "}"
     )
 
 
 # The rest of a product's variants when its first page said hasNextPage.
-PRODUCT_VARIANTS = """
+PRODUCT_VARIANTS = (
+    """
 query NexusProductVariants($id: ID!, $first: Int!, $after: String) {
   product(id: $id) {
     variants(first: $first, after: $after) {
@@ -131,23 +140,12 @@ query NexusProductVariants($id: ID!, $first: Int!, $after: String) {
         hasNextPage
         endCursor
       }
-      nodes {
-        id
-        sku
-        barcode
-        title
-        price
-        inventoryQuantity
-        inventoryPolicy
-        inventoryItem {
-          id
-          tracked
-        }
-      }
-    }
+%(nodes)s    }
   }
 }
 """.strip()
+    % {"nodes": _VARIANT_NODES}
+)
 
 
 def product_cost(variants_per_product: int) -> int:
