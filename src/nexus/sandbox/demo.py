@@ -27,8 +27,8 @@ from nexus.domain.catalog import ItemSpec
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.engine import Nexus
 from nexus.runtime import running
+from nexus.sandbox.barcodes import ean13
 from nexus.sandbox.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
-from nexus.sandbox.shopify import ean13
 from nexus.storage.models import ChannelMapping, Item, StockMovement, SyncJob, WebhookLog
 from nexus.web.server import serve_app
 

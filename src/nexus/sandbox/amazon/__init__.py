@@ -5,7 +5,7 @@ See `AmazonSandbox` for usage; paths under `/_sandbox/` are not part of any Amaz
 """
 
 from nexus.sandbox.amazon.sandbox import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
-from nexus.sandbox.amazon.stats import SandboxStats
 from nexus.sandbox.amazon.store import Listing
+from nexus.sandbox.stats import SandboxStats
 
 __all__ = ["MFN_QUANTITY_CHANGE", "ORDER_CHANGE", "AmazonSandbox", "Listing", "SandboxStats"]

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nexus.sandbox.amazon.stats import SandboxStats
 from nexus.sandbox.amazon.store import ListingsStore, now_iso
+from nexus.sandbox.stats import SandboxStats
 
 JSON_LISTINGS_FEED = "JSON_LISTINGS_FEED"
 MAX_MESSAGES = 25_000

@@ -31,10 +31,10 @@ from starlette.responses import JSONResponse, Response
 from nexus.sandbox.amazon.app import build_app
 from nexus.sandbox.amazon.feeds import FeedProcessor
 from nexus.sandbox.amazon.sns import SnsTopic
-from nexus.sandbox.amazon.stats import SandboxStats
 from nexus.sandbox.amazon.store import Listing, ListingsStore, now_iso
 from nexus.sandbox.amazon.throttle import UsagePlans
-from nexus.sandbox.shopify import ean13
+from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.stats import SandboxStats
 
 MFN_QUANTITY_CHANGE = "LISTINGS_ITEM_MFN_QUANTITY_CHANGE"
 ORDER_CHANGE = "ORDER_CHANGE"

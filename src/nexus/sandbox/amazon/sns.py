@@ -16,13 +16,12 @@ by `fetch`, which a test hands the driver as its fetcher. `fetch` also answers t
 Delivery: a subscription receives notifications only once confirmed. A failed attempt (non-2xx,
 no answer) is retried 3 times, 20 s apart (the default HTTP/S delivery policy), divided by
 `time_scale`. Which 4xx answers SNS retries is *unconfirmed*: here every failure is retried.
+The queue and the retries are `nexus.sandbox.delivery`'s (one worker, in publication order).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import datetime as dt
 import json
 import secrets
@@ -38,7 +37,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from nexus.sandbox.amazon.stats import SandboxStats
+from nexus.sandbox.delivery import DeliveryQueue, Outgoing, RetryPolicy
+from nexus.sandbox.stats import SandboxStats
 
 USER_AGENT = "Amazon Simple Notification Service Agent"
 DEFAULT_RETRIES = 3
@@ -89,15 +89,18 @@ class Subscription:
     types: set[str] = field(default_factory=set)
 
 
-@dataclass
+def retry_policy(delay: float = DEFAULT_RETRY_DELAY, retries: int = DEFAULT_RETRIES) -> RetryPolicy:
+    return RetryPolicy.fixed(delay, retries, timeout=TIMEOUT_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
 class _Delivery:
     address: str
     body: bytes
     headers: dict[str, str]
-    attempts: int = 0
 
 
-class SnsTopic:
+class SnsTopic(DeliveryQueue[_Delivery]):
     def __init__(
         self,
         *,
@@ -113,6 +116,7 @@ class SnsTopic:
     ) -> None:
         if signature_version not in ("1", "2"):
             raise ValueError("signature_version must be '1' or '2'")
+        super().__init__(stats=stats, policy=retry_policy(retry_delay, retries), time_scale=time_scale)
         self.arn = f"arn:aws:sns:{region}:{account}:{name}"
         self.host = f"sns.{region}.amazonaws.com"
         self.signature_version = signature_version
@@ -121,19 +125,6 @@ class SnsTopic:
         self.certificate_url = f"https://{self.host}/SimpleNotificationService-{secrets.token_hex(16)}.pem"
         self.subscriptions: dict[str, Subscription] = {}
         self.fetched_urls: list[str] = []
-        self._stats = stats
-        self._time_scale = time_scale
-        self._retry_delay = retry_delay
-        self._retries = retries
-        self._queue: asyncio.Queue[_Delivery] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._timers: set[asyncio.Task[None]] = set()
-        self._backlog: list[_Delivery] = []
-        self._pending = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._client: httpx.AsyncClient | None = None
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -255,84 +246,7 @@ class SnsTopic:
         if fields["Type"] == "Notification":
             headers["x-amz-sns-subscription-arn"] = subscription.arn
         body = json.dumps(signed, indent=2).encode()
-        self._backlog.append(_Delivery(subscription.address, body, headers))
-        self._pending += 1
-        self._idle.clear()
-        self._start()
+        self.put(_Delivery(subscription.address, body, headers))
 
-    # -- delivery -----------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: the first call made inside one flushes the backlog
-        if self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._work())
-        assert self._queue is not None
-        while self._backlog:
-            self._queue.put_nowait(self._backlog.pop(0))
-
-    async def _work(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            delivery = await queue.get()
-            if await self._post(delivery):
-                self._stats.webhooks_sent += 1
-                self._finish()
-                continue
-            self._stats.webhook_attempts_failed += 1
-            delivery.attempts += 1
-            if delivery.attempts > self._retries:
-                self._stats.webhooks_failed += 1
-                self._finish()
-                continue
-            timer = asyncio.get_running_loop().create_task(self._later(delivery))
-            self._timers.add(timer)
-            timer.add_done_callback(self._timers.discard)
-
-    async def _later(self, delivery: _Delivery) -> None:
-        await asyncio.sleep(self._retry_delay / self._time_scale)
-        if self._queue is not None:
-            self._queue.put_nowait(delivery)
-
-    async def _post(self, delivery: _Delivery) -> bool:
-        if self._client is None:
-            # trust_env=False: a proxy from the environment must not swallow loopback deliveries.
-            self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, trust_env=False)
-        try:
-            response = await self._client.post(
-                delivery.address, content=delivery.body, headers=delivery.headers
-            )
-        except httpx.HTTPError:
-            return False
-        return 200 <= response.status_code < 300
-
-    def _finish(self) -> None:
-        self._pending -= 1
-        if self._pending <= 0:
-            self._idle.set()
-
-    async def drain(self, timeout: float = 10.0) -> None:
-        self._start()
-        async with asyncio.timeout(timeout):
-            await self._idle.wait()
-
-    async def aclose(self) -> None:
-        tasks = [t for t in (self._worker, *self._timers) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._worker, self._queue, self._loop = None, None, None
-        self._timers.clear()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-        self._pending = 0
-        self._backlog.clear()
-        self._idle.set()
+    def render(self, item: _Delivery) -> Outgoing:
+        return Outgoing(item.address, item.body, item.headers)

@@ -21,12 +21,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from nexus.sandbox.delivery import Faults
 from nexus.sandbox.etsy.app import build_app
 from nexus.sandbox.etsy.limits import RateLimits
 from nexus.sandbox.etsy.oauth import OAuthServer
-from nexus.sandbox.etsy.stats import SandboxStats
 from nexus.sandbox.etsy.store import Listing, Store
 from nexus.sandbox.etsy.webhooks import RETRY_SCHEDULE, StandardWebhookDispatcher
+from nexus.sandbox.stats import SandboxStats
 
 ORDER_PAID = "order.paid"
 DEFAULT_BASE_URL = "https://openapi.etsy.com"
@@ -69,13 +70,9 @@ class EtsySandbox:
         error_rate: share of API requests answered 500 {"error": "Server Error"}.
         clock: monotonic clock of the rate limits and token expiry (tests pass a fake one).
         """
-        for name, rate in (
-            ("error_rate", error_rate),
-            ("drop_rate", drop_rate),
-            ("duplicate_rate", duplicate_rate),
-        ):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+        faults = Faults(drop_rate=drop_rate, duplicate_rate=duplicate_rate)
         self.rng = random.Random(seed)
         self.shop_id = shop_id
         self.keystring = keystring
@@ -111,8 +108,7 @@ class EtsySandbox:
             rng=self.rng,
             time_scale=time_scale,
             retry_schedule=webhook_retry_schedule,
-            drop_rate=drop_rate,
-            duplicate_rate=duplicate_rate,
+            faults=faults,
         )
         self.app: Starlette = build_app(self)
         self._seeded = 0

@@ -33,8 +33,8 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from nexus.sandbox.shopify import errors
 from nexus.sandbox.shopify.resolvers import ShopBackend, bind
 from nexus.sandbox.shopify.schema import build_admin_schema
-from nexus.sandbox.shopify.stats import SandboxStats
 from nexus.sandbox.shopify.throttle import MAX_QUERY_COST, CostCalculator, LeakyBucket
+from nexus.sandbox.stats import SandboxStats
 
 
 @functools.cache

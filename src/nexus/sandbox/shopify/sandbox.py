@@ -15,24 +15,19 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.delivery import Faults
 from nexus.sandbox.shopify.api import AdminGraphQL
 from nexus.sandbox.shopify.app import build_app
 from nexus.sandbox.shopify.inventory import InventorySetter
 from nexus.sandbox.shopify.payloads import inventory_level_update, order_created
-from nexus.sandbox.shopify.stats import SandboxStats
 from nexus.sandbox.shopify.store import InventoryLevel, Store, gid
 from nexus.sandbox.shopify.throttle import LeakyBucket
-from nexus.sandbox.shopify.webhooks import WebhookDispatcher
+from nexus.sandbox.shopify.webhooks import WebhookDispatcher, retry_policy
+from nexus.sandbox.stats import SandboxStats
 
 ORDERS_CREATE = "orders/create"
 INVENTORY_LEVELS_UPDATE = "inventory_levels/update"
-
-
-def ean13(number: int, prefix: str = "200") -> str:
-    """A valid EAN-13 in the in-store range (prefix 200-299), deterministic in `number`."""
-    body = f"{prefix}{number:09d}"[-12:]
-    weighted = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
-    return body + str((10 - weighted % 10) % 10)
 
 
 class ShopifySandbox:
@@ -72,9 +67,7 @@ class ShopifySandbox:
         """
         if throttled_status not in (200, 429):
             raise ValueError("throttled_status must be 200 or 429")
-        for name, rate in (("duplicate_rate", duplicate_rate), ("drop_rate", drop_rate)):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
+        faults = Faults(drop_rate=drop_rate, duplicate_rate=duplicate_rate, reorder=reorder)
         self.shop_domain = shop_domain
         self.access_token = access_token
         self.webhook_secret = webhook_secret
@@ -97,10 +90,8 @@ class ShopifySandbox:
             stats=self.stats,
             rng=self._rng,
             time_scale=time_scale,
-            duplicate_rate=duplicate_rate,
-            reorder=reorder,
-            drop_rate=drop_rate,
-            retry_base_seconds=webhook_retry_base_seconds,
+            faults=faults,
+            policy=retry_policy(webhook_retry_base_seconds),
             concurrency=webhook_concurrency,
         )
         self.graphql = AdminGraphQL(self, self.bucket, self.stats, throttled_status=throttled_status)

@@ -12,15 +12,15 @@ store), `webhooks` (ping and signed deliveries with WooCommerce's failure rule),
 app), `sandbox` (the facade).
 """
 
+from nexus.sandbox.stats import SandboxStats
 from nexus.sandbox.woocommerce.sandbox import ORDER_CREATED, PRODUCT_UPDATED, WooCommerceSandbox
-from nexus.sandbox.woocommerce.stats import WooCommerceSandboxStats
 from nexus.sandbox.woocommerce.webhooks import Webhook, sign
 
 __all__ = [
     "ORDER_CREATED",
     "PRODUCT_UPDATED",
+    "SandboxStats",
     "Webhook",
     "WooCommerceSandbox",
-    "WooCommerceSandboxStats",
     "sign",
 ]

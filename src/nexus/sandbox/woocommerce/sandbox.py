@@ -17,13 +17,14 @@ from typing import Any
 from starlette.applications import Starlette
 
 from nexus.drivers.contract import RateLimitConfig
-from nexus.sandbox.shopify import ean13
+from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.delivery import Faults
+from nexus.sandbox.stats import SandboxStats
 from nexus.sandbox.woocommerce.api import RestApi
 from nexus.sandbox.woocommerce.app import build_app
 from nexus.sandbox.woocommerce.auth import READ_WRITE, ApiKey
 from nexus.sandbox.woocommerce.host import HostGate
 from nexus.sandbox.woocommerce.payloads import order_json, product_json
-from nexus.sandbox.woocommerce.stats import WooCommerceSandboxStats
 from nexus.sandbox.woocommerce.store import (
     SIMPLE,
     VARIABLE,
@@ -73,8 +74,7 @@ class WooCommerceSandbox:
         webhook_timeout: seconds a delivery waits for an answer (WooCommerce: 60).
         clock / monotonic: the store's GMT clock and the host limiter's clock (tests pass fakes).
         """
-        if not 0.0 <= drop_rate <= 1.0:
-            raise ValueError("drop_rate must be between 0 and 1")
+        faults = Faults(drop_rate=drop_rate)
         if batch_limit < 1:
             raise ValueError("batch_limit must be at least 1")
         self.site_url = site_url.rstrip("/")
@@ -85,7 +85,7 @@ class WooCommerceSandbox:
         self.time_scale = time_scale
         self.parent_sync_webhook = parent_sync_webhook
         self.api_key = ApiKey(consumer_key, consumer_secret, key_permissions, https_only)
-        self.stats = WooCommerceSandboxStats()
+        self.stats = SandboxStats()
         self.store = Store(clock)
         self.host = HostGate(
             capacity=host_rate_limit.capacity if host_rate_limit else None,
@@ -100,7 +100,7 @@ class WooCommerceSandbox:
             stats=self.stats,
             build=self._payload,
             rng=random.Random(seed),
-            drop_rate=drop_rate,
+            faults=faults,
             timeout=webhook_timeout,
             concurrency=webhook_concurrency,
         )
