@@ -148,12 +148,11 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                 if options.duration is None:
                     sale = json.dumps({"sku": skus[0], "quantity": 1})
                     for channel in demo_channels:
-                        if channel.sales_route:
-                            console.print(
-                                f"\nSell something on {channel.name}:\n  curl -X POST "
-                                f"{served[channel.name]}/_sandbox/sales -H 'content-type: application/json' "
-                                f"-d '{sale}'"
-                            )
+                        console.print(
+                            f"\nSell something on {channel.name}:\n  curl -X POST "
+                            f"{served[channel.name]}/_sandbox/sales -H 'content-type: application/json' "
+                            f"-d '{sale}'"
+                        )
                     console.print("\nStill serving; watch sales flow back. Ctrl-C to stop.")
                     await service.stop.wait()
     return summary

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nexus.channels.amazon import AmazonDriver
 from nexus.config import ChannelConfig
 from nexus.engine import Nexus
 from nexus.sandbox.amazon import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
+from nexus.sandbox.base import Sandbox
 from nexus.sandbox.etsy import EtsySandbox
-from nexus.sandbox.shopify import ShopifySandbox
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 
 # GraphQL Admin API restore rates per plan (shopify.dev, "GraphQL Admin API rate limits"); the
@@ -24,25 +24,6 @@ from nexus.sandbox.woocommerce import WooCommerceSandbox
 PLANS = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "enterprise": 2000.0}
 KINDS = ("shopify", "woocommerce", "amazon", "etsy")
 PREFIX = "SKU-"
-
-
-class SandboxStats(Protocol):
-    requests: int
-    throttled: int
-
-
-class Sandbox(Protocol):
-    """What the four sandboxes share and the demo uses."""
-
-    @property
-    def app(self) -> Any: ...
-    @property
-    def stats(self) -> SandboxStats: ...
-    def subscribe(self, topic: str, address: str, /) -> object: ...
-    async def simulate_sale(self, sku: str, quantity: int = 1) -> dict[str, Any] | None: ...
-    def levels(self) -> dict[str, int]: ...
-    async def drain_webhooks(self, timeout: float = ...) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +42,6 @@ class DemoChannel:
     topics: tuple[str, ...]
     config: Callable[[str], ChannelConfig]  # base URL of the served sandbox -> channel config
     extra_products: int = 0  # products on the channel that Nexus does not know (reported unmatched)
-    sales_route: bool = True  # the sandbox serves POST /_sandbox/sales
 
     @property
     def name(self) -> str:
@@ -88,6 +68,9 @@ def build(kind: str, demo: DemoSettings) -> DemoChannel:
 def _shopify(demo: DemoSettings) -> DemoChannel:
     # Shopify retries a failed delivery after about a minute; the demo compresses that to seconds.
     # Shopify delivers webhooks in parallel and in no guaranteed order; so does the sandbox here.
+    # Imported here: the Shopify sandbox needs the `sandbox` extra (graphql-core), the others do not.
+    from nexus.sandbox.shopify import ShopifySandbox
+
     restore = PLANS[demo.plan]
     sandbox = ShopifySandbox(
         seed=demo.seed,
@@ -155,9 +138,7 @@ def _amazon(demo: DemoSettings) -> DemoChannel:
             settings={**sandbox.channel_settings(base_url), "feed_poll_interval": 0.5},
         )
 
-    return DemoChannel(
-        "amazon", "Amazon sandbox", sandbox, (MFN_QUANTITY_CHANGE, ORDER_CHANGE), config, sales_route=False
-    )
+    return DemoChannel("amazon", "Amazon sandbox", sandbox, (MFN_QUANTITY_CHANGE, ORDER_CHANGE), config)
 
 
 def _etsy(demo: DemoSettings) -> DemoChannel:

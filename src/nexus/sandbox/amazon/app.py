@@ -1,5 +1,9 @@
 """The ASGI app: LWA's token endpoint, Listings Items 2021-08-01, Feeds 2021-06-30, and the
-presigned document URLs. Paths under `/_sandbox/` are not part of any Amazon API.
+presigned document URLs. Paths under `/_sandbox/` are not part of any Amazon API: the presigned
+URLs play S3 under /_sandbox/s3, and the rest is the shared control surface
+(`nexus.sandbox.control`; an edit is Seller Central's MFN quantity, a sale answers the
+ORDER_CHANGE notification, a subscription subscribes an endpoint to the SNS topic for one
+notification type).
 
 Every SP-API response carries `x-amzn-RequestId`; every one but a 429 carries
 `x-amzn-RateLimit-Limit` (the model marks it deprecated on 429). Errors are `{"errors":
@@ -20,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nexus.sandbox.amazon.feeds import JSON_LISTINGS_FEED
+from nexus.sandbox.control import ControlSurface, control_routes
 
 if TYPE_CHECKING:
     from nexus.sandbox.amazon.sandbox import AmazonSandbox
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 Handler = Callable[[Request], Awaitable[Response]]
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
+CONTROL = ControlSurface("Amazon", sale_key="notification", topic_key="notification_type")
 
 
 def error(
@@ -205,8 +211,13 @@ def build_app(sandbox: AmazonSandbox) -> Starlette:
             )
         return Response(document.content, media_type=document.content_type)
 
-    async def levels(_: Request) -> Response:
-        return JSONResponse(sandbox.levels())
+    def info() -> dict[str, Any]:
+        return {
+            "seller_id": sandbox.seller_id,
+            "marketplace_id": sandbox.marketplace_id,
+            "sns_topic_arn": sandbox.sns.arn,
+            "listings": len(sandbox.store.listings),
+        }
 
     return Starlette(
         routes=[
@@ -231,7 +242,7 @@ def build_app(sandbox: AmazonSandbox) -> Starlette:
             Route(f"{FEEDS}/feeds", operation("createFeed", create_feed), methods=["POST"]),
             Route(f"{FEEDS}/feeds/{{feed_id}}", operation("getFeed", get_feed), methods=["GET"]),
             Route("/_sandbox/s3/{document_id}", s3_object, methods=["GET", "PUT"]),
-            Route("/_sandbox/levels", levels, methods=["GET"]),
+            *control_routes(sandbox, CONTROL, info=info),
         ]
     )
 

@@ -10,20 +10,14 @@
 Every /v3/application request: `x-api-key: keystring:shared_secret` (else 403), then the rate
 limits (429), then `Authorization: Bearer <token>` (401 invalid_token).
 
-Everything under /_sandbox is NOT part of Etsy's API (header `X-Nexus-Sandbox` on every answer):
-
-    GET  /_sandbox                  what this is, the shop id
-    GET  /_sandbox/levels           {sku: quantity}
-    PUT  /_sandbox/levels/{sku}     {"quantity": n}         a merchant's edit in Shop Manager
-    POST /_sandbox/sales            {"sku", "quantity"}     a storefront sale (order.paid)
-    POST /_sandbox/webhooks         {"event_type", "address"}
-    GET  /_sandbox/stats
+Everything under /_sandbox is NOT part of Etsy's API: the shared control surface
+(`nexus.sandbox.control`; an edit is Shop Manager's and sends nothing, a sale answers its
+"receipt" and sends order.paid, a subscription names its "event_type").
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -33,13 +27,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from nexus.sandbox.control import ControlSurface, control_routes, loads
 from nexus.sandbox.etsy.oauth import OAuthError
 from nexus.sandbox.etsy.store import InventoryError
 
 if TYPE_CHECKING:
     from nexus.sandbox.etsy.sandbox import EtsySandbox
 
-SANDBOX_HEADER = {"X-Nexus-Sandbox": "control surface, not part of the Etsy API"}
+CONTROL = ControlSurface("Etsy", quantity_key="quantity", sale_key="receipt", topic_key="event_type")
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
 
 
@@ -86,7 +81,7 @@ def build_app(sandbox: EtsySandbox) -> Starlette:
         content_type = request.headers.get("content-type", "")
         form: dict[str, str] = {}
         if "json" in content_type:
-            data = _loads(raw)
+            data = loads(raw)
             form = {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
         else:
             form = dict(parse_qsl(raw.decode(errors="replace")))
@@ -132,7 +127,7 @@ def build_app(sandbox: EtsySandbox) -> Starlette:
             sandbox.stats.inventory_gets += 1
             return 200, sandbox.store.inventory_json(found)
         try:
-            sandbox.put_inventory(found, _loads(await request.body()))
+            sandbox.put_inventory(found, loads(await request.body()))
         except InventoryError as exc:
             sandbox.stats.inventory_put_errors += 1
             return 400, {"error": str(exc)}
@@ -145,55 +140,8 @@ def build_app(sandbox: EtsySandbox) -> Starlette:
         sandbox.stats.receipt_gets += 1
         return 200, found
 
-    async def info(_: Request) -> Response:
-        return _control(
-            {
-                "note": "Nexus Etsy sandbox. /_sandbox/* is a control surface, NOT part of Etsy's API.",
-                "shop_id": sandbox.shop_id,
-                "listings": len(sandbox.store.listings),
-            }
-        )
-
-    async def levels(_: Request) -> Response:
-        return _control(sandbox.levels())
-
-    async def set_level(request: Request) -> Response:
-        sku = request.path_params["sku"]
-        body = _loads(await request.body())
-        if not isinstance(body, dict) or not isinstance(body.get("quantity"), int):
-            return _control({"error": 'expected {"quantity": <int>}'}, 400)
-        try:
-            await sandbox.set_available(sku, body["quantity"])
-        except KeyError:
-            return _control({"error": f"unknown SKU {sku!r}"}, 404)
-        return _control({"sku": sku, "quantity": sandbox.available(sku)})
-
-    async def sales(request: Request) -> Response:
-        body = _loads(await request.body())
-        if not isinstance(body, dict) or not isinstance(body.get("sku"), str):
-            return _control({"error": 'expected {"sku": <str>, "quantity": <int>}'}, 400)
-        quantity = body.get("quantity", 1)
-        if not isinstance(quantity, int) or quantity < 1:
-            return _control({"error": "quantity must be a positive integer"}, 400)
-        try:
-            sold = await sandbox.simulate_sale(body["sku"], quantity)
-        except KeyError:
-            return _control({"error": f"unknown SKU {body['sku']!r}"}, 404)
-        if sold is None:
-            return _control({"error": "not enough stock", "quantity": sandbox.available(body["sku"])}, 409)
-        return _control({"receipt": sold}, 201)
-
-    async def webhooks(request: Request) -> Response:
-        body = _loads(await request.body())
-        if not isinstance(body, dict) or not all(
-            isinstance(body.get(k), str) for k in ("event_type", "address")
-        ):
-            return _control({"error": 'expected {"event_type": <str>, "address": <url>}'}, 400)
-        sandbox.subscribe(body["event_type"], body["address"])
-        return _control(body, 201)
-
-    async def stats(_: Request) -> Response:
-        return _control(sandbox.stats.as_dict())
+    def info() -> dict[str, Any]:
+        return {"shop_id": sandbox.shop_id, "listings": len(sandbox.store.listings)}
 
     return Starlette(
         routes=[
@@ -206,26 +154,10 @@ def build_app(sandbox: EtsySandbox) -> Starlette:
             Route(
                 "/v3/application/shops/{shop_id:int}/receipts/{receipt_id:int}", api(receipt), methods=["GET"]
             ),
-            Route("/_sandbox", info, methods=["GET"]),
-            Route("/_sandbox/levels", levels, methods=["GET"]),
-            Route("/_sandbox/levels/{sku:path}", set_level, methods=["PUT", "POST"]),
-            Route("/_sandbox/sales", sales, methods=["POST"]),
-            Route("/_sandbox/webhooks", webhooks, methods=["POST"]),
-            Route("/_sandbox/stats", stats, methods=["GET"]),
+            *control_routes(sandbox, CONTROL, info=info),
         ]
     )
 
 
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _control(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=SANDBOX_HEADER)
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw or b"null")
-    except ValueError:
-        return None
