@@ -11,7 +11,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,redis]'
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,redis,sandbox]'
 	touch $@
 
 install: $(VENV)/.installed
