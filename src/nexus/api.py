@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -14,10 +15,11 @@ from sqlalchemy import select
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.dto import NexusProduct
+from nexus.errors import UnknownBatchError
 from nexus.events import BatchCompleted
 from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
+from nexus.sync.outcomes import PushRound
 from nexus.sync.queue import ListingQueue
-from nexus.sync.worker import PushRound, PushWorker
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -27,12 +29,41 @@ CHUNK = 500  # SKUs per statement: keeps parameter lists under every backend's l
 
 @dataclass(frozen=True, slots=True)
 class ListingState:
+    """One listing of a SKU on one channel: what Nexus wants it to show and believes it shows."""
+
     channel: str
     listing_id: int
     desired: int
     remote: int | None
     in_sync: bool
     last_error: str | None
+
+    @classmethod
+    def of(cls, row: ChannelMapping) -> ListingState:
+        return cls(
+            channel=row.channel,
+            listing_id=row.id,
+            desired=row.desired_qty,
+            remote=row.remote_qty,
+            in_sync=row.dirty_since is None and row.failed_at is None,
+            last_error=row.last_error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProductState:
+    """A SKU's stock as the ledger has it: `available` is on hand less reserved."""
+
+    sku: str
+    title: str
+    barcode: str | None
+    on_hand: int
+    reserved: int
+    updated_at: datetime
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
 
 
 @dataclass(slots=True)
@@ -90,25 +121,14 @@ async def push_sku_now(
             break
         progressed = False
         for channel, ids in pending.items():
-            round_ = await PushWorker(nexus, channel).run_once(ids)
+            round_ = await nexus.push_worker(channel).run_once(ids)
             if round_ is not None:
                 rounds.append(round_)
                 progressed = progressed or round_.ok + round_.failed + round_.vetoed > 0
         if not progressed:
             # Another worker holds the lease, or the channel asked us to wait: give it a moment.
             await asyncio.sleep(0.05)
-    states = [
-        ListingState(
-            channel=row.channel,
-            listing_id=row.id,
-            desired=row.desired_qty,
-            remote=row.remote_qty,
-            in_sync=row.dirty_since is None and row.failed_at is None,
-            last_error=row.last_error,
-        )
-        for row in rows
-        if row.channel in targets
-    ]
+    states = [ListingState.of(row) for row in rows if row.channel in targets]
     return rounds, states
 
 
@@ -161,16 +181,21 @@ class ProductHandle:
         )
         return PendingChange(self._nexus, change)
 
-    async def get(self) -> Item | None:
+    async def get(self) -> ProductState | None:
+        """The SKU's stock now, or None when no such SKU exists."""
         async with self._nexus.db.read() as session:
-            return (await session.execute(select(Item).where(Item.sku == self.sku))).scalar_one_or_none()
+            item = (await session.execute(select(Item).where(Item.sku == self.sku))).scalar_one_or_none()
+        if item is None:
+            return None
+        return ProductState(item.sku, item.title, item.barcode, item.on_hand, item.reserved, item.updated_at)
 
-    async def listings(self) -> list[ChannelMapping]:
+    async def listings(self) -> list[ListingState]:
+        """The SKU's listings on every channel, oldest first."""
         async with self._nexus.db.read() as session:
             statement = (
                 select(ChannelMapping).where(ChannelMapping.sku == self.sku).order_by(ChannelMapping.id)
             )
-            return list((await session.execute(statement)).scalars())
+            return [ListingState.of(row) for row in (await session.execute(statement)).scalars()]
 
 
 def _sku_of(product: Any) -> str:
@@ -252,7 +277,7 @@ class BatchHandle:
         async with self._nexus.db.read() as session:
             batch = await session.get(SyncBatch, self.id)
         if batch is None:
-            raise KeyError(f"no batch {self.id}")
+            raise UnknownBatchError(f"no batch {self.id}")
         return BatchStatus(batch.id, batch.trigger, batch.status, batch.total, batch.processed, batch.failed)
 
     async def wait(

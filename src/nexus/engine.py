@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -21,17 +22,21 @@ from nexus.api import BatchHandle, CatalogHandle, ProductHandle
 from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
 from nexus.domain.allocation import Allocator
 from nexus.domain.belief import Semantics
-from nexus.domain.catalog import ImportReport, ItemSpec, add_items, iterate_products, link_variants
+from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
 from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change
-from nexus.drivers.contract import ChannelContext, InventoryDriver, RateLimitConfig
-from nexus.drivers.registry import DriverFactory, DriverRegistry
+from nexus.drivers.contract import ChannelContext, InventoryDriver
+from nexus.drivers.pagination import iterate_products
+from nexus.drivers.registry import DriverFactory, DriverRegistry, Normalizer
 from nexus.errors import ConfigError, NexusError, UnknownChannelError
 from nexus.events import EventBus
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
+from nexus.sync.outcomes import OutcomeWriter
 from nexus.sync.queue import ListingQueue
 from nexus.sync.throttle import ChannelThrottleMonitor
+from nexus.sync.worker import PushWorker
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -135,9 +140,10 @@ class Nexus:
         settings, source = load_settings(path, overrides=overrides or None)
         return cls(settings, source=source)
 
-    def extend(self, name: str, factory: DriverFactory) -> None:
-        """Register a driver under `name` for this instance (`driver = "<name>"` in a channel)."""
-        self.drivers.register(name, factory)
+    def extend(self, name: str, factory: DriverFactory, *, normalizer: Normalizer | None = None) -> None:
+        """Register a driver under `name` for this instance (`driver = "<name>"` in a channel),
+        with the function normalising its product payloads if it has one."""
+        self.drivers.register(name, factory, normalizer=normalizer)
 
     async def migrate(self) -> None:
         from nexus.storage.migrate import upgrade
@@ -236,6 +242,31 @@ class Nexus:
         )
         runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter, monitor)
         return runtime
+
+    def push_worker(
+        self, channel: str, *, owner: str | None = None, rng: random.Random | None = None
+    ) -> PushWorker:
+        """A push worker for `channel`, holding leases as `owner` (unique per worker by default)."""
+        runtime = self.channel(channel)
+        owner = owner or f"{self.instance_id}:{channel}:{uuid.uuid4().hex[:6]}"
+        outcomes = OutcomeWriter(
+            self.db,
+            self.allocator,
+            self.settings.worker,
+            channel=channel,
+            driver=runtime.config.driver,
+            semantics=runtime.semantics,
+            owner=owner,
+            rng=rng or random.Random(),
+        )
+        return PushWorker(
+            runtime,
+            queue=self.queue,
+            outcomes=outcomes,
+            events=self.events,
+            signals=self,
+            config=self.settings.worker,
+        )
 
     # -- wake-ups ---------------------------------------------------------------------------
 

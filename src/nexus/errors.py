@@ -5,19 +5,35 @@
     ├── UnknownDriverError          a channel names a driver nobody registered
     ├── UnknownChannelError         an API call or webhook names a channel that is not configured
     ├── UnknownSkuError             a stock change for a SKU that does not exist
+    ├── UnknownBatchError           a batch id nobody started
     ├── WebhookError                an inbound delivery that must be refused
     │   ├── WebhookSignatureError       missing or wrong signature             -> 401
     │   ├── WebhookTooLargeError        body over the configured limit         -> 413
     │   └── WebhookPayloadError         body that is not what the channel sends -> 400
     └── ChannelError                a channel request that failed
         ├── TransientChannelError       worth retrying: 429, 5xx, timeouts, THROTTLED
+        │   └── QuotaExhausted              our own bucket said wait; nothing was sent
         └── TerminalChannelError        retrying cannot help: 4xx, invalid item, bad credentials
 
-Transient versus terminal is decided once, here, by the class a driver raises; the push worker
-never inspects status codes itself.
+    TransientError, TerminalError   mixins, not NexusErrors: whether retrying can help
+
+Transient versus terminal is decided by the mixin an error carries, so any error can say it
+(a database or Redis outage wrapped in a `TransientError` subclass is retried like a 503);
+the push worker never inspects status codes itself. Which HTTP status is which is decided in
+one place, `nexus.channels.wire.classify_status`.
 """
 
 from __future__ import annotations
+
+
+class TransientError(Exception):
+    """Mixin: the same request may succeed later. `retry_after` is the hint, in seconds."""
+
+    retry_after: float | None = None
+
+
+class TerminalError(Exception):
+    """Mixin: repeating the same request cannot succeed; the work needs a person."""
 
 
 class NexusError(Exception):
@@ -47,6 +63,10 @@ class UnknownSkuError(NexusError):
     pass
 
 
+class UnknownBatchError(NexusError):
+    pass
+
+
 class WebhookError(NexusError):
     status_code = 400
 
@@ -66,18 +86,14 @@ class WebhookPayloadError(WebhookError):
 class ChannelError(NexusError):
     """A failed request to a channel. `status` is the HTTP status when there was one."""
 
-    retryable = False
-
     def __init__(self, message: str, *, status: int | None = None, payload: object = None) -> None:
         super().__init__(message)
         self.status = status
         self.payload = payload
 
 
-class TransientChannelError(ChannelError):
+class TransientChannelError(ChannelError, TransientError):
     """Try again later; `retry_after` (seconds) is the channel's own hint when it gave one."""
-
-    retryable = True
 
     def __init__(
         self,
@@ -95,5 +111,5 @@ class QuotaExhausted(TransientChannelError):
     """Our own bucket says the next request is far away (a daily quota is spent): reschedule."""
 
 
-class TerminalChannelError(ChannelError):
+class TerminalChannelError(ChannelError, TerminalError):
     """Retrying the same request cannot succeed; the work goes to the dead-letter queue."""

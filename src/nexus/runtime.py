@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import structlog
 
 from nexus.engine import Nexus
-from nexus.sync.worker import PushWorker
 from nexus.web.server import serve_app
 
 log = structlog.get_logger("nexus.runtime")
@@ -50,7 +49,7 @@ async def running(
         slots = concurrency or nexus.settings.worker.concurrency
         for name in channels or nexus.channel_names():
             for slot in range(slots):
-                worker = PushWorker(nexus, name)
+                worker = nexus.push_worker(name)
                 service.tasks.append(
                     asyncio.create_task(worker.run(service.stop), name=f"push:{name}:{slot}")
                 )

@@ -18,6 +18,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
+    InventoryDriver,
     ListingRef,
     ObservedLevel,
     RateLimitConfig,
@@ -28,13 +29,12 @@ from nexus.drivers.contract import (
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
 from nexus.engine import Nexus
 from nexus.storage.models import ChannelMapping, Item, StockMovement
-from nexus.sync.worker import PushWorker
 from nexus.webhooks.inbound import InboundOutcome, apply_inbound
 
 SKU = "S"
 
 
-class ScriptedChannel:
+class ScriptedChannel(InventoryDriver):
     """One listing on a channel. `stamp`: the time the channel puts on a push's answer (None:
     it stamps nothing, like Amazon); levels and orders are delivered by the test, stamped."""
 
@@ -56,6 +56,7 @@ class ScriptedChannel:
             sales_from_orders=sales_from_orders,
             stamp_precision=stamp_precision,
             levels_book_sales=levels_book_sales,
+            reads_levels=True,
         )
         self.level = 0
         self.stamp: datetime | None = None
@@ -99,7 +100,7 @@ class ScriptedChannel:
     async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
         raise NotImplementedError
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         raise NotImplementedError
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
@@ -158,12 +159,12 @@ class Scenario:
         return await self.deliver(sale)
 
     async def push(self) -> None:
-        await PushWorker(self.nexus, "c").run_once()
+        await self.nexus.push_worker("c").run_once()
 
     async def settle(self, rounds: int = 10) -> int:
         """Push until nothing is left to push; returns how many rounds it took."""
         for done in range(rounds):
-            if await PushWorker(self.nexus, "c").run_once() is None:
+            if await self.nexus.push_worker("c").run_once() is None:
                 return done
         raise AssertionError(f"still pushing after {rounds} rounds")
 

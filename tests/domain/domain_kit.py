@@ -20,6 +20,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
+    InventoryDriver,
     ListingRef,
     ObservedLevel,
     RateLimitConfig,
@@ -171,7 +172,7 @@ async def state(nexus: Nexus, sku: str) -> State:
     return State(item.on_hand, item.reserved, movements, listings)
 
 
-class KitDriver:
+class KitDriver(InventoryDriver):
     """A channel that acknowledges every push, optionally holding it open until `gate` is set."""
 
     name = "kit"
@@ -202,7 +203,7 @@ class KitDriver:
     async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
         raise NotImplementedError
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         raise NotImplementedError
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:

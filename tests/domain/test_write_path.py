@@ -18,7 +18,6 @@ from nexus.drivers.contract import ListingRef, ObservedLevel, SaleEvent
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
 from nexus.storage.models import ChannelMapping
-from nexus.sync.worker import PushWorker
 from nexus.webhooks.inbound import ListingBusy
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -146,7 +145,7 @@ async def test_a_late_report_of_our_own_push_after_a_sale_is_verified_not_booked
     await seed(nexus, "S", 10, {"a": 10, "b": 10})
     await nexus.product("S").adjust(-2, reason="sale", reference="shop order")
     drivers["a"].stamp = T0  # the channel stamps the push's landing
-    assert (await PushWorker(nexus, "a").run_once()).ok == 1  # type: ignore[union-attr]
+    assert (await nexus.push_worker("a").run_once()).ok == 1  # type: ignore[union-attr]
     await sale(nexus, "a", "S", 1, order="77", at=T0 + timedelta(seconds=1))  # the channel shows 7
     before = await state(nexus, "S")
     assert (before.listing("a").pushed_qty, before.listing("a").remote_qty) == (8, 7)
@@ -163,7 +162,7 @@ async def test_a_late_report_of_our_own_push_after_a_sale_is_verified_not_booked
     )
     assert after.listing("a").verify_pending and after.listing("a").dirty_since is not None
     # The verification is a compare-and-set push from what we believe (7); the channel agrees.
-    assert (await PushWorker(nexus, "a").run_once()).ok == 1  # type: ignore[union-attr]
+    assert (await nexus.push_worker("a").run_once()).ok == 1  # type: ignore[union-attr]
     assert drivers["a"].pushes[-1][0].change_from == 7
     settled = (await state(nexus, "S")).listing("a")
     assert (settled.remote_qty, settled.verify_pending, settled.dirty_since) == (7, False, None)
@@ -249,7 +248,7 @@ async def test_a_level_for_a_listing_never_read_is_not_learned(make_nexus: MakeN
     assert changes_since_start(after.movements) == []
     assert after.listing("a").remote_qty is None
     assert after.listing("a").dirty_since is not None
-    await PushWorker(nexus, "a").run_once()
+    await nexus.push_worker("a").run_once()
     assert (await state(nexus, "S")).listing("a").remote_qty == 10
 
 
@@ -275,7 +274,7 @@ async def test_an_observation_older_than_our_acknowledged_push_is_ignored(make_n
     await seed(nexus, "S", 10, {"a": 10})
     await nexus.product("S").update_inventory(quantity=6)
     drivers["a"].stamp = T0
-    await PushWorker(nexus, "a").run_once()
+    await nexus.push_worker("a").run_once()
     before = await state(nexus, "S")
     assert before.listing("a").remote_qty == 6
 
@@ -292,7 +291,7 @@ async def test_a_level_for_a_leased_listing_is_refused_whole_and_retried_later(m
     nexus, _ = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": 10})
     await nexus.product("S").adjust(-1)
-    claimed = await PushWorker(nexus, "a").claim(10)
+    claimed = await nexus.push_worker("a").claim(10)
     assert [c.sku for c in claimed] == ["S"]
     before = await state(nexus, "S")
 
@@ -320,7 +319,7 @@ async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pus
     driver = drivers["a"]
     driver.gate = asyncio.Event()
 
-    push = asyncio.create_task(PushWorker(nexus, "a").run_once())
+    push = asyncio.create_task(nexus.push_worker("a").run_once())
     await driver.entered.wait()
     assert [u.quantity for u in driver.pushes[0]] == [12]
     # The channel applied our 12, then sold one: it shows 11, and says so in the order webhook.
@@ -340,11 +339,11 @@ async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pus
     assert (a.pushed_qty, a.remote_qty, a.desired_qty) == (12, None, 11)
     assert a.inflight_delta == 0
     assert a.dirty_since is not None
-    again = await PushWorker(nexus, "a").run_once()
+    again = await nexus.push_worker("a").run_once()
     assert again is not None and again.ok == 1
     assert [u.quantity for u in driver.pushes[-1]] == [11]
     assert (await state(nexus, "S")).listing("a").dirty_since is None
-    assert await PushWorker(nexus, "a").run_once() is None
+    assert await nexus.push_worker("a").run_once() is None
 
 
 # -- priority ---------------------------------------------------------------------------------------
@@ -368,7 +367,7 @@ async def test_going_into_low_stock_is_pushed_with_immediate_priority(make_nexus
         Priority.NORMAL
     }
     # The low-stock listings are claimed first although they became dirty later.
-    claimed = await PushWorker(nexus, "a").claim(1)
+    claimed = await nexus.push_worker("a").claim(1)
     assert [c.sku for c in claimed] == ["LOW"]
 
 
@@ -378,7 +377,7 @@ async def test_a_dirty_listing_never_loses_urgency_until_pushed(make_nexus: Make
     await nexus.product("S").update_inventory(quantity=0)
     await nexus.product("S").update_inventory(quantity=30)
     assert (await state(nexus, "S")).listing("a").priority == Priority.IMMEDIATE
-    await PushWorker(nexus, "a").run_once()
+    await nexus.push_worker("a").run_once()
     await nexus.product("S").update_inventory(quantity=25)
     assert (await state(nexus, "S")).listing("a").priority == Priority.NORMAL
 
@@ -391,10 +390,10 @@ async def test_a_level_reported_before_our_last_push_was_answered_is_stale_witho
     nexus, _ = await build(make_nexus)
     await seed(nexus, "S", 10, {"a": 10})
     await nexus.product("S").update_inventory(quantity=12)
-    await PushWorker(nexus, "a").run_once()
+    await nexus.push_worker("a").run_once()
     before_push = datetime.now(UTC) - timedelta(seconds=5)
     await nexus.product("S").update_inventory(quantity=9)
-    await PushWorker(nexus, "a").run_once()
+    await nexus.push_worker("a").run_once()
 
     outcome = await level(nexus, "a", "S", 12, at=before_push)
 

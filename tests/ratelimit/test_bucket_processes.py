@@ -32,8 +32,8 @@ from multiprocessing.synchronize import Barrier, Event
 import pytest
 from redis.asyncio import Redis
 
-from nexus.drivers.contract import RateLimitConfig
 from nexus.ratelimit import RedisTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 
 PROCESSES = 8
 RATE = 100.0  # tokens per second

@@ -20,9 +20,9 @@ import pytest
 from redis.asyncio import Redis
 
 from nexus import redis_keys
-from nexus.drivers.contract import RateLimitConfig
 from nexus.errors import QuotaExhausted
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket, RedisTokenBucket, TokenBucket, redis_bucket
+from nexus.ratelimit.config import RateLimitConfig
 
 KEY = "shop:default"
 

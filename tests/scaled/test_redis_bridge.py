@@ -34,7 +34,7 @@ class Driver:
         self.capabilities = DriverCapabilities(max_batch_size=10)
 
     def rate_limit_config(self) -> Any:
-        from nexus.drivers.contract import RateLimitConfig
+        from nexus.ratelimit.config import RateLimitConfig
 
         return RateLimitConfig(10, 1)
 

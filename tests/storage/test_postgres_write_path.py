@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
-from nexus.drivers.contract import ChannelContext, DriverCapabilities, ListingRef, RateLimitConfig, SaleEvent
+from nexus.drivers.contract import ChannelContext, DriverCapabilities, ListingRef, SaleEvent
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, PushResult
 from nexus.engine import Nexus
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.storage.models import ChannelMapping, Item, StockMovement
-from nexus.sync.worker import PushWorker
 from nexus.webhooks.inbound import apply_inbound
 
 pytestmark = pytest.mark.postgres
@@ -110,9 +110,9 @@ async def test_changes_sales_and_pushes_on_postgresql(
     assert m["S1"].dirty_since is None  # the selling channel already shows it
 
     drivers["m"].levels["m-S0"] = 9  # the channel sold one we have not heard of: compare-and-set
-    while await PushWorker(nexus, "m").run_once() is not None:
+    while await nexus.push_worker("m").run_once() is not None:
         pass
-    while await PushWorker(nexus, "n").run_once() is not None:
+    while await nexus.push_worker("n").run_once() is not None:
         pass
     assert drivers["m"].levels["m-S0"] == 6
     assert drivers["n"].levels["n-S0"] == 6
@@ -120,7 +120,7 @@ async def test_changes_sales_and_pushes_on_postgresql(
     assert all(row.dirty_since is None for row in (await listings(nexus, "n")).values())
 
     batch_id = await nexus.catalog().sync_all(["n"])
-    while await PushWorker(nexus, "n").run_once() is not None:
+    while await nexus.push_worker("n").run_once() is not None:
         pass
     status = await nexus.batch(batch_id).status()
     assert (status.done, status.processed, status.total) == (True, len(SKUS), len(SKUS))
@@ -148,12 +148,12 @@ async def test_claims_skip_locked_rows_instead_of_waiting(
     holder = asyncio.create_task(hold_lock_on_s0())
     await locked.wait()
     try:
-        claimed = await asyncio.wait_for(PushWorker(nexus, "m").claim(10), timeout=10)
+        claimed = await asyncio.wait_for(nexus.push_worker("m").claim(10), timeout=10)
     finally:
         release.set()
         await holder
     assert sorted(c.sku for c in claimed) == ["S1", "S2", "S3", "S4"]
-    later = await PushWorker(nexus, "m").claim(10)
+    later = await nexus.push_worker("m").claim(10)
     assert [c.sku for c in later] == ["S0"]
 
 
@@ -163,7 +163,7 @@ async def test_concurrent_workers_claim_disjoint_listings(
     nexus, _ = await engine_on(postgres_url, make_nexus)
     for sku in SKUS:
         await nexus.product(sku).adjust(-1)
-    workers = [PushWorker(nexus, "m") for _ in range(4)]
+    workers = [nexus.push_worker("m") for _ in range(4)]
 
     claims = await asyncio.gather(*(worker.claim(2) for worker in workers))
 

@@ -7,6 +7,7 @@ the test files in it, so they import it directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
+    InventoryDriver,
     RateLimitConfig,
     WebhookMeta,
     WebhookRequest,
@@ -28,7 +30,7 @@ from nexus.storage.models import ChannelMapping, DeadLetter, Item, StockMovement
 Plan = Callable[[NexusInventoryUpdate], PushResult | None]
 
 
-class MemDriver:
+class MemDriver(InventoryDriver):
     """A channel held in a dict. Batch-first, with optional compare-and-set.
 
     `plan` may answer for an update instead of the channel (return None to let it answer);
@@ -85,7 +87,7 @@ class MemDriver:
     async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
         raise NotImplementedError
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         raise NotImplementedError
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
@@ -96,10 +98,11 @@ class MemDriver:
 
 
 class ReadableMemDriver(MemDriver):
-    """MemDriver that can read its levels (the optional LevelReader protocol), counting reads."""
+    """MemDriver that can read its levels (declared `reads_levels`), counting reads."""
 
     def __init__(self, context: ChannelContext, **options: Any) -> None:
         super().__init__(context, **options)
+        self.capabilities = dataclasses.replace(self.capabilities, reads_levels=True)
         self.reads: list[list[int]] = []
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:

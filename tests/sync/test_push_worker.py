@@ -47,7 +47,7 @@ async def test_pushes_go_in_batches_of_the_drivers_maximum(make_engine: MakeEngi
     engine: Engine = await make_engine()
     await engine.seed(SKUS, remote=None)
 
-    rounds = await drain(PushWorker(engine.nexus, "m"))
+    rounds = await drain(engine.nexus.push_worker("m"))
 
     assert [r.claimed for r in rounds] == [3, 3, 1]
     assert [len(call) for call in engine.driver().calls] == [3, 3, 1]
@@ -60,7 +60,7 @@ async def test_a_configured_batch_size_can_only_lower_the_drivers_maximum(
 ) -> None:
     engine: Engine = await make_engine(channels={"m": {"driver": "mem", "batch_size": configured}})
     await engine.seed(SKUS, remote=None)
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     assert [len(call) for call in engine.driver().calls] == expected
 
 
@@ -84,7 +84,7 @@ async def test_claims_take_the_most_urgent_then_the_oldest(make_engine: MakeEngi
                 .where(ChannelMapping.sku == sku)
                 .values(priority=int(priority), dirty_since=base + timedelta(minutes=minutes))
             )
-    worker = PushWorker(engine.nexus, "m")
+    worker = engine.nexus.push_worker("m")
     first = [c.sku for c in await worker.claim(3)]
     rest = [c.sku for c in await worker.claim(10)]
     assert first + rest == ["S4", "S2", "S3", "S6", "S1", "S5", "S0"]
@@ -99,7 +99,7 @@ async def test_an_acknowledged_push_clears_the_dirty_mark(make_engine: MakeEngin
     await engine.nexus.product("S").adjust(-4)
     assert (await engine.listing("S")).dirty_since is not None
 
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.ok, round_.claimed) == (1, 1)
     listing = await engine.listing("S")
@@ -110,7 +110,7 @@ async def test_an_acknowledged_push_clears_the_dirty_mark(make_engine: MakeEngin
     assert engine.driver().levels["m-S"] == 6
     # Compare-and-set: the push said what we believed the channel showed.
     assert engine.driver().calls[0][0].change_from == 10
-    assert await PushWorker(engine.nexus, "m").run_once() is None
+    assert await engine.nexus.push_worker("m").run_once() is None
 
 
 async def test_fifty_changes_coalesce_into_one_push(make_engine: MakeEngine) -> None:
@@ -118,7 +118,7 @@ async def test_fifty_changes_coalesce_into_one_push(make_engine: MakeEngine) -> 
     await engine.seed({"S": 100})
     for _ in range(50):
         await engine.nexus.product("S").adjust(-1, reason="sale")
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     assert [[u.quantity for u in call] for call in engine.driver().calls] == [[50]]
 
 
@@ -132,12 +132,12 @@ async def test_a_change_during_the_push_keeps_the_listing_dirty(make_engine: Mak
         await engine.nexus.product("S").adjust(-3, reason="sale", reference="pos")
 
     driver.during_push = sale_meanwhile
-    await PushWorker(engine.nexus, "m").run_once()
+    await engine.nexus.push_worker("m").run_once()
 
     listing = await engine.listing("S")
     assert (listing.remote_qty, listing.desired_qty) == (8, 5)
     assert listing.dirty_since is not None
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     listing = await engine.listing("S")
     assert (listing.remote_qty, listing.desired_qty, listing.dirty_since) == (5, 5, None)
     assert driver.levels["m-S"] == 5
@@ -151,7 +151,7 @@ async def test_a_refused_compare_and_set_books_the_channels_sale_and_converges(
     engine.driver("m").levels["m-S"] = 8  # the channel sold 2 and we have not heard of it
 
     await engine.nexus.product("S").adjust(-1, reason="sale", reference="web order")
-    first = await PushWorker(engine.nexus, "m").run_once()
+    first = await engine.nexus.push_worker("m").run_once()
 
     assert first is not None and first.stale == 1
     assert await engine.on_hand("S") == 7
@@ -162,8 +162,8 @@ async def test_a_refused_compare_and_set_books_the_channels_sale_and_converges(
     assert listing.dirty_since is not None and listing.attempts == 0
     assert (await engine.listing("S", "n")).desired_qty == 7  # every channel follows
 
-    await drain(PushWorker(engine.nexus, "m"))
-    await drain(PushWorker(engine.nexus, "n"))
+    await drain(engine.nexus.push_worker("m"))
+    await drain(engine.nexus.push_worker("n"))
     assert engine.driver("m").levels["m-S"] == 7
     assert engine.driver("n").levels["n-S"] == 7
     assert [u.change_from for call in engine.driver("m").calls for u in call] == [10, 8]
@@ -193,7 +193,7 @@ async def test_a_sale_reported_during_a_refused_push_is_never_counted_as_stock(
             )
 
     driver.during_push = order_webhook
-    first = await PushWorker(engine.nexus, "m").run_once()
+    first = await engine.nexus.push_worker("m").run_once()
     assert first is not None and first.stale == 1
 
     # The refusal shows 9, and the order's sale may or may not be in it: it is taken as not in
@@ -205,9 +205,9 @@ async def test_a_sale_reported_during_a_refused_push_is_never_counted_as_stock(
         True,
     )
 
-    second = await PushWorker(engine.nexus, "m").run_once()  # compare-and-set from 8: refused, 9
+    second = await engine.nexus.push_worker("m").run_once()  # compare-and-set from 8: refused, 9
     assert second is not None and second.stale == 1
-    third = await PushWorker(engine.nexus, "m").run_once()
+    third = await engine.nexus.push_worker("m").run_once()
 
     assert third is not None and third.ok == 1
     assert driver.levels["m-S"] == 11
@@ -229,13 +229,13 @@ async def test_a_refusal_that_shows_no_change_backs_off_instead_of_spinning(make
     # A channel that refuses while showing exactly the level we expected: no progress is possible.
     engine.driver().plan = lambda u: PushResult.stale(u.listing_id, u.change_from or 0)
 
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.stale, round_.retried) == (0, 1)
     listing = await engine.listing("S")
     assert listing.attempts == 1 and listing.next_attempt_at is not None
     assert [m.reason for m in await engine.movements("S")] == ["restock", "adjustment"]
-    assert await PushWorker(engine.nexus, "m").run_once() is None
+    assert await engine.nexus.push_worker("m").run_once() is None
 
 
 async def test_a_retry_honours_retry_after_and_counts_the_attempt(make_engine: MakeEngine) -> None:
@@ -245,7 +245,7 @@ async def test_a_retry_honours_retry_after_and_counts_the_attempt(make_engine: M
     engine.driver().plan = lambda u: PushResult.retry(u.listing_id, "429 Too Many Requests", retry_after=30)
     before = now()
 
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and round_.retried == 1
     listing = await engine.listing("S")
@@ -254,7 +254,7 @@ async def test_a_retry_honours_retry_after_and_counts_the_attempt(make_engine: M
     assert listing.last_error == "429 Too Many Requests"
     assert listing.dirty_since is not None and listing.lease_owner is None
     # Not due yet: a worker leaves it alone...
-    assert await PushWorker(engine.nexus, "m").run_once() is None
+    assert await engine.nexus.push_worker("m").run_once() is None
     # ...but an explicit sync of that SKU skips the backoff.
     engine.driver().plan = None
     outcome = await engine.nexus.product("S").adjust(0).sync()
@@ -270,7 +270,7 @@ async def test_after_max_attempts_the_listing_is_dead_lettered(make_engine: Make
     engine.nexus.events.listen(InventorySyncFailed, failures.append)
     engine.driver().plan = lambda u: PushResult.retry(u.listing_id, "503 upstream")
 
-    rounds = await drain(PushWorker(engine.nexus, "m"))
+    rounds = await drain(engine.nexus.push_worker("m"))
 
     assert [(r.retried, r.failed) for r in rounds] == [(1, 0), (1, 0), (0, 1)]
     assert len(engine.driver().calls) == 3
@@ -293,10 +293,10 @@ async def test_after_max_attempts_the_listing_is_dead_lettered(make_engine: Make
         ("m", "S", 9, "503 upstream", letter.id)
     ]
     # A failed listing is not retried by the workers; the next stock change gives it a new chance.
-    assert await PushWorker(engine.nexus, "m").run_once() is None
+    assert await engine.nexus.push_worker("m").run_once() is None
     engine.driver().plan = None
     await engine.nexus.product("S").adjust(-1)
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     listing = await engine.listing("S")
     assert (listing.failed_at, listing.attempts, listing.remote_qty) == (None, 0, 8)
 
@@ -312,7 +312,7 @@ async def test_a_terminal_answer_dead_letters_at_once(make_engine: MakeEngine) -
         else None
     )
 
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.ok, round_.failed) == (1, 1)
     [letter] = await engine.dead_letters()
@@ -326,7 +326,7 @@ async def test_driver_exceptions_become_retries_or_dead_letters(make_engine: Mak
     engine: Engine = await make_engine()
     await engine.seed({"S": 10})
     driver = engine.driver()
-    worker = PushWorker(engine.nexus, "m")
+    worker = engine.nexus.push_worker("m")
 
     await engine.nexus.product("S").adjust(-1)
     driver.raises = TransientChannelError("throttled", status=429, retry_after=12)
@@ -368,7 +368,7 @@ async def test_a_listing_the_driver_forgot_to_answer_is_retried(make_engine: Mak
         return [r for r in await original(updates) if r.listing_id == updates[0].listing_id]
 
     driver.push_inventory = forgetful  # type: ignore[method-assign]
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
     assert round_ is not None and (round_.ok, round_.retried) == (1, 1)
     forgotten = [listing for listing in await engine.listings() if listing.dirty_since is not None]
     assert [listing.last_error for listing in forgotten] == ["driver returned no result"]
@@ -399,7 +399,7 @@ async def test_every_push_request_leaves_an_audit_row_without_secrets(make_engin
         return None
 
     engine.driver().plan = plan
-    await PushWorker(engine.nexus, "m").run_once()
+    await engine.nexus.push_worker("m").run_once()
 
     # The driver got the channel's own data, token included: it needs it.
     assert seen_meta[0]["access_token"] == "shpat_SECRET_META"
@@ -432,7 +432,7 @@ async def test_before_sync_may_change_the_quantity_and_after_sync_reports_it(mak
 
     engine.nexus.events.listen(BeforeInventorySync, keep_safety_stock)
     engine.nexus.events.listen(AfterInventorySync, after.append)
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
 
     assert sorted((u.sku, u.quantity) for call in engine.driver().calls for u in call) == [("S", 6), ("T", 0)]
     assert sorted((e.channel, e.sku, e.quantity, e.batch_id) for e in after) == [
@@ -445,7 +445,7 @@ async def test_before_sync_may_change_the_quantity_and_after_sync_reports_it(mak
         assert (listing.remote_qty, listing.dirty_since) == (shown, None)
     # The next stock change asks the listener again.
     await engine.nexus.product("S").adjust(-1)
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     assert engine.driver().levels["m-S"] == 5
 
 
@@ -460,7 +460,7 @@ async def test_before_sync_may_veto_a_push(make_engine: MakeEngine) -> None:
             event.veto("channel paused for S")
 
     engine.nexus.events.listen(BeforeInventorySync, veto_s)
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.vetoed, round_.ok) == (1, 1)
     assert [u.sku for call in engine.driver().calls for u in call] == ["T"]
@@ -476,7 +476,7 @@ async def test_a_push_vetoed_whole_does_not_call_the_driver(make_engine: MakeEng
     await engine.seed({"S": 10})
     await engine.nexus.product("S").adjust(-1)
     engine.nexus.events.listen(BeforeInventorySync, lambda event: event.veto())
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
     assert round_ is not None and round_.vetoed == 1
     assert engine.driver().calls == []
 
@@ -498,7 +498,7 @@ async def test_a_catalog_batch_reports_progress_and_completes_once(make_engine: 
     assert (status.total, status.processed, status.failed, status.done) == (7, 0, 0, False)
     assert {listing.priority for listing in await engine.listings()} == {Priority.LOW}
 
-    worker = PushWorker(engine.nexus, "m")
+    worker = engine.nexus.push_worker("m")
     await worker.run_once()
     status = await engine.nexus.batch(batch_id).status()
     assert (status.processed + status.failed, status.progress) == (3, pytest.approx(3 / 7))
@@ -518,11 +518,11 @@ async def test_a_catalog_sync_does_not_hold_back_a_sale(make_engine: MakeEngine)
     engine: Engine = await make_engine()
     await engine.seed(SKUS)
     await engine.nexus.product("S3").adjust(-1)  # pushed at NORMAL priority...
-    await drain(PushWorker(engine.nexus, "m"))  # ...and in sync again
+    await drain(engine.nexus.push_worker("m"))  # ...and in sync again
     await engine.nexus.catalog().sync_all()
     await engine.nexus.product("S5").adjust(-1, reason="sale")  # a sale after the bulk work was queued
 
-    claimed = await PushWorker(engine.nexus, "m").claim(1)
+    claimed = await engine.nexus.push_worker("m").claim(1)
 
     assert [c.sku for c in claimed] == ["S5"]
     priorities = {listing.sku: listing.priority for listing in await engine.listings()}
@@ -560,20 +560,20 @@ async def test_sync_pushes_now_to_the_chosen_channels_only(make_engine: MakeEngi
 async def test_two_workers_never_claim_the_same_listing(make_engine: MakeEngine) -> None:
     engine: Engine = await make_engine()
     await engine.seed(SKUS, remote=None)
-    first, second = PushWorker(engine.nexus, "m"), PushWorker(engine.nexus, "m")
+    first, second = engine.nexus.push_worker("m"), engine.nexus.push_worker("m")
 
     a, b = await asyncio.gather(first.claim(4), second.claim(4))
 
     ids_a, ids_b = {c.id for c in a}, {c.id for c in b}
     assert not ids_a & ids_b
     assert len(ids_a | ids_b) == 7
-    assert await PushWorker(engine.nexus, "m").claim(10) == []  # everything is leased
+    assert await engine.nexus.push_worker("m").claim(10) == []  # everything is leased
 
 
 async def test_concurrent_workers_push_every_listing_exactly_once(make_engine: MakeEngine) -> None:
     engine: Engine = await make_engine()
     await engine.seed(SKUS, remote=None)
-    workers = [PushWorker(engine.nexus, "m") for _ in range(3)]
+    workers = [engine.nexus.push_worker("m") for _ in range(3)]
     await asyncio.gather(*(drain(worker) for worker in workers))
     pushed = [u.sku for call in engine.driver().calls for u in call]
     assert sorted(pushed) == sorted(SKUS)
@@ -585,7 +585,7 @@ async def test_an_expired_lease_is_reclaimed_and_the_late_answer_ignored(make_en
     await engine.nexus.product("S").adjust(-2)
     driver = engine.driver()
     driver.gate = hang = asyncio.Event()
-    slow = PushWorker(engine.nexus, "m", owner="slow")
+    slow = engine.nexus.push_worker("m", owner="slow")
     stuck = asyncio.create_task(slow.run_once())
     await driver.entered.wait()
     assert driver.levels["m-S"] == 8  # the slow worker's push reached the channel, then it hung
@@ -595,7 +595,7 @@ async def test_an_expired_lease_is_reclaimed_and_the_late_answer_ignored(make_en
         await session.execute(update(ChannelMapping).values(lease_until=now() - timedelta(seconds=1)))
     await engine.nexus.product("S").adjust(-1, reason="sale")
     driver.gate = None
-    fresh = await PushWorker(engine.nexus, "m", owner="fresh").run_once()
+    fresh = await engine.nexus.push_worker("m", owner="fresh").run_once()
 
     assert fresh is not None and fresh.ok == 1
     assert driver.levels["m-S"] == 7
@@ -637,7 +637,7 @@ async def test_a_push_takes_its_tokens_from_the_channels_bucket(make_engine: Mak
     slow_refill = {"capacity": 100, "refill_per_second": 0.001}
     engine: Engine = await make_engine(channels={"m": {"driver": "mem", "rate_limit": slow_refill}})
     await engine.seed(SKUS, remote=None)
-    await drain(PushWorker(engine.nexus, "m"))
+    await drain(engine.nexus.push_worker("m"))
     limiter = engine.nexus.channel("m").limiter
     assert limiter.requests == len(engine.driver().calls) == 3
     # 100 tokens less the default 10 % headroom, less one token per request.
@@ -673,7 +673,7 @@ async def test_a_429_penalty_holds_back_every_worker_of_the_channel(
         driver.during_push = lambda: driver.context.rate.penalize(30)
         before = now()
 
-        await PushWorker(nexus, "m").run_once()
+        await nexus.push_worker("m").run_once()
 
         listing = await engine.listing("S")
         assert listing.next_attempt_at is not None and listing.next_attempt_at >= before + timedelta(

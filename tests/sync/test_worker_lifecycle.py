@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import update
 from sync_kit import Engine, MemDriver, ReadableMemDriver
 
-from nexus.drivers.contract import RateLimitConfig
 from nexus.drivers.dto import PushResult
-from nexus.errors import QuotaExhausted
+from nexus.errors import QuotaExhausted, TransientError
 from nexus.events import (
     BatchCompleted,
     BatchProgressed,
@@ -23,9 +22,9 @@ from nexus.events import (
     ChannelRecovered,
     ChannelThrottled,
 )
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.runtime import running
 from nexus.storage.models import ChannelMapping
-from nexus.sync.worker import PushWorker
 
 MakeEngine = Callable[..., Any]
 
@@ -41,7 +40,7 @@ async def crashed_mid_push(engine: Engine, sku: str) -> asyncio.Task[Any]:
     """A worker whose push reached the channel and then never answered (a process that died)."""
     driver = engine.driver()
     driver.gate = asyncio.Event()
-    stuck = asyncio.create_task(PushWorker(engine.nexus, "m", owner="dead").run_once())
+    stuck = asyncio.create_task(engine.nexus.push_worker("m", owner="dead").run_once())
     await driver.entered.wait()
     driver.gate = None
     await expire_leases(engine)
@@ -63,7 +62,7 @@ async def test_a_push_that_landed_before_its_worker_died_is_settled_by_a_read_no
     assert isinstance(driver, ReadableMemDriver)
     assert (driver.levels["m-S"], driver.levels["m-T"]) == (8, 7)  # the push landed
 
-    round_ = await PushWorker(engine.nexus, "m", owner="next").run_once()
+    round_ = await engine.nexus.push_worker("m", owner="next").run_once()
 
     assert round_ is not None and round_.ok == 2
     assert len(driver.calls) == 1, "the landed push was sent a second time"
@@ -87,7 +86,7 @@ async def test_after_a_dead_worker_the_next_push_compares_against_the_level_it_r
     driver = engine.driver()
     await engine.nexus.product("S").adjust(-1, reason="sale", reference="pos")  # desired is now 7
 
-    round_ = await PushWorker(engine.nexus, "m", owner="next").run_once()
+    round_ = await engine.nexus.push_worker("m", owner="next").run_once()
 
     assert round_ is not None and round_.ok == 1
     second = driver.calls[1][0]
@@ -106,7 +105,7 @@ async def test_without_a_level_reader_a_dead_workers_listing_is_pushed_without_c
     await engine.seed({"S": 10})
     await engine.nexus.product("S").adjust(-2)
     stuck = await crashed_mid_push(engine, "S")
-    await PushWorker(engine.nexus, "m", owner="next").run_once()
+    await engine.nexus.push_worker("m", owner="next").run_once()
     second = engine.driver().calls[1][0]
     assert (second.quantity, second.change_from) == (8, None)
     stuck.cancel()
@@ -123,7 +122,7 @@ async def test_a_round_cancelled_mid_push_leaves_its_listings_for_a_reading_work
     await engine.nexus.product("S").adjust(-2)
     driver = engine.driver()
     driver.gate = asyncio.Event()
-    round_ = asyncio.create_task(PushWorker(engine.nexus, "m", owner="leaving").run_once())
+    round_ = asyncio.create_task(engine.nexus.push_worker("m", owner="leaving").run_once())
     await driver.entered.wait()
 
     round_.cancel()
@@ -134,7 +133,7 @@ async def test_a_round_cancelled_mid_push_leaves_its_listings_for_a_reading_work
     assert listing.lease_owner == "leaving" and listing.sending_qty == 8
     assert listing.lease_until is not None and listing.lease_until <= datetime.now(UTC)
     driver.gate = None
-    await PushWorker(engine.nexus, "m", owner="next").run_once()
+    await engine.nexus.push_worker("m", owner="next").run_once()
     assert len(driver.calls) == 1 and (await engine.listing("S")).dirty_since is None
 
 
@@ -149,7 +148,7 @@ async def test_a_round_cancelled_before_sending_frees_its_listings_at_once(make_
         await asyncio.sleep(3600)
 
     engine.nexus.events.listen(BeforeInventorySync, slow_listener)
-    round_ = asyncio.create_task(PushWorker(engine.nexus, "m", owner="leaving").run_once())
+    round_ = asyncio.create_task(engine.nexus.push_worker("m", owner="leaving").run_once())
     await held.wait()
     round_.cancel()
     await asyncio.gather(round_, return_exceptions=True)
@@ -202,7 +201,7 @@ async def test_a_spent_daily_quota_reschedules_without_using_attempts(make_engin
     await daily.acquire(1)  # the day's only request is spent elsewhere
     before = datetime.now(UTC)
 
-    round_ = await PushWorker(engine.nexus, "m").run_once()
+    round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.retried, round_.failed) == (1, 0)
     listing = await engine.listing("S")
@@ -215,7 +214,7 @@ async def test_a_spent_daily_quota_reschedules_without_using_attempts(make_engin
 
 async def test_quota_exhausted_is_transient_with_the_wait_as_retry_after() -> None:
     error = QuotaExhausted("spent", retry_after=12.5)
-    assert error.retryable and error.retry_after == 12.5
+    assert isinstance(error, TransientError) and error.retry_after == 12.5
 
 
 # -- ChannelThrottled -----------------------------------------------------------------------------------
@@ -241,10 +240,10 @@ async def test_channel_throttled_fires_once_after_n_429s_and_recovery_when_pushe
         await rate.penalize(0)
     assert seen == [ChannelThrottled("m", 3, 2)]
 
-    await PushWorker(engine.nexus, "m").run_once()
+    await engine.nexus.push_worker("m").run_once()
     assert seen[1:] == [ChannelRecovered("m", 5, 0)]
     await engine.nexus.product("S").adjust(-1)
-    await PushWorker(engine.nexus, "m").run_once()
+    await engine.nexus.push_worker("m").run_once()
     assert len(seen) == 2  # no recovery without a throttling episode
 
 
@@ -273,7 +272,7 @@ async def test_every_round_reports_batch_progress(make_engine: MakeEngine) -> No
     engine.nexus.events.listen(BatchProgressed, seen.append)
     engine.nexus.events.listen(BatchCompleted, seen.append)
     batch_id = await engine.nexus.catalog().sync_all(["m"])
-    while await PushWorker(engine.nexus, "m").run_once() is not None:
+    while await engine.nexus.push_worker("m").run_once() is not None:
         pass
     assert seen == [
         BatchProgressed(batch_id, 7, 3, 0),
@@ -299,5 +298,5 @@ async def test_when_the_grace_runs_out_the_push_in_flight_is_released_as_unknown
     assert listing.lease_owner is not None and listing.sending_qty == 8
     assert listing.lease_until is not None and listing.lease_until <= datetime.now(UTC)
     driver.gate = None
-    round_ = await PushWorker(engine.nexus, "m", owner="next").run_once()  # at once, not after 60 s
+    round_ = await engine.nexus.push_worker("m", owner="next").run_once()  # at once, not after 60 s
     assert round_ is not None and round_.ok == 1 and len(driver.calls) == 1

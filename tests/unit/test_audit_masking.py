@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nexus.sync.audit import MASK, mask_secrets
+from nexus.masking import MASK, mask_secrets
 
 
 def test_secret_looking_keys_are_masked_at_any_depth() -> None:

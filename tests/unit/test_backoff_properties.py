@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexus.sync.backoff import backoff_delay
+from nexus.backoff import backoff_delay
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from nexus.drivers.contract import RateLimitConfig
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.ratelimit.headers import (
     Observation,
     amazon_rate_limit,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nexus.drivers.contract import RateLimitConfig
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 
 
 class FakeClock:

@@ -32,6 +32,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
+    InventoryDriver,
     ListingRef,
     ObservedLevel,
     RateLimitConfig,
@@ -57,7 +58,7 @@ def sign(body: bytes, secret: str = SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-class HmacTestDriver:
+class HmacTestDriver(InventoryDriver):
     name = DRIVER
 
     def __init__(self, ctx: ChannelContext) -> None:
@@ -84,7 +85,7 @@ class HmacTestDriver:
     def rate_limit_config(self) -> RateLimitConfig:
         return RateLimitConfig(1000, 1000)
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         received = request.header("x-test-signature")
         if not received:
             raise WebhookSignatureError("missing X-Test-Signature header")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexus.domain.allocation import Allocator
 from nexus.domain.stock import refresh_desired
 from nexus.domain.vocabulary import MovementReason
-from nexus.drivers.contract import InventoryDriver
 from nexus.drivers.dto import NexusProduct, NexusVariant
 from nexus.storage.models import ChannelMapping, Item, StockMovement, utcnow
 
@@ -138,13 +137,3 @@ def _copy_remote(mapping: ChannelMapping, product: NexusProduct, variant: NexusV
     mapping.channel_meta = {"product_id": product.remote_id, **dict(variant.channel_meta)}
     if variant.quantity is not None and mapping.lease_owner is None:
         mapping.remote_qty = variant.quantity
-
-
-async def iterate_products(driver: InventoryDriver, per_page: int = 250) -> AsyncIterator[list[NexusProduct]]:
-    cursor: str | None = None
-    while True:
-        page = await driver.list_products(cursor, per_page)
-        yield list(page.items)
-        cursor = page.next_cursor
-        if not cursor:
-            return

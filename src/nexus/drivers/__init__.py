@@ -8,7 +8,6 @@ from nexus.drivers.contract import (
     InventoryDriver,
     ListingRef,
     ObservedLevel,
-    RateLimitConfig,
     SaleEvent,
     WebhookMeta,
     WebhookRequest,
@@ -21,7 +20,9 @@ from nexus.drivers.dto import (
     PushResult,
     PushStatus,
 )
-from nexus.drivers.registry import DriverFactory, DriverRegistry
+from nexus.drivers.pagination import iterate_products
+from nexus.drivers.registry import DriverFactory, DriverRegistry, Normalizer
+from nexus.ratelimit.config import RateLimitConfig
 
 __all__ = [
     "ChannelContext",
@@ -35,6 +36,7 @@ __all__ = [
     "NexusInventoryUpdate",
     "NexusProduct",
     "NexusVariant",
+    "Normalizer",
     "ObservedLevel",
     "Page",
     "PushResult",
@@ -43,4 +45,5 @@ __all__ = [
     "SaleEvent",
     "WebhookMeta",
     "WebhookRequest",
+    "iterate_products",
 ]

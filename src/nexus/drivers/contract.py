@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitConfig:
-    """One token bucket: `capacity` tokens, refilled at `refill_per_second`.
-
-    `cost_per_push` is what one push request takes from the bucket (1 for request-counted APIs,
-    the calculated query cost for Shopify GraphQL).
-    """
-
-    capacity: float
-    refill_per_second: float
-    cost_per_push: float = 1.0
-
-    @classmethod
-    def daily(cls, requests_per_day: float) -> RateLimitConfig:
-        """A rolling daily quota (Etsy's QPD) as a bucket: the whole day's allowance, refilled evenly."""
-        return cls(capacity=requests_per_day, refill_per_second=requests_per_day / 86_400)
+from nexus.ratelimit.config import RateLimitConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +25,20 @@ class DriverCapabilities:
         orders and push answers (1.0 for whole seconds).
     levels_book_sales: whether the channel's level reports book sales; None for the default
         (yes with compare-and-set or without orders; see nexus.domain.belief.Semantics).
+    reads_levels: the driver implements `read_levels`. After a worker died mid-push the next
+        one reads first and does not push again what the channel already shows; listings in
+        doubt on a channel without compare-and-set are read back instead of overwritten.
+
+    The channel's default rate limit is not here: `InventoryDriver.rate_limit_config()` is its
+    one source, because it may depend on the channel's settings (a Shopify plan, an Etsy key).
     """
 
     max_batch_size: int
     compare_and_set: bool = False
-    webhook_topics: tuple[str, ...] = ()
-    default_rate_limit: RateLimitConfig = field(default_factory=lambda: RateLimitConfig(1, 1))
     sales_from_orders: bool = True
     stamp_precision: float = 1.0
     levels_book_sales: bool | None = None
+    reads_levels: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +151,10 @@ class ChannelContext:
 
 @runtime_checkable
 class InventoryDriver(Protocol):
+    """What a channel driver implements. Explicit subclasses inherit the optional methods'
+    defaults (`read_levels`, `resolve_webhook`); what a driver can do beyond the required
+    methods is declared in its `capabilities`, never discovered by inspecting the object."""
+
     name: str
     capabilities: DriverCapabilities
 
@@ -172,36 +164,28 @@ class InventoryDriver(Protocol):
 
     async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]: ...
 
-    def verify_webhook(self, request: WebhookRequest) -> Awaitable[None] | None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         """Raise WebhookSignatureError (or another WebhookError) unless the delivery is authentic.
 
-        May be a coroutine (Amazon SNS fetches, and caches, the signing certificate)."""
+        A coroutine for every driver: some must fetch (and cache) a signing certificate first."""
         ...
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta: ...
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """Raise WebhookPayloadError for a body the channel would never send."""
+        """Raise WebhookPayloadError for a body the channel would never send. Called at ingest,
+        with no network call, to refuse malformed bodies before they are stored."""
         ...
 
-    def rate_limit_config(self) -> RateLimitConfig: ...
-
-
-@runtime_checkable
-class LevelReader(Protocol):
-    """Optional: a driver that can read current levels. After a worker died mid-push, the next
-    worker reads first and does not push again what the channel already shows."""
+    async def resolve_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """The events of a stored delivery, when it is processed. A driver whose deliveries do
+        not carry everything (Etsy's `order.paid` holds only a `resource_url`; an SNS
+        SubscriptionConfirmation must be confirmed by a fetch) fetches the rest here."""
+        return self.parse_webhook(request)
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        """The channel's current quantity per listing id; a listing it cannot read is left out."""
-        ...
+        """The channel's current quantity per listing id; a listing it cannot read is left out
+        (so this default reads nothing). Called only when `capabilities.reads_levels` is declared."""
+        return {}
 
-
-@runtime_checkable
-class WebhookResolver(Protocol):
-    """Optional: a driver whose deliveries do not carry everything (Etsy's `order.paid` holds only
-    a `resource_url`; an SNS SubscriptionConfirmation must be confirmed by a fetch). The
-    processor calls this, not `parse_webhook`, when it processes a stored delivery; the receiver
-    still calls `parse_webhook` at ingest to refuse malformed bodies without any network call."""
-
-    async def resolve_webhook(self, request: WebhookRequest) -> list[InboundEvent]: ...
+    def rate_limit_config(self) -> RateLimitConfig: ...

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from nexus.errors import ChannelError, QuotaExhausted, TransientChannelError
+from nexus.errors import ChannelError, QuotaExhausted, TransientError
 
 T = TypeVar("T")
 
@@ -55,38 +55,6 @@ class NexusProduct:
     @property
     def quantity_available(self) -> int:
         return sum(v.quantity or 0 for v in self.variants)
-
-    @classmethod
-    def from_shopify(cls, payload: Mapping[str, Any]) -> NexusProduct:
-        """Normalise a Shopify product: a GraphQL `Product` node or a REST `product` object."""
-        from nexus.channels.shopify.normalize import product_from_shopify
-
-        return product_from_shopify(payload)
-
-    @classmethod
-    def from_woocommerce(
-        cls, payload: Mapping[str, Any], variations: Sequence[Mapping[str, Any]] | None = None
-    ) -> NexusProduct:
-        """Normalise a WooCommerce REST v3 product: simple, or variable with its variation objects."""
-        from nexus.channels.woocommerce.normalize import product_from_woocommerce
-
-        return product_from_woocommerce(payload, variations)
-
-    @classmethod
-    def from_amazon(cls, item: Mapping[str, Any], *, marketplace_id: str | None = None) -> NexusProduct:
-        """Normalise an SP-API Listings Items `Item` (summaries, attributes, fulfillmentAvailability)."""
-        from nexus.channels.amazon.normalize import product_from_amazon
-
-        return product_from_amazon(item, marketplace_id=marketplace_id)
-
-    @classmethod
-    def from_etsy(
-        cls, listing: Mapping[str, Any], inventory: Mapping[str, Any] | None = None
-    ) -> NexusProduct:
-        """Normalise an Etsy ShopListing with its ListingInventory (or its `inventory` association)."""
-        from nexus.channels.etsy.normalize import product_from_etsy
-
-        return product_from_etsy(listing, inventory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,19 +132,22 @@ class PushResult:
         return cls(listing_id, PushStatus.TERMINAL, error=error, detail=detail or {})
 
     @classmethod
-    def from_error(cls, listing_id: int, error: ChannelError, *, prefix: str = "") -> PushResult:
+    def from_error(cls, listing_id: int, error: Exception, *, prefix: str = "") -> PushResult:
         """The one mapping of a failed request to a listing's result: transient errors are
         retried (honouring the channel's Retry-After; a wait our own bucket imposed was never
         sent, so it uses no attempt), terminal ones dead-lettered with what the channel said."""
         message = f"{prefix}{error}"
-        if isinstance(error, TransientChannelError):
+        if isinstance(error, TransientError):
             return cls.retry(
                 listing_id,
                 message,
                 retry_after=error.retry_after,
                 counts_as_attempt=not isinstance(error, QuotaExhausted),
             )
-        detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-        if error.payload is not None:
-            detail["response"] = error.payload
+        detail: dict[str, Any] = {}
+        if isinstance(error, ChannelError):
+            if error.status is not None:
+                detail["status"] = error.status
+            if error.payload is not None:
+                detail["response"] = error.payload
         return cls.terminal(listing_id, message, detail=detail)

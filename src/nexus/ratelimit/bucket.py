@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from nexus.drivers.contract import RateLimitConfig
 from nexus.errors import QuotaExhausted
+from nexus.ratelimit.config import RateLimitConfig
 
 
 class TokenBucket(Protocol):

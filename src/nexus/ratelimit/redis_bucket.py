@@ -31,7 +31,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from nexus import redis_keys
-from nexus.drivers.contract import RateLimitConfig
+from nexus.ratelimit.config import RateLimitConfig
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -1,25 +1,53 @@
-"""Secrets never reach the audit log."""
+"""The audit row of a push round: one `sync_jobs` row per round, secrets masked."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-SECRET_KEY = re.compile(
-    r"token|secret|password|passwd|authorization|api[_-]?key|access[_-]?key|credential|signature|hmac",
-    re.IGNORECASE,
-)
-MASK = "***"
+from nexus.masking import mask_secrets
+from nexus.storage.models import SyncJob
+
+if TYPE_CHECKING:
+    from nexus.sync.outcomes import PushRound, RoundAnswers
 
 
-def mask_secrets(value: Any) -> Any:
-    """A copy of `value` with every entry under a secret-looking key replaced by a mask."""
-    if isinstance(value, Mapping):
-        return {
-            key: MASK if isinstance(key, str) and SECRET_KEY.search(key) else mask_secrets(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [mask_secrets(item) for item in value]
-    return value
+def audit_row(channel: str, driver: str, owner: str, answers: RoundAnswers, outcome: PushRound) -> SyncJob:
+    """The `sync_jobs` row of one round: what was sent, what came back, secrets masked."""
+    claimed, updates, results, vetoed = answers.claimed, answers.updates, answers.results, answers.vetoed
+    if outcome.failed == len(updates) and updates:
+        status = "failed"
+    elif outcome.ok == len(updates):
+        status = "ok"
+    elif outcome.ok == 0 and outcome.failed == 0:
+        status = "stale" if outcome.stale and not outcome.retried else "retry"
+    else:
+        status = "partial"
+    errors = sorted({r.error for r in results.values() if r.error})
+    batch_ids = {c.batch_id for c in claimed if c.batch_id}
+    return SyncJob(
+        channel=channel,
+        batch_id=next(iter(batch_ids)) if len(batch_ids) == 1 else None,
+        count=len(updates),
+        succeeded=outcome.ok,
+        status=status,
+        duration_ms=round(outcome.duration * 1000, 3),
+        error="; ".join(errors)[:2000] or None,
+        payload=mask_secrets(
+            {
+                "driver": driver,
+                "worker": owner,
+                "updates": [
+                    {
+                        "listing_id": u.listing_id,
+                        "sku": u.sku,
+                        "remote_id": u.remote_id,
+                        "quantity": u.quantity,
+                        "change_from": u.change_from,
+                    }
+                    for u in updates
+                ],
+                "results": {str(i): r.status.value for i, r in results.items()},
+                "vetoed": {str(i): reason for i, reason in vetoed.items()},
+            }
+        ),
+    )

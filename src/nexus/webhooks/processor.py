@@ -42,12 +42,12 @@ import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.backoff import backoff_delay
 from nexus.domain.vocabulary import WebhookStatus
-from nexus.drivers.contract import WebhookRequest, WebhookResolver
+from nexus.drivers.contract import WebhookRequest
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
 from nexus.storage.models import WebhookLog, utcnow
-from nexus.sync.backoff import backoff_delay
 from nexus.webhooks.inbound import InboundOutcome, ListingBusy, apply_inbound
 from nexus.webhooks.receiver import ERROR_MAX_LENGTH, Receipt
 
@@ -164,10 +164,7 @@ class WebhookProcessor:
                     body=row.body,
                     received_at=row.received_at,
                 )
-                if isinstance(driver, WebhookResolver):
-                    events = await driver.resolve_webhook(request)
-                else:
-                    events = driver.parse_webhook(request)
+                events = await driver.resolve_webhook(request)
                 outcome = await apply_inbound(
                     session,
                     row.channel,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,9 +47,9 @@ from nexus.config import ChannelConfig
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookMeta, WebhookRequest
 from nexus.errors import WebhookError, WebhookPayloadError
+from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import WebhookLog, utcnow
-from nexus.sync.audit import mask_secrets
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -130,9 +129,7 @@ class WebhookReceiver:
 
         request = WebhookRequest(channel=channel, headers=lowered, body=data, received_at=received_at)
         try:
-            verified = driver.verify_webhook(request)
-            if inspect.isawaitable(verified):
-                await verified
+            await driver.verify_webhook(request)
         except WebhookError as exc:
             return await refuse(exc.status_code, str(exc) or "signature refused")
         except Exception as exc:

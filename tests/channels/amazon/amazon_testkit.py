@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 
 from nexus.channels.amazon import AmazonDriver
-from nexus.drivers.contract import ChannelContext, RateLimitConfig, WebhookRequest
+from nexus.drivers.contract import ChannelContext, WebhookRequest
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.amazon import AmazonSandbox
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import httpx
 from amazon_testkit import load, make_driver, sns_request
 
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
+from nexus.drivers.dto import NexusInventoryUpdate
+from nexus.drivers.registry import DriverRegistry
 from nexus.sandbox.amazon import AmazonSandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
 from nexus.web.server import serve_app
@@ -50,7 +51,7 @@ class TestAmazonConformance(DriverConformance):
                         sns_request(_notification(sandbox, load("order_change.json"))),
                     ],
                     signature_headers=[],
-                    products=[ProductFixture(item, NexusProduct.from_amazon, [item["sku"]])],
+                    products=[ProductFixture(item, DriverRegistry().normalizer("amazon"), [item["sku"]])],
                 )
             finally:
                 await sandbox.aclose()
@@ -63,7 +64,7 @@ class TestAmazonConformance(DriverConformance):
                 del message["Signature"]
                 stripped = sns_request(message)
                 try:
-                    await channel.driver.verify_webhook(stripped)  # type: ignore[misc]
+                    await channel.driver.verify_webhook(stripped)
                 except Exception as exc:
                     assert getattr(exc, "status_code", None) in (400, 401), exc
                 else:

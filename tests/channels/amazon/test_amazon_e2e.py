@@ -18,7 +18,6 @@ from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.amazon import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
 from nexus.storage.models import ChannelMapping, Item, StockMovement, WebhookLog
-from nexus.sync.worker import PushWorker
 from nexus.web import create_app
 from nexus.web.server import serve_app
 
@@ -64,7 +63,7 @@ async def test_import_push_and_notifications(make_nexus: Callable[..., Any]) -> 
             meta = (await session.execute(select(ChannelMapping.channel_meta))).scalars().first()
         assert meta is not None and meta["product_type"] in ("HOME", "TOYS_AND_GAMES")
 
-        pushed = await PushWorker(nexus, CHANNEL).run_once()
+        pushed = await nexus.push_worker(CHANNEL).run_once()
         assert pushed is not None and pushed.ok == 6
         assert set(sandbox.levels().values()) == {8}
         assert (sandbox.stats.feeds_created, sandbox.stats.patches) == (1, 0)
@@ -87,7 +86,7 @@ async def test_import_push_and_notifications(make_nexus: Callable[..., Any]) -> 
             # booked once, whichever arrives first (the order absorbs a drop the level booked).
             assert await listing_state(nexus, "SKU-000001") == (6, 6, False)
             assert await listing_state(nexus, "SKU-000002") == (8, 8, False)
-            assert await PushWorker(nexus, CHANNEL).run_once() is None
+            assert await nexus.push_worker(CHANNEL).run_once() is None
             assert sandbox.available("SKU-000001") == 6
             async with nexus.db.read() as session:
                 moved = list(

@@ -8,7 +8,7 @@ import httpx
 from amazon_testkit import make_context
 
 from nexus.channels.amazon import AmazonDriver, create_driver
-from nexus.drivers.contract import InventoryDriver, WebhookResolver
+from nexus.drivers.contract import InventoryDriver
 from nexus.sandbox.amazon import AmazonSandbox
 
 
@@ -22,6 +22,8 @@ async def test_driver_satisfies_the_protocols() -> None:
         driver = create_driver(make_context(http, AmazonSandbox(), "https://sellingpartnerapi-na.amazon.com"))
     assert isinstance(driver, AmazonDriver)
     assert isinstance(driver, InventoryDriver)
-    assert isinstance(driver, WebhookResolver)  # the processor confirms SNS subscriptions through it
+    # The processor confirms SNS subscriptions through its own resolve_webhook, not the default.
+    assert type(driver).resolve_webhook is not InventoryDriver.resolve_webhook
+    assert driver.capabilities.reads_levels
     assert driver.capabilities.max_batch_size == 10_000
     assert not driver.capabilities.compare_and_set

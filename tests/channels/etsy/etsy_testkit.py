@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from nexus.channels.etsy import EtsyDriver, create_driver
-from nexus.drivers.contract import ChannelContext, RateLimitConfig, WebhookRequest
+from nexus.drivers.contract import ChannelContext, WebhookRequest
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.etsy import EtsySandbox
 from nexus.web.server import LoopbackServer, serve_app
 

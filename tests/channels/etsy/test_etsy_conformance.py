@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from etsy_testkit import SHOP_ID, delivery, load, serve_shop
 
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
+from nexus.drivers.registry import DriverRegistry
 from nexus.sandbox.etsy import EtsySandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
 
@@ -54,7 +55,7 @@ class TestEtsyConformance(DriverConformance):
                 products=[
                     ProductFixture(
                         fixture,
-                        NexusProduct.from_etsy,
+                        DriverRegistry().normalizer("etsy"),
                         [p["sku"] for p in fixture["inventory"]["products"] if p["sku"]],
                     )
                 ],
@@ -62,7 +63,7 @@ class TestEtsyConformance(DriverConformance):
 
 
 async def _pages(driver: object) -> AsyncIterator[list[NexusProduct]]:
-    from nexus.domain.catalog import iterate_products
+    from nexus.drivers.pagination import iterate_products
 
     async for page in iterate_products(driver):  # type: ignore[arg-type]
         yield list(page)

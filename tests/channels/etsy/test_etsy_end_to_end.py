@@ -17,7 +17,6 @@ from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.etsy import EtsySandbox
 from nexus.storage.models import ChannelMapping, Item, WebhookLog
-from nexus.sync.worker import PushWorker
 from nexus.web import create_app
 from nexus.web.server import serve_app
 
@@ -27,7 +26,7 @@ SKUS = ["SKU-000001", "SKU-000002", "SKU-000003"]
 
 async def push_everything(nexus: Nexus) -> int:
     rounds = 0
-    while await PushWorker(nexus, CHANNEL).run_once() is not None:
+    while await nexus.push_worker(CHANNEL).run_once() is not None:
         rounds += 1
     return rounds
 

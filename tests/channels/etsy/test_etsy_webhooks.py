@@ -177,7 +177,7 @@ async def test_resolve_fetches_the_receipt_of_a_sale(shop: Shop) -> None:
     ).encode()
     request = delivery(body, secrets=(shop.sandbox.webhook_secret,))
 
-    driver.verify_webhook(request)
+    await driver.verify_webhook(request)
     assert driver.parse_webhook(request) == []  # nothing is fetched at ingest
     [sale] = await driver.resolve_webhook(request)
 
@@ -219,7 +219,7 @@ async def test_resolve_never_calls_a_foreign_host() -> None:
             }
         ).encode()
         request = delivery(body)
-        driver.verify_webhook(request)
+        await driver.verify_webhook(request)
         driver.parse_webhook(request)  # well-formed: stored, then refused when processed
 
         with pytest.raises(WebhookPayloadError, match="outside the Etsy API"):

@@ -12,11 +12,11 @@ import pytest
 from pos_testkit import CREDENTIALS, LEVEL, SALE, SETTINGS, PosBackOffice, signed
 
 from nexus.channels.rest import RestDriver, create_driver
-from nexus.drivers.contract import ChannelContext, ObservedLevel, RateLimitConfig, SaleEvent
+from nexus.drivers.contract import ChannelContext, ObservedLevel, SaleEvent
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
-from nexus.sync.worker import PushWorker
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.testing import ConformanceChannel, DriverConformance
 from nexus.web.server import serve_app
 
@@ -127,7 +127,7 @@ async def test_a_wrong_api_key_is_terminal() -> None:
 async def test_webhooks_are_verified_with_the_configured_hmac_and_parsed_by_paths() -> None:
     async with pos() as (_, driver):
         sale, level = signed(SALE), signed(LEVEL)
-        driver.verify_webhook(sale)
+        await driver.verify_webhook(sale)
         assert driver.describe_webhook(sale).topic == "sale.completed"
         assert driver.describe_webhook(sale).delivery_id == "d-1"
         [event] = driver.parse_webhook(sale)
@@ -136,7 +136,7 @@ async def test_webhooks_are_verified_with_the_configured_hmac_and_parsed_by_path
         [observed] = driver.parse_webhook(level)
         assert isinstance(observed, ObservedLevel) and observed.quantity == 9
         with pytest.raises(WebhookSignatureError):
-            driver.verify_webhook(signed(SALE, secret="not-the-secret"))
+            await driver.verify_webhook(signed(SALE, secret="not-the-secret"))
         with pytest.raises(WebhookPayloadError):
             driver.parse_webhook(signed({"type": "sale.completed", "sale_id": "S", "lines": [{"sku": "A"}]}))
         assert driver.parse_webhook(signed({"type": "shift.closed"})) == []
@@ -179,6 +179,6 @@ async def test_an_engine_configured_with_driver_rest_imports_and_pushes(
         await nexus.add_items([ItemSpec(f"SKU-{n:06d}", title=str(n), on_hand=10 + n) for n in range(1, 6)])
         report = await nexus.import_channel("pos")
         assert report.linked == 5
-        while await PushWorker(nexus, "pos").run_once() is not None:
+        while await nexus.push_worker("pos").run_once() is not None:
             pass
         assert [office.level(f"SKU-{n:06d}") for n in range(1, 6)] == [11, 12, 13, 14, 15]

@@ -9,10 +9,13 @@ import httpx
 from shopify_testkit import SECRET, TOKEN, delivery, load, make_context, raw
 
 from nexus.channels.shopify import create_driver
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
+from nexus.drivers.dto import NexusInventoryUpdate
+from nexus.drivers.registry import DriverRegistry
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
 from nexus.web.server import serve_app
+
+SHOPIFY_PRODUCT = DriverRegistry().normalizer("shopify")
 
 
 class TestShopifyConformance(DriverConformance):
@@ -53,11 +56,13 @@ class TestShopifyConformance(DriverConformance):
                     signature_headers=["x-shopify-hmac-sha256", "shopify-hmac-sha256"],
                     products=[
                         ProductFixture(
-                            load("rest_product.json")["product"], NexusProduct.from_shopify, _skus()
+                            load("rest_product.json")["product"],
+                            SHOPIFY_PRODUCT,
+                            _skus(),
                         ),
                         ProductFixture(
                             load("graphql_product.json")["data"]["product"],
-                            NexusProduct.from_shopify,
+                            SHOPIFY_PRODUCT,
                             ["draft-151"],
                         ),
                     ],

@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nexus.channels.shopify import ShopifyDriver, create_driver
-from nexus.drivers.contract import ObservedLevel, RateLimitConfig, SaleEvent, WebhookRequest
+from nexus.channels.shopify import ShopifyDriver, create_driver, webhooks
+from nexus.drivers.contract import ObservedLevel, SaleEvent, WebhookRequest
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.web.server import LoopbackServer, serve_app
 
@@ -323,14 +324,14 @@ async def test_sandbox_webhooks_verify_and_parse(shop: Shop) -> None:
     shop.sandbox.seed_catalog(1, quantity=10)
     driver = shop.driver(location_id=shop.sandbox.location_id)
     async with serve_app(receiver) as hooks:
-        for topic in driver.capabilities.webhook_topics:
+        for topic in (webhooks.TOPIC_ORDERS_CREATE, webhooks.TOPIC_INVENTORY_LEVELS_UPDATE):
             shop.sandbox.subscribe(topic, f"{hooks.base_url}/hooks")
         await shop.sandbox.simulate_sale(sku(1), 3)
         await asyncio.wait_for(shop.sandbox.drain_webhooks(), timeout=10)
 
     events = []
     for request in received:
-        driver.verify_webhook(request)
+        await driver.verify_webhook(request)
         meta = driver.describe_webhook(request)
         assert meta.delivery_id and meta.event_id and meta.triggered_at is not None
         events += driver.parse_webhook(request)

@@ -19,9 +19,9 @@ from shopify_testkit import load, make_context, mock_client
 
 from nexus.channels.shopify import ShopifyDriver, create_driver
 from nexus.channels.shopify.driver import ITEM_TERMINAL_CODES
-from nexus.drivers.contract import RateLimitConfig
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import ConfigError
+from nexus.ratelimit.config import RateLimitConfig
 
 LOCATION = "gid://shopify/Location/24826418"
 COST = {
@@ -368,8 +368,7 @@ def test_capabilities_and_rate_limit_overrides() -> None:
     driver = driver_for(lambda request: httpx.Response(500))
     assert driver.capabilities.max_batch_size == 250
     assert driver.capabilities.compare_and_set is True
-    assert driver.capabilities.webhook_topics == ("orders/create", "inventory_levels/update")
-    assert driver.capabilities.default_rate_limit == RateLimitConfig(2000, 100, cost_per_push=10)
+    assert driver.capabilities.reads_levels
     assert driver.rate_limit_config() == RateLimitConfig(2000, 100, cost_per_push=10)
     custom = driver_for(lambda request: httpx.Response(500), capacity=1000, refill_per_second=50)
     assert custom.rate_limit_config() == RateLimitConfig(1000, 50, cost_per_push=10)

@@ -1,4 +1,4 @@
-"""NexusProduct.from_shopify over the documented REST and GraphQL product shapes."""
+"""The Shopify normaliser, as the driver registry finds it, over the documented REST and GraphQL shapes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from shopify_testkit import load
 
 from nexus.channels.shopify.normalize import numeric_id, product_from_shopify, to_gid
 from nexus.channels.wire import parse_timestamp
-from nexus.drivers.dto import NexusProduct
+from nexus.drivers.registry import DriverRegistry
 
 
 def test_rest_product_with_four_variants() -> None:
     payload = load("rest_product.json")
-    product = NexusProduct.from_shopify(payload)
+    product = DriverRegistry().normalizer("shopify")(payload)
 
     assert product.remote_id == "632910392"
     assert product.title == "IPod Nano - 8GB"
@@ -83,7 +83,7 @@ def test_graphql_product_node() -> None:
 
 def test_graphql_single_variant_product_exposes_sku_and_barcode() -> None:
     node = load("graphql_products_page.json")["data"]["products"]["nodes"][1]
-    product = NexusProduct.from_shopify(node)
+    product = DriverRegistry().normalizer("shopify")(node)
     assert product.local_sku == "draft-151"
     assert product.barcode == "0123456789012"
     assert product.quantity_available == 10

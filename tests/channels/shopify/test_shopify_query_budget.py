@@ -22,11 +22,12 @@ from shopify_testkit import SECRET, TOKEN, make_context, mock_client
 
 from nexus.channels.shopify import ShopifyDriver, create_driver, queries
 from nexus.channels.shopify.client import ShopifyGraphQLClient, ShopifyQueryCostError
-from nexus.domain.catalog import ImportReport, ItemSpec, iterate_products
-from nexus.drivers.contract import RateLimitConfig
+from nexus.domain.catalog import ImportReport, ItemSpec
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
+from nexus.drivers.pagination import iterate_products
 from nexus.engine import Nexus
 from nexus.errors import TerminalChannelError
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.sandbox.shopify.api import Reply, admin_schema
 from nexus.sandbox.shopify.throttle import CostCalculator

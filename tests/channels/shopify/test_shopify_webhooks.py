@@ -25,19 +25,19 @@ def driver() -> ShopifyDriver:
     return create_driver(make_context(offline(), settings={"location_id": 24826418}))
 
 
-def test_valid_signature_passes(driver: ShopifyDriver) -> None:
-    driver.verify_webhook(delivery("orders/create", raw("orders_create.json")))
+async def test_valid_signature_passes(driver: ShopifyDriver) -> None:
+    await driver.verify_webhook(delivery("orders/create", raw("orders_create.json")))
 
 
-def test_unprefixed_header_names_pass(driver: ShopifyDriver) -> None:
+async def test_unprefixed_header_names_pass(driver: ShopifyDriver) -> None:
     request = delivery("orders/create", raw("orders_create.json"), prefixed=False)
-    driver.verify_webhook(request)
+    await driver.verify_webhook(request)
     meta = driver.describe_webhook(request)
     assert meta.topic == "orders/create"
     assert meta.delivery_id == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
 
 
-def test_tampered_body_is_refused(driver: ShopifyDriver) -> None:
+async def test_tampered_body_is_refused(driver: ShopifyDriver) -> None:
     body = raw("orders_create.json")
     request = delivery("orders/create", body)
     tampered = type(request)(
@@ -47,33 +47,35 @@ def test_tampered_body_is_refused(driver: ShopifyDriver) -> None:
         request.received_at,
     )
     with pytest.raises(WebhookSignatureError):
-        driver.verify_webhook(tampered)
+        await driver.verify_webhook(tampered)
 
 
-def test_wrong_secret_is_refused(driver: ShopifyDriver) -> None:
+async def test_wrong_secret_is_refused(driver: ShopifyDriver) -> None:
     with pytest.raises(WebhookSignatureError):
-        driver.verify_webhook(delivery("orders/create", raw("orders_create.json"), secret="someone-else"))
+        await driver.verify_webhook(
+            delivery("orders/create", raw("orders_create.json"), secret="someone-else")
+        )
 
 
-def test_missing_signature_header_is_refused(driver: ShopifyDriver) -> None:
+async def test_missing_signature_header_is_refused(driver: ShopifyDriver) -> None:
     request = delivery("orders/create", raw("orders_create.json"), omit=("hmac-sha256",))
     with pytest.raises(WebhookSignatureError):
-        driver.verify_webhook(request)
+        await driver.verify_webhook(request)
 
 
-def test_non_base64_signature_is_refused(driver: ShopifyDriver) -> None:
+async def test_non_base64_signature_is_refused(driver: ShopifyDriver) -> None:
     request = delivery("orders/create", b"{}", extra={"x-shopify-hmac-sha256": "not base64 at all!"})
     with pytest.raises(WebhookSignatureError):
-        driver.verify_webhook(request)
+        await driver.verify_webhook(request)
 
 
-def test_channel_without_webhook_secret_refuses_everything() -> None:
+async def test_channel_without_webhook_secret_refuses_everything() -> None:
     ctx = make_context(offline())
     ctx = type(ctx)(
         ctx.name, ctx.driver, ctx.base_url, {"access_token": "t"}, ctx.settings, ctx.http, ctx.rate
     )
     with pytest.raises(WebhookSignatureError):
-        create_driver(ctx).verify_webhook(delivery("orders/create", b"{}"))
+        await create_driver(ctx).verify_webhook(delivery("orders/create", b"{}"))
 
 
 def test_signature_matches_shopify_formula() -> None:

@@ -9,7 +9,8 @@ import httpx
 from woocommerce_testkit import KEY, SECRET, delivery, load, make_context, raw
 
 from nexus.channels.woocommerce import create_driver
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct
+from nexus.drivers.dto import NexusInventoryUpdate
+from nexus.drivers.registry import DriverRegistry
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 from nexus.testing import ConformanceChannel, DriverConformance, ProductFixture
 from nexus.web.server import serve_app
@@ -48,10 +49,10 @@ class TestWooCommerceConformance(DriverConformance):
                     ],
                     signature_headers=["x-wc-webhook-signature"],
                     products=[
-                        ProductFixture(simple, lambda p: NexusProduct.from_woocommerce(p), [simple["sku"]]),
+                        ProductFixture(simple, DriverRegistry().normalizer("woocommerce"), [simple["sku"]]),
                         ProductFixture(
                             variable,
-                            lambda p: NexusProduct.from_woocommerce(p, variations),
+                            lambda p: DriverRegistry().normalizer("woocommerce")(p, variations),
                             [v["sku"] for v in variations],
                         ),
                     ],

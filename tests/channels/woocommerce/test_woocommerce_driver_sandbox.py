@@ -15,10 +15,10 @@ import pytest
 from woocommerce_testkit import KEY, SECRET, make_context
 
 from nexus.channels.woocommerce import WooCommerceDriver, create_driver
-from nexus.drivers.contract import RateLimitConfig
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import TerminalChannelError
 from nexus.ratelimit import BoundLimiter
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 from nexus.web.server import LoopbackServer, serve_app
 

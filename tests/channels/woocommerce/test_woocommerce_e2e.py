@@ -13,7 +13,6 @@ from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.woocommerce import WooCommerceSandbox
 from nexus.storage.models import Item, StockMovement, WebhookLog
-from nexus.sync.worker import PushWorker
 from nexus.web import create_app
 from nexus.web.server import serve_app
 
@@ -55,7 +54,7 @@ async def _scenario(sandbox: WooCommerceSandbox, make_nexus: Callable[..., Any])
 
         await nexus.product("SHIRT-M").update_inventory(quantity=7)
         await nexus.product("SKU-000002").update_inventory(quantity=3)
-        worker = PushWorker(nexus, CHANNEL)
+        worker = nexus.push_worker(CHANNEL)
         while await worker.run_once() is not None:
             pass
         assert sandbox.levels() == {"SKU-000001": 10, "SKU-000002": 3, "SHIRT-S": 10, "SHIRT-M": 7}

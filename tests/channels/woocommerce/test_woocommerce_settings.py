@@ -10,7 +10,7 @@ import pytest
 from woocommerce_testkit import make_context
 
 from nexus.channels.woocommerce import WooCommerceDriver, create_driver
-from nexus.drivers.contract import InventoryDriver, LevelReader
+from nexus.drivers.contract import InventoryDriver
 from nexus.errors import ConfigError
 
 
@@ -22,7 +22,7 @@ def test_entry_point_names_create_driver() -> None:
 def test_driver_satisfies_the_protocols_and_declares_woocommerce_limits() -> None:
     driver = create_driver(make_context(httpx.AsyncClient()))
     assert isinstance(driver, WooCommerceDriver)
-    assert isinstance(driver, InventoryDriver) and isinstance(driver, LevelReader)
+    assert isinstance(driver, InventoryDriver) and driver.capabilities.reads_levels
     assert (driver.capabilities.max_batch_size, driver.capabilities.compare_and_set) == (100, False)
     assert (driver.rate_limit_config().capacity, driver.rate_limit_config().refill_per_second) == (100, 25)
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
-from nexus.drivers.contract import ChannelContext, RateLimitConfig, WebhookRequest
+from nexus.drivers.contract import ChannelContext, WebhookRequest
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.config import RateLimitConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 KEY = "ck_test_0123456789"

@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 
 from nexus.channels.amazon.auth import LwaTokens
-from nexus.drivers.contract import ChannelRateLimiter, RateLimitConfig
+from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.ratelimit.headers import amazon_rate_limit, apply, retry_after_seconds
 
 ACCESS_TOKEN_HEADER = "x-amz-access-token"

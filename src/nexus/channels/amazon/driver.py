@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import structlog
 
-from nexus.channels.amazon import feeds, notifications, sns, webhooks
+from nexus.channels.amazon import feeds, sns, webhooks
 from nexus.channels.amazon.auth import LwaTokens
 from nexus.channels.amazon.client import USAGE_PLANS, AmazonThrottledError, SpApiClient
 from nexus.channels.amazon.feeds import FeedMessage, describe_issues, fulfillment_patch
@@ -31,12 +31,13 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
-    RateLimitConfig,
+    InventoryDriver,
     WebhookMeta,
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
 from nexus.errors import ChannelError, QuotaExhausted, TerminalChannelError, TransientChannelError
+from nexus.ratelimit.config import RateLimitConfig
 
 log = structlog.get_logger("nexus.channels.amazon")
 
@@ -48,7 +49,7 @@ INCLUDED_DATA = "summaries,attributes,offers,fulfillmentAvailability"
 PATCH_CONCURRENCY = 5
 
 
-class AmazonDriver:
+class AmazonDriver(InventoryDriver):
     name = "amazon"
 
     def __init__(
@@ -64,8 +65,7 @@ class AmazonDriver:
         self.capabilities = DriverCapabilities(
             max_batch_size=self.settings.max_feed_messages,
             compare_and_set=False,
-            webhook_topics=(notifications.MFN_QUANTITY_CHANGE, notifications.ORDER_CHANGE),
-            default_rate_limit=USAGE_PLANS["patchListingsItem"],
+            reads_levels=True,
             sales_from_orders=self.settings.sales_from in ("both", "orders"),
             levels_book_sales=self.settings.sales_from in ("both", "levels"),
             stamp_precision=0.001,  # EventTime carries milliseconds

@@ -41,7 +41,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
-    RateLimitConfig,
+    InventoryDriver,
     WebhookMeta,
     WebhookRequest,
 )
@@ -51,6 +51,7 @@ from nexus.errors import (
     TerminalChannelError,
     TransientChannelError,
 )
+from nexus.ratelimit.config import RateLimitConfig
 
 MAX_PAGE_SIZE = 100  # getListingsByShop: limit 1..100
 
@@ -63,7 +64,7 @@ class _ListingPush:
     positions: list[int] = field(default_factory=list)
 
 
-class EtsyDriver:
+class EtsyDriver(InventoryDriver):
     name = "etsy"
 
     def __init__(self, ctx: ChannelContext, settings: EtsySettings | None = None) -> None:
@@ -75,8 +76,7 @@ class EtsyDriver:
             # Declaring no compare-and-set makes the engine re-assert the level after every sale,
             # which is what converges; the driver still honours `change_from` when it is given.
             compare_and_set=False,
-            webhook_topics=(webhooks.ORDER_PAID,),
-            default_rate_limit=self.rate_limit_config(),
+            reads_levels=True,
         )
         self.tokens = TokenManager(
             http=ctx.http,
@@ -265,7 +265,7 @@ class EtsyDriver:
 
     # -- webhooks ---------------------------------------------------------------------------------
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         webhooks.verify(
             request, self.settings.webhook_secret, tolerance=self.settings.webhook_tolerance_seconds
         )

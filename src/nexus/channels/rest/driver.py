@@ -18,19 +18,19 @@ import httpx
 
 from nexus.channels.rest import paths
 from nexus.channels.rest.settings import RestSettings, WebhookSettings, load_settings
-from nexus.domain.catalog import iterate_products
 from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
+    InventoryDriver,
     ListingRef,
     ObservedLevel,
-    RateLimitConfig,
     SaleEvent,
     WebhookMeta,
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.drivers.pagination import iterate_products
 from nexus.errors import (
     ChannelError,
     ConfigError,
@@ -39,12 +39,13 @@ from nexus.errors import (
     WebhookPayloadError,
     WebhookSignatureError,
 )
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.ratelimit.headers import retry_after_seconds
 
 DEFAULT_RETRY_AFTER = 1.0
 
 
-class RestDriver:
+class RestDriver(InventoryDriver):
     name = "rest"
 
     def __init__(self, ctx: ChannelContext) -> None:
@@ -58,8 +59,6 @@ class RestDriver:
         self.capabilities = DriverCapabilities(
             max_batch_size=self.settings.batch_size,
             compare_and_set=False,
-            webhook_topics=(*webhook.sale_topics, *webhook.level_topics) if webhook else (),
-            default_rate_limit=RateLimitConfig(self.settings.rate_capacity, self.settings.rate_per_second),
         )
         if webhook is not None and webhook.secret not in ctx.credentials:
             raise ConfigError(
@@ -80,7 +79,7 @@ class RestDriver:
             ) from None
 
     def rate_limit_config(self) -> RateLimitConfig:
-        return self.capabilities.default_rate_limit
+        return RateLimitConfig(self.settings.rate_capacity, self.settings.rate_per_second)
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -232,7 +231,7 @@ class RestDriver:
             raise WebhookSignatureError("this channel has no webhook configured")
         return self.settings.webhook
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         webhook = self._webhook()
         given = request.header(webhook.signature_header)
         if not given:

@@ -35,7 +35,7 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
-    RateLimitConfig,
+    InventoryDriver,
     WebhookMeta,
     WebhookRequest,
 )
@@ -47,6 +47,7 @@ from nexus.errors import (
     TerminalChannelError,
     TransientChannelError,
 )
+from nexus.ratelimit.config import RateLimitConfig
 
 DEFAULT_API_VERSION = "2026-10"
 DEFAULT_REASON = "correction"
@@ -188,7 +189,7 @@ class _Outcome:
     innocent: list[int] = field(default_factory=list)
 
 
-class ShopifyDriver:
+class ShopifyDriver(InventoryDriver):
     name = "shopify"
 
     def __init__(self, ctx: ChannelContext, settings: ShopifySettings | None = None) -> None:
@@ -197,8 +198,7 @@ class ShopifyDriver:
         self.capabilities = DriverCapabilities(
             max_batch_size=MAX_BATCH_SIZE,
             compare_and_set=True,
-            webhook_topics=(webhooks.TOPIC_ORDERS_CREATE, webhooks.TOPIC_INVENTORY_LEVELS_UPDATE),
-            default_rate_limit=DEFAULT_RATE_LIMIT,
+            reads_levels=True,
         )
         self.client = ShopifyGraphQLClient(
             http=ctx.http,
@@ -680,7 +680,7 @@ class ShopifyDriver:
 
     # -- webhooks ---------------------------------------------------------------------------------
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         webhooks.verify(request, self.settings.webhook_secret)
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:

@@ -30,12 +30,13 @@ from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
-    RateLimitConfig,
+    InventoryDriver,
     WebhookMeta,
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
 from nexus.errors import ChannelError, TerminalChannelError, TransientChannelError
+from nexus.ratelimit.config import RateLimitConfig
 
 # No limit is built into WooCommerce; this is Nexus's polite default for a self-hosted shop.
 DEFAULT_RATE_LIMIT = RateLimitConfig(capacity=100, refill_per_second=25)
@@ -47,7 +48,7 @@ _RETRYABLE_ITEM_STATUSES = frozenset({408, 409, 423, 425, 429})
 Indexes = list[int]
 
 
-class WooCommerceDriver:
+class WooCommerceDriver(InventoryDriver):
     name = "woocommerce"
 
     def __init__(self, ctx: ChannelContext, settings: WooCommerceSettings | None = None) -> None:
@@ -55,8 +56,7 @@ class WooCommerceDriver:
         self.capabilities = DriverCapabilities(
             max_batch_size=self.settings.batch_limit,
             compare_and_set=False,
-            webhook_topics=(webhooks.TOPIC_ORDER_CREATED, webhooks.TOPIC_PRODUCT_UPDATED),
-            default_rate_limit=DEFAULT_RATE_LIMIT,
+            reads_levels=True,
         )
         self.client = WooCommerceClient(
             http=ctx.http,
@@ -269,7 +269,7 @@ class WooCommerceDriver:
 
     # -- webhooks ---------------------------------------------------------------------------------
 
-    def verify_webhook(self, request: WebhookRequest) -> None:
+    async def verify_webhook(self, request: WebhookRequest) -> None:
         webhooks.verify(request, self.settings.webhook_secret)
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:

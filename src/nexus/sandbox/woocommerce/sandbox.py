@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from nexus.drivers.contract import RateLimitConfig
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.barcodes import ean13
 from nexus.sandbox.delivery import Faults
 from nexus.sandbox.stats import SandboxStats

@@ -1,0 +1,303 @@
+"""Writing a push round's answers to the listing rows: ok, stale, read back, retry, dead letter,
+vetoed. The push worker decides nothing here; it hands over what the channel said.
+
+Every outcome is written under the lease the round holds (`ListingQueue.lock_held`): a listing
+whose lease another worker took over is left to that worker, whose answer is newer.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.backoff import backoff_delay
+from nexus.config import WorkerConfig
+from nexus.domain.allocation import Allocator
+from nexus.domain.belief import Semantics, Span, level_read, needs_push, push_failed, push_landed
+from nexus.domain.stock import StockChange, StockChangeResult, apply_stock_change, lock_item, refresh_desired
+from nexus.domain.vocabulary import MovementReason
+from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
+from nexus.events import AfterInventorySync, InventorySyncFailed
+from nexus.masking import mask_secrets
+from nexus.storage.database import Database
+from nexus.storage.models import ChannelMapping, DeadLetter, utcnow
+from nexus.sync.audit import audit_row
+from nexus.sync.batches import finish_members
+from nexus.sync.queue import ClaimedListing, ListingQueue
+
+
+@dataclass(slots=True)
+class PushRound:
+    """What one claim-push-record round did."""
+
+    channel: str
+    claimed: int = 0
+    ok: int = 0
+    stale: int = 0
+    retried: int = 0
+    failed: int = 0
+    vetoed: int = 0
+    lost_lease: int = 0
+    duration: float = 0.0
+    events: list[object] = field(default_factory=list)
+    changes: list[StockChangeResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundAnswers:
+    """What a round sent and what came back. `read`: listings read back instead of pushed;
+    `flight`: when the push was in flight, which places its landing on the channel's timeline."""
+
+    claimed: Sequence[ClaimedListing]
+    updates: Sequence[NexusInventoryUpdate]
+    results: dict[int, PushResult]
+    vetoed: dict[int, str]
+    read: dict[int, int]
+    flight: Span
+
+
+class OutcomeWriter:
+    """Records one channel's push rounds for one worker (`owner`, the lease holder)."""
+
+    def __init__(
+        self,
+        db: Database,
+        allocator: Allocator,
+        config: WorkerConfig,
+        *,
+        channel: str,
+        driver: str,
+        semantics: Semantics,
+        owner: str,
+        rng: random.Random,
+    ) -> None:
+        self.db = db
+        self.allocator = allocator
+        self.config = config
+        self.channel = channel
+        self.driver = driver
+        self.semantics = semantics
+        self.owner = owner
+        self.rng = rng
+
+    async def record(self, answers: RoundAnswers, outcome: PushRound) -> None:
+        """Write every claimed listing's outcome, its dead letters, the batch counts and the
+        round's audit row, in one transaction."""
+        async with self.db.transaction() as session:
+            await self._record(session, answers, outcome)
+
+    async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> None:
+        now = utcnow()
+        semantics = self.semantics
+        claimed, results, vetoed, read = answers.claimed, answers.results, answers.vetoed, answers.read
+        pushed = {u.listing_id: u for u in answers.updates}
+        rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in claimed])
+        finished: Counter[tuple[str, bool]] = Counter()
+        for listing in claimed:
+            row = rows.get(listing.id)
+            if row is None:
+                # Our lease expired and another worker took the listing: its answer wins.
+                outcome.lost_lease += 1
+                continue
+            if listing.id in read:
+                await self._read(session, row, listing, read[listing.id], outcome)
+                continue
+            if listing.id in vetoed:
+                push_failed(row, semantics)
+                self._vetoed(row, vetoed[listing.id], outcome, finished)
+                continue
+            result = results[listing.id]
+            update_ = pushed[listing.id]
+            if result.status is PushStatus.OK:
+                self._succeeded(
+                    row, listing, update_, result, now, answers.flight, semantics, outcome, finished
+                )
+            elif result.status is PushStatus.STALE:
+                await self._stale(session, row, listing, result, update_.change_from, now, outcome)
+            elif result.status is PushStatus.RETRY and (
+                not result.counts_as_attempt or row.attempts + 1 < self.config.max_attempts
+            ):
+                push_failed(row, semantics)
+                self._retry_later(row, result, now, outcome)
+            else:
+                push_failed(row, semantics)
+                await self._dead_letter(session, row, update_, result, now, outcome, finished)
+        session.add(audit_row(self.channel, self.driver, self.owner, answers, outcome))
+        outcome.events.extend(await finish_members(session, finished))
+
+    def _succeeded(
+        self,
+        row: ChannelMapping,
+        listing: ClaimedListing,
+        update_: NexusInventoryUpdate,
+        result: PushResult,
+        now: datetime,
+        flight: Span,
+        semantics: Semantics,
+        outcome: PushRound,
+        finished: Counter[tuple[str, bool]],
+    ) -> None:
+        acknowledged = result.quantity if result.quantity is not None else update_.quantity
+        push_landed(
+            row,
+            listing.sent,
+            acknowledged,
+            flight,
+            semantics,
+            checked=update_.change_from is not None,
+            stamp=result.remote_updated_at,
+        )
+        row.attempts = 0
+        row.next_attempt_at = None
+        row.last_error = None
+        row.last_synced_at = now
+        overridden = update_.quantity != listing.desired
+        if not needs_push(row, row.desired_qty) or (
+            overridden and row.desired_qty == listing.desired and not row.verify_pending
+        ):
+            row.dirty_since = None
+        if row.batch_id is not None:
+            finished[(row.batch_id, False)] += 1
+            row.batch_id = None
+        outcome.ok += 1
+        outcome.events.append(AfterInventorySync(self.channel, row.sku, acknowledged, listing.batch_id))
+
+    async def _stale(
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        listing: ClaimedListing,
+        result: PushResult,
+        sent_from: int | None,
+        now: datetime,
+        outcome: PushRound,
+    ) -> None:
+        """The channel refused our compare-and-set: it sold (or was edited) since we last knew it.
+
+        Book the difference through the ledger, which recomputes every channel's desired
+        quantity, and push again at once: the listing stays dirty.
+        """
+        current = result.quantity if result.quantity is not None else 0
+        if current == sent_from:
+            # The channel says stale yet shows what we sent as the expected level: not progress.
+            push_failed(row, self.semantics)
+            self._retry_later(
+                row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome
+            )
+            return
+        outcome.stale += 1
+        row.next_attempt_at = None
+        await self._book_level(
+            session, row, level_read(row, listing.sent, current), "compare-and-set", outcome
+        )
+
+    async def _read(
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        listing: ClaimedListing,
+        level: int,
+        outcome: PushRound,
+    ) -> None:
+        """A listing in doubt was read back: book what it shows against what we believed."""
+        row.next_attempt_at = None
+        await self._book_level(session, row, level_read(row, listing.sent, level), "read-back", outcome)
+
+    async def _book_level(
+        self, session: AsyncSession, row: ChannelMapping, delta: int, source: str, outcome: PushRound
+    ) -> None:
+        if not delta:
+            item = await lock_item(session, row.sku)
+            refresh_desired([row], item, self.allocator)
+            return
+        change = StockChange(
+            sku=row.sku,
+            reason=MovementReason.CHANNEL_ADJUSTMENT,
+            idempotency_key=f"{self.channel}:{source}:{row.id}:{uuid.uuid4().hex}",
+            delta=delta,
+            channel=self.channel,
+            reference=f"{source}: the channel's level moved",
+        )
+        outcome.changes.append(await apply_stock_change(session, change, self.allocator))
+
+    def _retry_later(
+        self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
+    ) -> None:
+        if not result.counts_as_attempt:
+            # Never sent: wait exactly as long as our own bucket said, without using an attempt.
+            row.next_attempt_at = now + timedelta(seconds=result.retry_after or self.config.poll_interval)
+            row.last_error = result.error
+            outcome.retried += 1
+            return
+        row.attempts += 1
+        delay = backoff_delay(
+            row.attempts,
+            base=self.config.backoff_base,
+            cap=self.config.backoff_max,
+            retry_after=result.retry_after,
+            rng=self.rng,
+        )
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.last_error = result.error
+        outcome.retried += 1
+
+    async def _dead_letter(
+        self,
+        session: AsyncSession,
+        row: ChannelMapping,
+        update_: NexusInventoryUpdate,
+        result: PushResult,
+        now: datetime,
+        outcome: PushRound,
+        finished: Counter[tuple[str, bool]],
+    ) -> None:
+        row.attempts += 1
+        row.failed_at = now
+        row.last_error = result.error
+        row.next_attempt_at = None
+        letter = DeadLetter(
+            channel=self.channel,
+            job_kind="push_inventory",
+            listing_id=row.id,
+            payload=mask_secrets(
+                {
+                    "listing_id": row.id,
+                    "sku": row.sku,
+                    "remote_id": update_.remote_id,
+                    "inventory_id": update_.inventory_id,
+                    "quantity": update_.quantity,
+                    "change_from": update_.change_from,
+                    "status": result.status.value,
+                    "detail": dict(result.detail),
+                }
+            ),
+            last_exception=result.error or "unknown error",
+            attempts=row.attempts,
+            failed_at=now,
+        )
+        session.add(letter)
+        await session.flush()
+        if row.batch_id is not None:
+            finished[(row.batch_id, True)] += 1
+            row.batch_id = None
+        outcome.failed += 1
+        outcome.events.append(
+            InventorySyncFailed(self.channel, row.sku, update_.quantity, letter.last_exception, letter.id)
+        )
+
+    def _vetoed(
+        self, row: ChannelMapping, reason: str, outcome: PushRound, finished: Counter[tuple[str, bool]]
+    ) -> None:
+        """A listener vetoed the push: this change is not sent; the next stock change asks again."""
+        row.dirty_since = None
+        row.last_error = f"vetoed: {reason}"
+        if row.batch_id is not None:
+            finished[(row.batch_id, False)] += 1
+            row.batch_id = None
+        outcome.vetoed += 1
