@@ -7,12 +7,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
 from nexus.sandbox.amazon import AmazonSandbox
-from nexus.sandbox.base import Sandbox
 from nexus.sandbox.etsy import EtsySandbox
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.sandbox.woocommerce import WooCommerceSandbox
@@ -20,7 +20,7 @@ from nexus.sandbox.woocommerce import WooCommerceSandbox
 
 @dataclass(frozen=True)
 class Kind:
-    make: Callable[[], Sandbox]
+    make: Callable[..., Any]  # the sandbox class: make(seed=1)
     api: str
     quantity: str
     sale: str
@@ -28,42 +28,21 @@ class Kind:
     topic_name: str
 
 
-def _shopify() -> Sandbox:
-    sandbox = ShopifySandbox(seed=1)
-    sandbox.seed_catalog(2, quantity=5)
-    return sandbox
-
-
-def _woocommerce() -> Sandbox:
-    sandbox = WooCommerceSandbox(seed=1)
-    sandbox.seed_catalog(2, quantity=5)
-    return sandbox
-
-
-def _etsy() -> Sandbox:
-    sandbox = EtsySandbox(seed=1)
-    sandbox.seed_catalog(2, quantity=5)
-    return sandbox
-
-
-def _amazon() -> Sandbox:
-    sandbox = AmazonSandbox(seed=1)
-    sandbox.seed_catalog(2, quantity=5)
-    return sandbox
-
-
 KINDS = {
-    "shopify": Kind(_shopify, "Shopify", "available", "order", "topic", "orders/create"),
-    "woocommerce": Kind(_woocommerce, "WooCommerce", "stock_quantity", "order", "topic", "order.created"),
-    "etsy": Kind(_etsy, "Etsy", "quantity", "receipt", "event_type", "order.paid"),
-    "amazon": Kind(_amazon, "Amazon", "quantity", "notification", "notification_type", "ORDER_CHANGE"),
+    "shopify": Kind(ShopifySandbox, "Shopify", "available", "order", "topic", "orders/create"),
+    "woocommerce": Kind(
+        WooCommerceSandbox, "WooCommerce", "stock_quantity", "order", "topic", "order.created"
+    ),
+    "etsy": Kind(EtsySandbox, "Etsy", "quantity", "receipt", "event_type", "order.paid"),
+    "amazon": Kind(AmazonSandbox, "Amazon", "quantity", "notification", "notification_type", "ORDER_CHANGE"),
 }
 
 
 @pytest.mark.parametrize("name", list(KINDS))
 async def test_every_sandbox_serves_the_same_control_surface(name: str) -> None:
     kind = KINDS[name]
-    sandbox = kind.make()
+    sandbox = kind.make(seed=1)
+    sandbox.seed_catalog(2, quantity=5)
     transport = httpx.ASGITransport(app=sandbox.app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
@@ -122,3 +101,15 @@ def test_only_the_shopify_sandbox_needs_the_sandbox_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "the Shopify sandbox needs the 'sandbox' extra" in result.stdout
     assert "pip install 'nexus-sync[sandbox]'" in result.stdout
+
+
+def test_no_sandbox_imports_the_drivers_it_is_meant_to_test() -> None:
+    """A sandbox signs, verifies and shapes with its own code, never nexus.channels': a bug in a
+    driver's signing must fail a test, not be mirrored by the emulator it runs against."""
+    code = (
+        "import sys\n"
+        "import nexus.sandbox.shopify, nexus.sandbox.woocommerce, nexus.sandbox.etsy, nexus.sandbox.amazon\n"
+        "print(sorted(m for m in sys.modules if m.startswith('nexus.channels')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexus.sandbox.etsy import EtsySandbox
+from nexus.sandbox.etsy import webhooks as etsy_webhooks
 from nexus.web.server import serve_app
 
 
@@ -324,3 +325,15 @@ async def test_control_surface(api: Api) -> None:
     assert edit.status_code == 200
     assert levels.json() == {"SKU-000001": 40, "SKU-000002": 3}
     assert (await api.http.get("/_sandbox/stats")).json()["requests"] == 0
+
+
+def test_the_sandbox_signs_with_its_own_code_to_the_standard_webhooks_vector() -> None:
+    """The vector is the Standard Webhooks specification's example. The sandbox does not borrow
+    the driver's sign() (tests/sandbox/test_control.py checks no sandbox imports nexus.channels)."""
+    secret, message_id, body = (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        b'{"test": 2432232314}',
+    )
+    signature = etsy_webhooks.standard_signature(secret, message_id, 1614265330, body)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
