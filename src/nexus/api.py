@@ -109,14 +109,7 @@ async def push_sku_now(
     rounds: list[PushRound] = []
     targets = set(channels) if channels is not None else set(nexus.channel_names())
     while True:
-        pending: dict[str, list[int]] = {}
-        async with nexus.db.read() as session:
-            rows = list(
-                (await session.execute(select(ChannelMapping).where(ChannelMapping.sku == sku))).scalars()
-            )
-        for row in rows:
-            if row.channel in targets and row.dirty_since is not None and row.failed_at is None:
-                pending.setdefault(row.channel, []).append(row.id)
+        pending = await nexus.queue.queued_for_sku(sku, targets)
         if not pending or time.monotonic() > deadline:
             break
         progressed = False
@@ -128,7 +121,7 @@ async def push_sku_now(
         if not progressed:
             # Another worker holds the lease, or the channel asked us to wait: give it a moment.
             await asyncio.sleep(0.05)
-    states = [ListingState.of(row) for row in rows if row.channel in targets]
+    states = [state for state in await ProductHandle(nexus, sku).listings() if state.channel in targets]
     return rounds, states
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
+from nexus.domain.inbound import InboundOutcome, apply_inbound
 from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
@@ -29,7 +30,6 @@ from nexus.drivers.contract import (
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
 from nexus.engine import Nexus
 from nexus.storage.models import ChannelMapping, Item, StockMovement
-from nexus.webhooks.inbound import InboundOutcome, apply_inbound
 
 SKU = "S"
 

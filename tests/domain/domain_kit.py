@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from nexus.domain.belief import Semantics
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
+from nexus.domain.inbound import InboundOutcome, apply_inbound
 from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
@@ -32,7 +33,6 @@ from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, 
 from nexus.engine import Nexus
 from nexus.errors import UnknownDriverError
 from nexus.storage.models import ChannelMapping, Item, StockMovement
-from nexus.webhooks.inbound import InboundOutcome, apply_inbound
 
 # The channel these tests model unless they build one: compare-and-set, orders and levels, and
 # stamps precise enough that a level stamped now comes after everything done before.

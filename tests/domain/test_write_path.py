@@ -12,13 +12,13 @@ import pytest
 from domain_kit import build, inbound, level, ref, sale, seed, state
 from sqlalchemy import update
 
+from nexus.domain.inbound import ListingBusy
 from nexus.domain.stock import StockChange
 from nexus.domain.vocabulary import MovementReason, Priority
 from nexus.drivers.contract import ListingRef, ObservedLevel, SaleEvent
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
 from nexus.storage.models import ChannelMapping
-from nexus.webhooks.inbound import ListingBusy
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 

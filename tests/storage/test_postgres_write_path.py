@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
+from nexus.domain.inbound import apply_inbound
 from nexus.drivers.contract import ChannelContext, DriverCapabilities, ListingRef, SaleEvent
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, PushResult
 from nexus.engine import Nexus
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.storage.models import ChannelMapping, Item, StockMovement
-from nexus.webhooks.inbound import apply_inbound
 
 pytestmark = pytest.mark.postgres
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from sync_kit import Engine, register
 
+from nexus.domain.inbound import apply_inbound
 from nexus.domain.vocabulary import Priority
 from nexus.drivers.contract import ListingRef, SaleEvent
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult
@@ -22,7 +23,6 @@ from nexus.events import AfterInventorySync, BatchCompleted, BeforeInventorySync
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
 from nexus.storage.models import ChannelMapping
 from nexus.sync.worker import PushWorker
-from nexus.webhooks.inbound import apply_inbound
 
 MakeEngine = Callable[..., Any]
 SKUS = {f"S{i}": 10 + i for i in range(7)}

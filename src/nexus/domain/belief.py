@@ -101,6 +101,13 @@ class Belief(Protocol):
     inflight_delta: int
     verify_pending: bool
     lease_owner: str | None
+    lease_until: datetime | None
+
+
+def request_in_flight(belief: Belief, now: datetime) -> bool:
+    """A worker holds a live lease on the listing: a request to it may be on the wire, so a
+    reading cannot be judged until its answer is recorded."""
+    return belief.lease_owner is not None and belief.lease_until is not None and belief.lease_until > now
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ Everything a worker needs goes through `ListingQueue`; the worker holds no SQL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -126,11 +126,6 @@ class ListingQueue:
                 row.sending_qty = row.desired_qty
             return claimed
 
-    @staticmethod
-    def held(row: ChannelMapping, now: datetime) -> bool:
-        """A live lease: a request to this listing is in flight."""
-        return row.lease_owner is not None and row.lease_until is not None and row.lease_until > now
-
     async def release(self, owner: str, listing_ids: Sequence[int], *, sent: bool) -> None:
         """Give back listings `owner` holds (shutdown, cancellation). Unsent ones are free at
         once; sent ones keep their owner with an expired lease (their fate is unknown)."""
@@ -194,6 +189,24 @@ class ListingQueue:
         async with self.db.read() as session:
             statement = select(func.count()).select_from(ChannelMapping).where(*conditions)
             return int((await session.execute(statement)).scalar_one())
+
+    async def queued_for_sku(self, sku: str, channels: Collection[str]) -> dict[str, list[int]]:
+        """The listings of `sku` on `channels` waiting for a push, per channel."""
+        async with self.db.read() as session:
+            statement = (
+                select(ChannelMapping.channel, ChannelMapping.id)
+                .where(
+                    ChannelMapping.sku == sku,
+                    ChannelMapping.channel.in_(channels),
+                    ChannelMapping.dirty_since.is_not(None),
+                    ChannelMapping.failed_at.is_(None),
+                )
+                .order_by(ChannelMapping.id)
+            )
+            pending: dict[str, list[int]] = {}
+            for channel, listing_id in await session.execute(statement):
+                pending.setdefault(channel, []).append(listing_id)
+            return pending
 
     async def dirty(self) -> int:
         """Listings marked for a push, dead-lettered ones included (nothing is quiet while any)."""

@@ -43,12 +43,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.backoff import backoff_delay
+from nexus.domain.inbound import InboundOutcome, ListingBusy, apply_inbound
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookRequest
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
 from nexus.storage.models import WebhookLog, utcnow
-from nexus.webhooks.inbound import InboundOutcome, ListingBusy, apply_inbound
 from nexus.webhooks.receiver import ERROR_MAX_LENGTH, Receipt
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Turn a delivery's inbound events into stock changes, through the one write path.
+"""The inbound rules: turn a delivery's events into stock changes, through the one write path.
 
 Three signals can report the same sale: the order webhook, the level webhook and a refused
 compare-and-set. What each proves, and so what is booked, is decided by nexus.domain.belief
@@ -16,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
-from nexus.domain.belief import Placement, Semantics, WaitForEcho, place_reading, place_sale
+from nexus.domain.belief import (
+    Placement,
+    Semantics,
+    WaitForEcho,
+    place_reading,
+    place_sale,
+    request_in_flight,
+)
 from nexus.domain.stock import (
     StockChange,
     StockChangeResult,
@@ -28,7 +35,6 @@ from nexus.domain.stock import (
 from nexus.domain.vocabulary import MovementReason
 from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
 from nexus.storage.models import ChannelMapping, Item, utcnow
-from nexus.sync.queue import ListingQueue
 
 
 class ListingBusy(Exception):
@@ -123,7 +129,7 @@ async def _sale(
     absorbed = 0
     if listing is not None:
         now = utcnow()
-        if ListingQueue.held(listing, now) and not semantics.compare_and_set and semantics.levels_book_sales:
+        if request_in_flight(listing, now) and not semantics.compare_and_set and semantics.levels_book_sales:
             raise ListingBusy(listing.id)  # placed against the push's answer, not around it
         try:
             absorbed = place_sale(listing, event.quantity, semantics.span(event.occurred_at), semantics, now)
@@ -162,7 +168,7 @@ async def _observed(
     if listing is None:
         return False
     now = utcnow()
-    if ListingQueue.held(listing, now):
+    if request_in_flight(listing, now):
         raise ListingBusy(listing.id)
     item = await lock_item(session, listing.sku)
     verdict = place_reading(listing, event.quantity, semantics.span(event.observed_at), semantics, now)
