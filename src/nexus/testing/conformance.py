@@ -12,7 +12,10 @@ under test, talking to a sandbox or to recorded fixtures, plus what the kit need
                 yield ConformanceChannel(driver=..., listings=..., ...)
 
 The kit checks batch limits, per-item result mapping, webhook acceptance and rejection, and
-normalisation. It never asserts timings.
+normalisation; and, for what the driver declares in its `DriverCapabilities`, compare-and-set (a
+push whose `change_from` is wrong is answered STALE with the channel's level, and nothing lands) and
+`read_levels` (it reads back the levels just pushed, leaving out a listing the channel does not have).
+A check for a capability the driver does not declare is skipped. It never asserts timings.
 """
 
 from __future__ import annotations
@@ -104,6 +107,42 @@ class DriverConformance:
         async with self.channel() as channel:
             assert await channel.driver.push_inventory([]) == []
 
+    # -- by capability --------------------------------------------------------------------------
+
+    async def test_compare_and_set_refuses_a_wrong_change_from(self) -> None:
+        async with self.channel() as channel:
+            _require(channel, "compare_and_set")
+            target = _full_batch(channel)[0]
+            [landed] = await channel.driver.push_inventory([target])
+            assert landed.status is PushStatus.OK, _errors([landed])
+            wrong = dataclasses.replace(target, quantity=target.quantity + 5, change_from=target.quantity + 1)
+            [refused] = await channel.driver.push_inventory([wrong])
+            assert refused.listing_id == target.listing_id
+            assert refused.status is PushStatus.STALE, _errors([refused])
+            assert refused.quantity == target.quantity, "a stale answer carries the channel's current level"
+            assert await channel.read_level(target) == target.quantity, "a refused push landed"
+            right = dataclasses.replace(target, quantity=target.quantity + 2, change_from=target.quantity)
+            [accepted] = await channel.driver.push_inventory([right])
+            assert accepted.status is PushStatus.OK, _errors([accepted])
+            assert await channel.read_level(target) == right.quantity
+
+    async def test_read_levels_reads_back_what_was_pushed(self) -> None:
+        async with self.channel() as channel:
+            _require(channel, "reads_levels")
+            batch = _full_batch(channel)
+            results = await channel.driver.push_inventory(batch)
+            assert [r.status for r in results] == [PushStatus.OK] * len(batch), _errors(results)
+            assert await channel.driver.read_levels(batch) == {u.listing_id: u.quantity for u in batch}
+
+    async def test_read_levels_leaves_out_a_listing_the_channel_does_not_have(self) -> None:
+        async with self.channel() as channel:
+            _require(channel, "reads_levels")
+            known = _full_batch(channel)[:2]
+            results = await channel.driver.push_inventory(known)
+            assert [r.status for r in results] == [PushStatus.OK] * len(known), _errors(results)
+            levels = await channel.driver.read_levels([known[0], channel.unknown, *known[1:]])
+            assert levels == {u.listing_id: u.quantity for u in known}
+
     # -- webhooks -------------------------------------------------------------------------------
 
     async def test_authentic_deliveries_verify_describe_and_parse(self) -> None:
@@ -169,6 +208,13 @@ def _full_batch(channel: ConformanceChannel) -> list[NexusInventoryUpdate]:
         dataclasses.replace(u, quantity=100 + n, change_from=None)
         for n, u in enumerate(channel.listings[:size])
     ]
+
+
+def _require(channel: ConformanceChannel, capability: str) -> None:
+    if not getattr(channel.driver.capabilities, capability):
+        import pytest  # only here: importing nexus.testing needs no pytest
+
+        pytest.skip(f"the driver does not declare {capability}")
 
 
 def _errors(results: Sequence[Any]) -> list[str]:
