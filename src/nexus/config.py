@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from nexus.domain.vocabulary import ConflictPolicy
 from nexus.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "nexus.toml"
@@ -55,6 +56,28 @@ class RateLimitOverride(BaseModel):
     )
 
 
+class ReconcileConfig(BaseModel):
+    """How the reconciler reads a channel's listings back (docs/consistency.md, "Reconciliation")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    budget_share: float = Field(
+        default=0.05, gt=0, le=1, description="share of the channel's request rate the reads may use"
+    )
+    period: float = Field(
+        default=3600.0, gt=0, description="seconds in which every listing is read once, budget allowing"
+    )
+    policy: ConflictPolicy = Field(
+        default=ConflictPolicy.NEXUS_WINS, description="what a difference the rules cannot explain leads to"
+    )
+    order_grace: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds a lower level waits for its order, on channels whose orders book sales",
+    )
+
+
 class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +95,7 @@ class ChannelConfig(BaseModel):
         ge=0,
         description="seconds a level reported during an absolute push waits for the push's own report",
     )
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
 
     @field_validator("base_url")
     @classmethod

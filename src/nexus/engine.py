@@ -35,6 +35,8 @@ from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
 from nexus.sync.outcomes import OutcomeWriter
 from nexus.sync.queue import ListingQueue
+from nexus.sync.readings import ReadingWriter
+from nexus.sync.reconciler import Reconciler
 from nexus.sync.throttle import ChannelThrottleMonitor
 from nexus.sync.worker import PushWorker
 
@@ -267,6 +269,21 @@ class Nexus:
             signals=self,
             config=self.settings.worker,
         )
+
+    def reconciler(self, channel: str, *, owner: str | None = None) -> Reconciler:
+        """The read-back loop of `channel`, holding leases as `owner`."""
+        runtime = self.channel(channel)
+        config = runtime.config.reconcile
+        writer = ReadingWriter(
+            self.db,
+            self.allocator,
+            channel=channel,
+            semantics=runtime.semantics,
+            policy=config.policy,
+            order_grace=timedelta(seconds=config.order_grace),
+            owner=owner or f"{self.instance_id}:{channel}:reconcile:{uuid.uuid4().hex[:6]}",
+        )
+        return Reconciler(runtime, queue=self.queue, writer=writer, signals=self, config=config)
 
     # -- wake-ups ---------------------------------------------------------------------------
 

@@ -53,6 +53,11 @@ async def running(
                 service.tasks.append(
                     asyncio.create_task(worker.run(service.stop), name=f"push:{name}:{slot}")
                 )
+            if nexus.channel(name).config.reconcile.enabled:
+                reconciler = nexus.reconciler(name)
+                service.tasks.append(
+                    asyncio.create_task(reconciler.run(service.stop), name=f"reconcile:{name}")
+                )
         processor = WebhookProcessor(nexus)
         service.tasks.append(asyncio.create_task(processor.run(service.stop), name="webhooks"))
     try:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sync_kit import Engine, MemDriver, ReadableMemDriver
 
 from nexus.drivers.dto import PushResult
 from nexus.errors import QuotaExhausted, TransientError
@@ -25,6 +24,8 @@ from nexus.events import (
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.runtime import running
 from nexus.storage.models import ChannelMapping
+from nexus.testing import MemoryChannel
+from tests.sync.sync_kit import Engine
 
 MakeEngine = Callable[..., Any]
 
@@ -53,20 +54,20 @@ async def crashed_mid_push(engine: Engine, sku: str) -> asyncio.Task[Any]:
 async def test_a_push_that_landed_before_its_worker_died_is_settled_by_a_read_not_pushed_again(
     make_engine: MakeEngine,
 ) -> None:
-    engine: Engine = await make_engine(driver={"driver_class": ReadableMemDriver})
+    engine: Engine = await make_engine(driver={"reads_levels": True})
     await engine.seed({"S": 10, "T": 10})
     await engine.nexus.product("S").adjust(-2)
     await engine.nexus.product("T").adjust(-3)
     stuck = await crashed_mid_push(engine, "S")
     driver = engine.driver()
-    assert isinstance(driver, ReadableMemDriver)
+    assert driver.capabilities.reads_levels
     assert (driver.levels["m-S"], driver.levels["m-T"]) == (8, 7)  # the push landed
 
     round_ = await engine.nexus.push_worker("m", owner="next").run_once()
 
     assert round_ is not None and round_.ok == 2
-    assert len(driver.calls) == 1, "the landed push was sent a second time"
-    assert len(driver.reads) == 1 and len(driver.reads[0]) == 2
+    assert len(driver.push_calls) == 1, "the landed push was sent a second time"
+    assert len(driver.read_calls) == 1 and len(driver.read_calls[0]) == 2
     for sku, quantity in (("S", 8), ("T", 7)):
         listing = await engine.listing(sku)
         assert (listing.remote_qty, listing.pushed_qty, listing.dirty_since) == (quantity, quantity, None)
@@ -79,7 +80,7 @@ async def test_a_push_that_landed_before_its_worker_died_is_settled_by_a_read_no
 async def test_after_a_dead_worker_the_next_push_compares_against_the_level_it_read(
     make_engine: MakeEngine,
 ) -> None:
-    engine: Engine = await make_engine(driver={"driver_class": ReadableMemDriver})
+    engine: Engine = await make_engine(driver={"reads_levels": True})
     await engine.seed({"S": 10})
     await engine.nexus.product("S").adjust(-2)
     stuck = await crashed_mid_push(engine, "S")
@@ -89,7 +90,7 @@ async def test_after_a_dead_worker_the_next_push_compares_against_the_level_it_r
     round_ = await engine.nexus.push_worker("m", owner="next").run_once()
 
     assert round_ is not None and round_.ok == 1
-    second = driver.calls[1][0]
+    second = driver.push_calls[1][0]
     assert (second.quantity, second.change_from) == (7, 8)  # from what the channel showed
     assert driver.levels["m-S"] == 7
     listing = await engine.listing("S")
@@ -106,7 +107,7 @@ async def test_without_a_level_reader_a_dead_workers_listing_is_pushed_without_c
     await engine.nexus.product("S").adjust(-2)
     stuck = await crashed_mid_push(engine, "S")
     await engine.nexus.push_worker("m", owner="next").run_once()
-    second = engine.driver().calls[1][0]
+    second = engine.driver().push_calls[1][0]
     assert (second.quantity, second.change_from) == (8, None)
     stuck.cancel()
 
@@ -117,7 +118,7 @@ async def test_without_a_level_reader_a_dead_workers_listing_is_pushed_without_c
 async def test_a_round_cancelled_mid_push_leaves_its_listings_for_a_reading_worker(
     make_engine: MakeEngine,
 ) -> None:
-    engine: Engine = await make_engine(driver={"driver_class": ReadableMemDriver})
+    engine: Engine = await make_engine(driver={"reads_levels": True})
     await engine.seed({"S": 10})
     await engine.nexus.product("S").adjust(-2)
     driver = engine.driver()
@@ -134,7 +135,7 @@ async def test_a_round_cancelled_mid_push_leaves_its_listings_for_a_reading_work
     assert listing.lease_until is not None and listing.lease_until <= datetime.now(UTC)
     driver.gate = None
     await engine.nexus.push_worker("m", owner="next").run_once()
-    assert len(driver.calls) == 1 and (await engine.listing("S")).dirty_since is None
+    assert len(driver.push_calls) == 1 and (await engine.listing("S")).dirty_since is None
 
 
 async def test_a_round_cancelled_before_sending_frees_its_listings_at_once(make_engine: MakeEngine) -> None:
@@ -155,7 +156,7 @@ async def test_a_round_cancelled_before_sending_frees_its_listings_at_once(make_
 
     listing = await engine.listing("S")
     assert (listing.lease_owner, listing.lease_until, listing.sending_qty) == (None, None, None)
-    assert engine.driver().calls == []
+    assert engine.driver().push_calls == []
 
 
 async def test_concurrency_runs_that_many_push_rounds_per_channel(make_engine: MakeEngine) -> None:
@@ -164,9 +165,11 @@ async def test_concurrency_runs_that_many_push_rounds_per_channel(make_engine: M
     )
     async with running(engine.nexus, web=False) as service:
         names = sorted(task.get_name() for task in service.tasks)
-    assert names == ["push:m:0", "push:m:1", "push:n:0", "push:n:1", "webhooks"]
+    pushes = ["push:m:0", "push:m:1", "push:n:0", "push:n:1"]
+    assert names == [*pushes, "reconcile:m", "reconcile:n", "webhooks"]  # one reconciler per channel
     async with running(engine.nexus, web=False, concurrency=3, channels=["m"]) as service:
-        assert sorted(t.get_name() for t in service.tasks) == ["push:m:0", "push:m:1", "push:m:2", "webhooks"]
+        names = sorted(t.get_name() for t in service.tasks)
+    assert names == ["push:m:0", "push:m:1", "push:m:2", "reconcile:m", "webhooks"]
 
 
 async def test_shutdown_lets_a_push_in_flight_finish_and_records_it(make_engine: MakeEngine) -> None:
@@ -208,7 +211,7 @@ async def test_a_spent_daily_quota_reschedules_without_using_attempts(make_engin
     assert listing.attempts == 0 and listing.failed_at is None  # max_attempts=1 would have dead-lettered
     assert listing.next_attempt_at is not None
     assert listing.next_attempt_at - before > timedelta(hours=23)  # when the bucket has a token again
-    assert driver.calls == []
+    assert driver.push_calls == []
     assert "allows the next request" in (listing.last_error or "")
 
 
@@ -230,7 +233,7 @@ async def test_channel_throttled_fires_once_after_n_429s_and_recovery_when_pushe
     seen: list[object] = []
     engine.nexus.events.listen(ChannelThrottled, seen.append)
     engine.nexus.events.listen(ChannelRecovered, seen.append)
-    driver: MemDriver = engine.driver()
+    driver: MemoryChannel = engine.driver()
     rate = driver.context.rate
 
     for _ in range(2):
@@ -286,7 +289,7 @@ async def test_when_the_grace_runs_out_the_push_in_flight_is_released_as_unknown
     make_engine: MakeEngine,
 ) -> None:
     engine: Engine = await make_engine(
-        driver={"driver_class": ReadableMemDriver}, worker={"shutdown_grace": 0.2, "poll_interval": 0.05}
+        driver={"reads_levels": True}, worker={"shutdown_grace": 0.2, "poll_interval": 0.05}
     )
     await engine.seed({"S": 10})
     driver = engine.driver()
@@ -299,4 +302,4 @@ async def test_when_the_grace_runs_out_the_push_in_flight_is_released_as_unknown
     assert listing.lease_until is not None and listing.lease_until <= datetime.now(UTC)
     driver.gate = None
     round_ = await engine.nexus.push_worker("m", owner="next").run_once()  # at once, not after 60 s
-    assert round_ is not None and round_.ok == 1 and len(driver.calls) == 1
+    assert round_ is not None and round_.ok == 1 and len(driver.push_calls) == 1

@@ -47,3 +47,18 @@ class DeadLetterStatus(enum.StrEnum):
     FAILED = "failed"
     REPLAYING = "replaying"
     RESOLVED = "resolved"
+
+
+class ConflictPolicy(enum.StrEnum):
+    """What the reconciler does with a difference the consistency rules cannot explain
+    (docs/consistency.md, "Reconciliation")."""
+
+    NEXUS_WINS = "nexus_wins"  # push what Nexus wants over the channel's level
+    CHANNEL_WINS = "channel_wins"  # book the channel's level in the ledger
+    CONSERVATIVE = "conservative"  # the lower of the two: book a lower level, push over a higher
+    REVIEW = "review"  # leave both alone and open a conflict for a person
+
+
+class ConflictStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"

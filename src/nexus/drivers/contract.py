@@ -27,7 +27,11 @@ class DriverCapabilities:
         (yes with compare-and-set or without orders; see nexus.domain.belief.Semantics).
     reads_levels: the driver implements `read_levels`. After a worker died mid-push the next
         one reads first and does not push again what the channel already shows; listings in
-        doubt on a channel without compare-and-set are read back instead of overwritten.
+        doubt on a channel without compare-and-set are read back instead of overwritten; the
+        reconciler reads every listing back in turn.
+    read_batch_size: how many listings one `read_levels` request covers (Shopify 250 per
+        query, WooCommerce 100 per `include=` page; 1 where each listing is its own request).
+        The reconciler paces its reads by requests, within its share of the rate budget.
 
     The channel's default rate limit is not here: `InventoryDriver.rate_limit_config()` is its
     one source, because it may depend on the channel's settings (a Shopify plan, an Etsy key).
@@ -39,6 +43,7 @@ class DriverCapabilities:
     stamp_precision: float = 1.0
     levels_book_sales: bool | None = None
     reads_levels: bool = False
+    read_batch_size: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from nexus.domain.vocabulary import BatchState, DeadLetterStatus, Priority
+from nexus.domain.vocabulary import BatchState, ConflictStatus, DeadLetterStatus, Priority
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -168,6 +168,8 @@ class ChannelMapping(Base):
     # does not push again a quantity that already landed.
     sending_qty: Mapped[int | None] = mapped_column(Integer)
     last_synced_at: Mapped[datetime | None] = mapped_column()
+    # When the reconciler last read the listing back; the oldest are read first.
+    reconciled_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -218,6 +220,26 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.FAILED, index=True)
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class Conflict(Base):
+    """A difference the reconciler found and the channel's policy (`review`) left to a person."""
+
+    __tablename__ = "nexus_conflicts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(128), index=True)
+    listing_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("nexus_channel_mappings.id", ondelete="SET NULL")
+    )
+    sku: Mapped[str] = mapped_column(String(255))
+    believed: Mapped[int | None] = mapped_column(Integer)  # what Nexus believed the channel showed
+    observed: Mapped[int] = mapped_column(Integer)  # what the channel showed when read
+    desired: Mapped[int] = mapped_column(Integer)  # what Nexus wanted it to show
+    status: Mapped[str] = mapped_column(String(16), default=ConflictStatus.OPEN, index=True)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
 
 

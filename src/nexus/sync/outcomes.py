@@ -212,19 +212,11 @@ class OutcomeWriter:
     async def _book_level(
         self, session: AsyncSession, row: ChannelMapping, delta: int, source: str, outcome: PushRound
     ) -> None:
-        if not delta:
-            item = await lock_item(session, row.sku)
-            refresh_desired([row], item, self.allocator)
-            return
-        change = StockChange(
-            sku=row.sku,
-            reason=MovementReason.CHANNEL_ADJUSTMENT,
-            idempotency_key=f"{self.channel}:{source}:{row.id}:{uuid.uuid4().hex}",
-            delta=delta,
-            channel=self.channel,
-            reference=f"{source}: the channel's level moved",
+        change = await book_level(
+            session, row, delta, channel=self.channel, source=source, allocator=self.allocator
         )
-        outcome.changes.append(await apply_stock_change(session, change, self.allocator))
+        if change is not None:
+            outcome.changes.append(change)
 
     def _retry_later(
         self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
@@ -301,3 +293,30 @@ class OutcomeWriter:
             finished[(row.batch_id, False)] += 1
             row.batch_id = None
         outcome.vetoed += 1
+
+
+async def book_level(
+    session: AsyncSession,
+    row: ChannelMapping,
+    delta: int,
+    *,
+    channel: str,
+    source: str,
+    allocator: Allocator,
+    reason: MovementReason = MovementReason.CHANNEL_ADJUSTMENT,
+) -> StockChangeResult | None:
+    """Book a difference the channel's own level proved (a refused compare-and-set, a read),
+    or, when there is none, bring the listing's desired quantity and dirty mark up to date."""
+    if not delta:
+        item = await lock_item(session, row.sku)
+        refresh_desired([row], item, allocator)
+        return None
+    change = StockChange(
+        sku=row.sku,
+        reason=reason,
+        idempotency_key=f"{channel}:{source}:{row.id}:{uuid.uuid4().hex}",
+        delta=delta,
+        channel=channel,
+        reference=f"{source}: the channel's level moved",
+    )
+    return await apply_stock_change(session, change, allocator)

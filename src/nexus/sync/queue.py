@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.belief import Sent
 from nexus.domain.vocabulary import Priority
+from nexus.drivers.dto import NexusInventoryUpdate
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, SyncBatch, utcnow
 
@@ -47,6 +48,19 @@ class ClaimedListing:
     @property
     def sent(self) -> Sent:
         return Sent(self.remote_qty)
+
+    def update(self, quantity: int, *, compare_and_set: bool = False) -> NexusInventoryUpdate:
+        """The request for this listing: `quantity`, expected to replace our belief when the
+        channel has compare-and-set."""
+        return NexusInventoryUpdate(
+            listing_id=self.id,
+            sku=self.sku,
+            remote_id=self.remote_id,
+            quantity=quantity,
+            change_from=self.remote_qty if compare_and_set else None,
+            inventory_id=self.inventory_id,
+            channel_meta=self.channel_meta,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +119,72 @@ class ListingQueue:
                 # An expired lease leaves the fate of its push unknown: the channel may show it
                 # already, and a compare-and-set against our old belief would book our own push
                 # as a channel sale. The worker reads the channel first.
-                reclaimed = row.lease_owner is not None
-                claimed.append(
-                    ClaimedListing(
-                        id=row.id,
-                        sku=row.sku,
-                        remote_id=row.remote_id,
-                        inventory_id=row.remote_inventory_id,
-                        channel_meta=dict(row.channel_meta or {}),
-                        desired=row.desired_qty,
-                        remote_qty=None if reclaimed else row.remote_qty,
-                        batch_id=row.batch_id,
-                        reclaimed=reclaimed,
-                        verify=row.verify_pending,
-                    )
-                )
+                claimed.append(_claimed(row, reclaimed=row.lease_owner is not None))
                 row.lease_owner = owner
                 row.lease_until = lease_until
                 row.inflight_delta = 0
                 row.sending_qty = row.desired_qty
             return claimed
+
+    @staticmethod
+    def _quiet(channel: str) -> list[Any]:
+        return [
+            ChannelMapping.channel == channel,
+            ChannelMapping.dirty_since.is_(None),
+            ChannelMapping.failed_at.is_(None),
+        ]
+
+    async def claim_for_reconcile(
+        self,
+        channel: str,
+        owner: str,
+        limit: int,
+        listing_ids: Sequence[int] | None = None,
+        *,
+        read_before: datetime | None = None,
+    ) -> list[ClaimedListing]:
+        """Lease up to `limit` quiet listings of `channel` (not queued for a push, not
+        dead-lettered, lease free), those read back longest ago first, for the reconciler to
+        read; with `read_before`, only those not read since. The lease keeps pushes and inbound
+        readings off them while they are read."""
+        now = self._clock()
+        conditions = [*self._quiet(channel), ChannelMapping.lease_owner.is_(None)]
+        if read_before is not None:
+            conditions.append(
+                or_(ChannelMapping.reconciled_at.is_(None), ChannelMapping.reconciled_at < read_before)
+            )
+        if listing_ids is not None:
+            conditions.append(ChannelMapping.id.in_(listing_ids))
+        statement = (
+            select(ChannelMapping)
+            .where(*conditions)
+            .order_by(
+                ChannelMapping.reconciled_at.is_not(None), ChannelMapping.reconciled_at, ChannelMapping.id
+            )
+            .limit(limit)
+        )
+        async with self.db.transaction() as session:
+            if not self.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            rows = list((await session.execute(statement)).scalars())
+            lease_until = now + timedelta(seconds=self.lease_seconds)
+            for row in rows:
+                row.lease_owner = owner
+                row.lease_until = lease_until
+                row.inflight_delta = 0
+            return [_claimed(row, reclaimed=False) for row in rows]
+
+    async def quiet_listings(self, channel: str) -> list[ClaimedListing]:
+        """Every quiet listing of `channel`, unleased: what a dry run reads and reports."""
+        async with self.db.read() as session:
+            statement = select(ChannelMapping).where(*self._quiet(channel)).order_by(ChannelMapping.id)
+            return [_claimed(row, reclaimed=False) for row in (await session.execute(statement)).scalars()]
+
+    async def queued_quiet(self, channel: str) -> int:
+        """How many listings of `channel` a reconciliation cycle reads."""
+        async with self.db.read() as session:
+            statement = select(func.count()).select_from(ChannelMapping).where(*self._quiet(channel))
+            return int((await session.execute(statement)).scalar_one())
 
     async def release(self, owner: str, listing_ids: Sequence[int], *, sent: bool) -> None:
         """Give back listings `owner` holds (shutdown, cancellation). Unsent ones are free at
@@ -279,3 +339,18 @@ class ListingQueue:
             .execution_options(synchronize_session=False)
         )
         return int(cast("CursorResult[Any]", result).rowcount)
+
+
+def _claimed(row: ChannelMapping, *, reclaimed: bool) -> ClaimedListing:
+    return ClaimedListing(
+        id=row.id,
+        sku=row.sku,
+        remote_id=row.remote_id,
+        inventory_id=row.remote_inventory_id,
+        channel_meta=dict(row.channel_meta or {}),
+        desired=row.desired_qty,
+        remote_qty=None if reclaimed else row.remote_qty,
+        batch_id=row.batch_id,
+        reclaimed=reclaimed,
+        verify=row.verify_pending,
+    )

@@ -124,7 +124,7 @@ class PushWorker:
             or not driver.capabilities.reads_levels
         ):
             return {}
-        probes = [self._update(listing, listing.desired, compare_and_set=False) for listing in doubtful]
+        probes = [listing.update(listing.desired, compare_and_set=False) for listing in doubtful]
         try:
             return await driver.read_levels(probes)
         except Exception as exc:  # the listings are pushed instead; the doubt stays until then
@@ -144,7 +144,7 @@ class PushWorker:
         driver = runtime.driver
         if not orphans or not driver.capabilities.reads_levels:
             return claimed, {}
-        probes = [self._update(listing, listing.desired, compare_and_set=False) for listing in orphans]
+        probes = [listing.update(listing.desired, compare_and_set=False) for listing in orphans]
         try:
             levels = await driver.read_levels(probes)
         except Exception as exc:  # unknown stays unknown: push without the check, as before
@@ -183,20 +183,8 @@ class PushWorker:
                     vetoed[listing.id] = before.veto_reason or "vetoed"
                     continue
                 quantity = max(0, before.quantity)
-            updates.append(self._update(listing, quantity, compare_and_set=compare_and_set))
+            updates.append(listing.update(quantity, compare_and_set=compare_and_set))
         return updates, vetoed
-
-    @staticmethod
-    def _update(listing: ClaimedListing, quantity: int, *, compare_and_set: bool) -> NexusInventoryUpdate:
-        return NexusInventoryUpdate(
-            listing_id=listing.id,
-            sku=listing.sku,
-            remote_id=listing.remote_id,
-            quantity=quantity,
-            change_from=listing.remote_qty if compare_and_set else None,
-            inventory_id=listing.inventory_id,
-            channel_meta=listing.channel_meta,
-        )
 
     async def _push(
         self, runtime: ChannelRuntime, updates: Sequence[NexusInventoryUpdate]
