@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexus.sandbox.amazon import MFN_QUANTITY_CHANGE, ORDER_CHANGE, AmazonSandbox
-from nexus.sandbox.shopify import ean13
+from nexus.sandbox.barcodes import ean13
 from nexus.web.server import serve_app
 
 LISTINGS = "/listings/2021-08-01/items"

@@ -19,7 +19,7 @@ from nexus.channels.amazon import AmazonDriver
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import ConfigError
 from nexus.sandbox.amazon import AmazonSandbox
-from nexus.sandbox.shopify import ean13
+from nexus.sandbox.barcodes import ean13
 from nexus.web.server import LoopbackServer, serve_app
 
 
