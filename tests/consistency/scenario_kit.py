@@ -1,8 +1,8 @@
 """A scripted channel for the deterministic consistency scenarios: the real write path, inbound
-rules and push worker, against a channel whose level, compare-and-set and stamps the test sets.
+rules and push worker, against a MemoryChannel whose level, compare-and-set and stamps the test sets.
 
 A plain module with a unique name (not conftest.py): pytest puts this directory on sys.path for
-the test files in it, so they import it directly.
+the test files in it (tests/consistency stays no package: soak.py runs beside it as a script).
 """
 
 from __future__ import annotations
@@ -15,28 +15,21 @@ from sqlalchemy import select
 
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
 from nexus.domain.inbound import InboundOutcome, apply_inbound
-from nexus.drivers.contract import (
-    ChannelContext,
-    DriverCapabilities,
-    InboundEvent,
-    InventoryDriver,
-    ListingRef,
-    ObservedLevel,
-    RateLimitConfig,
-    SaleEvent,
-    WebhookMeta,
-    WebhookRequest,
-)
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.drivers.contract import ChannelContext, InboundEvent, ListingRef, ObservedLevel, SaleEvent
+from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, PushResult, PushStatus
 from nexus.engine import Nexus
 from nexus.storage.models import ChannelMapping, Item, StockMovement
+from nexus.testing import MemoryChannel
 
 SKU = "S"
+REMOTE_ID = "v"
 
 
-class ScriptedChannel(InventoryDriver):
-    """One listing on a channel. `stamp`: the time the channel puts on a push's answer (None:
-    it stamps nothing, like Amazon); levels and orders are delivered by the test, stamped."""
+class ScriptedChannel(MemoryChannel):
+    """One listing (remote id "v") on a MemoryChannel. `stamp`: the time the channel puts on a
+    push's answer (None: it stamps nothing, like Amazon); levels and orders are delivered by the
+    test, stamped. `sale_in_flight`: a buyer's sale landing while our next push is on its way,
+    just before it applies."""
 
     name = "scripted"
 
@@ -49,8 +42,8 @@ class ScriptedChannel(InventoryDriver):
         stamp_precision: float = 1.0,
         levels_book_sales: bool | None = None,
     ) -> None:
-        self.context = context
-        self.capabilities = DriverCapabilities(
+        super().__init__(
+            context,
             max_batch_size=10,
             compare_and_set=compare_and_set,
             sales_from_orders=sales_from_orders,
@@ -58,56 +51,35 @@ class ScriptedChannel(InventoryDriver):
             levels_book_sales=levels_book_sales,
             reads_levels=True,
         )
-        self.level = 0
-        self.stamp: datetime | None = None
-        self.pushes: list[NexusInventoryUpdate] = []
+        self.levels[REMOTE_ID] = 0
         self.applied_at: datetime | None = None  # when the last push landed, on the channel's clock
-        # A buyer's sale landing while our next push is on its way, just before it applies.
         self.sale_in_flight = 0
         self.sold_in_flight_at: datetime | None = None
-        self.reads = 0
+
+    @property
+    def level(self) -> int:
+        return self.levels[REMOTE_ID]
+
+    @level.setter
+    def level(self, quantity: int) -> None:
+        self.levels[REMOTE_ID] = quantity
+
+    @property
+    def pushes(self) -> list[NexusInventoryUpdate]:
+        return self.pushed
+
+    def sell(self, quantity: int = 1) -> int:
+        """A buyer takes units on the channel; returns the level it now shows."""
+        return self.simulate_sale(REMOTE_ID, quantity)
 
     async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
         if self.sale_in_flight:
             self.sell(self.sale_in_flight)
             self.sold_in_flight_at, self.sale_in_flight = datetime.now(UTC), 0
-        results = []
-        for update in updates:
-            self.pushes.append(update)
-            if update.change_from is not None and update.change_from != self.level:
-                results.append(PushResult.stale(update.listing_id, self.level))
-                continue
-            self.level = update.quantity
+        results = await super().push_inventory(updates)
+        if any(result.status is PushStatus.OK for result in results):
             self.applied_at = datetime.now(UTC)
-            results.append(PushResult.ok(update.listing_id, update.quantity, remote_updated_at=self.stamp))
         return results
-
-    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        self.reads += 1
-        return {update.listing_id: self.level for update in updates}
-
-    def sell(self, quantity: int = 1) -> int:
-        """A buyer takes units on the channel; returns the level it now shows."""
-        self.level -= quantity
-        return self.level
-
-    def rate_limit_config(self) -> RateLimitConfig:
-        return RateLimitConfig(1_000, 1_000)
-
-    async def fetch_product(self, remote_id: str) -> NexusProduct:
-        raise NotImplementedError
-
-    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
-        raise NotImplementedError
-
-    async def verify_webhook(self, request: WebhookRequest) -> None:
-        raise NotImplementedError
-
-    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
-        raise NotImplementedError
-
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        raise NotImplementedError
 
 
 class Scenario:
@@ -119,20 +91,15 @@ class Scenario:
     @classmethod
     async def start(cls, make_nexus: Any, on_hand: int, **channel_options: Any) -> Scenario:
         nexus: Nexus = await make_nexus(channels={"c": {"driver": "scripted"}})
-        made: list[ScriptedChannel] = []
-
-        def factory(context: ChannelContext) -> ScriptedChannel:
-            made.append(ScriptedChannel(context, **channel_options))
-            return made[0]
-
-        nexus.extend("scripted", factory)
+        scripted = ScriptedChannel.factory(**channel_options)
+        nexus.extend("scripted", scripted)
         nexus.channel("c")
-        channel = made[0]
+        channel = scripted["c"]
         channel.level = on_hand
         async with nexus.db.transaction() as session:
             await add_items(session, [ItemSpec(SKU, title=SKU, on_hand=on_hand)])
             await session.flush()
-            variant = NexusVariant(remote_id="v", sku=SKU, title="", quantity=on_hand)
+            variant = NexusVariant(remote_id=REMOTE_ID, sku=SKU, title="", quantity=on_hand)
             product = NexusProduct(remote_id="p", title=SKU, variants=(variant,))
             await link_variants(session, "c", [product], nexus.allocator, ImportReport("c"))
         return cls(nexus, channel)

@@ -1,12 +1,8 @@
-"""Helpers for the domain tests: seed items and listings, apply inbound events, read state back.
-
-A plain module with a unique name (not conftest.py): pytest puts this directory on sys.path for
-the test files in it, so they import it directly.
-"""
+"""Helpers for the domain tests: seed items and listings, apply inbound events, read state back,
+on an engine whose channels are `nexus.testing.MemoryChannel`s acknowledging every push."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,22 +13,12 @@ from sqlalchemy import select
 from nexus.domain.belief import Semantics
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
 from nexus.domain.inbound import InboundOutcome, apply_inbound
-from nexus.drivers.contract import (
-    ChannelContext,
-    DriverCapabilities,
-    InboundEvent,
-    InventoryDriver,
-    ListingRef,
-    ObservedLevel,
-    RateLimitConfig,
-    SaleEvent,
-    WebhookMeta,
-    WebhookRequest,
-)
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.drivers.contract import InboundEvent, ListingRef, ObservedLevel, SaleEvent
+from nexus.drivers.dto import NexusProduct, NexusVariant, PushResult
 from nexus.engine import Nexus
 from nexus.errors import UnknownDriverError
 from nexus.storage.models import ChannelMapping, Item, StockMovement
+from nexus.testing import MemoryChannel
 
 # The channel these tests model unless they build one: compare-and-set, orders and levels, and
 # stamps precise enough that a level stamped now comes after everything done before.
@@ -172,60 +158,29 @@ async def state(nexus: Nexus, sku: str) -> State:
     return State(item.on_hand, item.reserved, movements, listings)
 
 
-class KitDriver(InventoryDriver):
-    """A channel that acknowledges every push, optionally holding it open until `gate` is set."""
-
-    name = "kit"
-
-    def __init__(self, context: ChannelContext, *, compare_and_set: bool = True) -> None:
-        self.context = context
-        self.capabilities = DriverCapabilities(
-            max_batch_size=50, compare_and_set=compare_and_set, stamp_precision=PRECISE.total_seconds()
-        )
-        self.pushes: list[list[NexusInventoryUpdate]] = []
-        self.entered = asyncio.Event()
-        self.gate: asyncio.Event | None = None
-        self.stamp: datetime | None = None  # the channel's own timestamp of the quantities it acknowledges
-
-    async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
-        self.pushes.append(list(updates))
-        self.entered.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        return [PushResult.ok(u.listing_id, u.quantity, remote_updated_at=self.stamp) for u in updates]
-
-    def rate_limit_config(self) -> RateLimitConfig:
-        return RateLimitConfig(1_000, 1_000)
-
-    async def fetch_product(self, remote_id: str) -> NexusProduct:
-        raise NotImplementedError
-
-    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
-        raise NotImplementedError
-
-    async def verify_webhook(self, request: WebhookRequest) -> None:
-        raise NotImplementedError
-
-    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
-        raise NotImplementedError
-
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        raise NotImplementedError
+def acknowledging(channel: MemoryChannel) -> MemoryChannel:
+    """The channel acknowledges every push as sent (stamped with its `stamp`): these tests deliver
+    the channel's sales to the engine themselves, so its own levels would only refuse pushes."""
+    channel.plan = lambda u: PushResult.ok(u.listing_id, u.quantity, remote_updated_at=channel.stamp)
+    return channel
 
 
 async def build(
     make_nexus: Callable[..., Any], *, compare_and_set: bool = True, **overrides: Any
-) -> tuple[Nexus, dict[str, KitDriver]]:
-    """An engine whose channels (default `a` and `b`, default rules) use KitDriver."""
+) -> tuple[Nexus, Mapping[str, MemoryChannel]]:
+    """An engine whose channels (default `a` and `b`, default rules) are acknowledging
+    MemoryChannels (driver `kit`): batches of 50, precise stamps, no reads."""
     overrides.setdefault("channels", {"a": {"driver": "kit"}, "b": {"driver": "kit"}})
     nexus: Nexus = await make_nexus(**overrides)
-    drivers: dict[str, KitDriver] = {}
-
-    def factory(context: ChannelContext) -> KitDriver:
-        drivers[context.name] = KitDriver(context, compare_and_set=compare_and_set)
-        return drivers[context.name]
-
-    nexus.extend("kit", factory)
+    memory = MemoryChannel.factory(
+        max_batch_size=50,
+        compare_and_set=compare_and_set,
+        reads_levels=False,
+        stamp_precision=PRECISE.total_seconds(),
+    )
+    nexus.extend("kit", memory)
     for name in nexus.channel_names():
         nexus.channel(name)
-    return nexus, drivers
+    for channel in memory.channels.values():
+        acknowledging(channel)
+    return nexus, memory.channels

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from domain_kit import State, level, sale, seed, state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus.config import AllocationRule
 from nexus.domain.allocation import allocate
 from nexus.engine import Nexus
+from tests.domain.domain_kit import State, level, sale, seed, state
 
 CHANNELS: dict[str, dict[str, Any]] = {
     "plain": {"driver": "unused"},

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from domain_kit import build, seed
 
 import nexus
 from nexus.errors import NexusError, UnknownBatchError
+from tests.domain.domain_kit import build, seed
 
 
 async def test_product_state_and_listings_are_frozen_values(make_nexus: Callable[..., Any]) -> None:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from domain_kit import build, inbound, level, ref, sale, seed, state
 from sqlalchemy import update
 
 from nexus.domain.inbound import ListingBusy
@@ -19,6 +18,7 @@ from nexus.drivers.contract import ListingRef, ObservedLevel, SaleEvent
 from nexus.errors import UnknownSkuError
 from nexus.events import InventoryUpdated
 from nexus.storage.models import ChannelMapping
+from tests.domain.domain_kit import build, inbound, level, ref, sale, seed, state
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -163,7 +163,7 @@ async def test_a_late_report_of_our_own_push_after_a_sale_is_verified_not_booked
     assert after.listing("a").verify_pending and after.listing("a").dirty_since is not None
     # The verification is a compare-and-set push from what we believe (7); the channel agrees.
     assert (await nexus.push_worker("a").run_once()).ok == 1  # type: ignore[union-attr]
-    assert drivers["a"].pushes[-1][0].change_from == 7
+    assert drivers["a"].push_calls[-1][0].change_from == 7
     settled = (await state(nexus, "S")).listing("a")
     assert (settled.remote_qty, settled.verify_pending, settled.dirty_since) == (7, False, None)
 
@@ -321,7 +321,7 @@ async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pus
 
     push = asyncio.create_task(nexus.push_worker("a").run_once())
     await driver.entered.wait()
-    assert [u.quantity for u in driver.pushes[0]] == [12]
+    assert [u.quantity for u in driver.push_calls[0]] == [12]
     # The channel applied our 12, then sold one: it shows 11, and says so in the order webhook.
     await sale(nexus, "a", "S", 1, order="during-push")
     mid = await state(nexus, "S")
@@ -341,7 +341,7 @@ async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pus
     assert a.dirty_since is not None
     again = await nexus.push_worker("a").run_once()
     assert again is not None and again.ok == 1
-    assert [u.quantity for u in driver.pushes[-1]] == [11]
+    assert [u.quantity for u in driver.push_calls[-1]] == [11]
     assert (await state(nexus, "S")).listing("a").dirty_since is None
     assert await nexus.push_worker("a").run_once() is None
 

@@ -4,12 +4,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sync_kit import Engine, register
+
+from tests.sync.sync_kit import Engine, register
 
 
 @pytest.fixture
 def make_engine(make_nexus: Callable[..., Any]) -> Callable[..., Any]:
-    """`await make_engine(channels=..., driver={...}, **settings)`: a migrated Nexus on MemDriver.
+    """`await make_engine(channels=..., driver={...}, **settings)`: a migrated Nexus on MemoryChannel.
     Channels default to one, `m`."""
 
     async def build(*, driver: dict[str, Any] | None = None, **overrides: Any) -> Engine:

@@ -1,123 +1,31 @@
-"""An in-memory channel for the worker tests, and helpers to seed and read listings.
-
-A plain module with a unique name (not conftest.py): pytest puts this directory on sys.path for
-the test files in it, so they import it directly.
-"""
+"""Helpers for the worker tests: an engine whose channels are `nexus.testing.MemoryChannel`s
+(batches of 3, compare-and-set, no reads unless asked), and helpers to seed and read listings."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
-from nexus.drivers.contract import (
-    ChannelContext,
-    DriverCapabilities,
-    InboundEvent,
-    InventoryDriver,
-    RateLimitConfig,
-    WebhookMeta,
-    WebhookRequest,
-)
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.drivers.dto import NexusProduct, NexusVariant
 from nexus.engine import Nexus
 from nexus.storage.models import ChannelMapping, DeadLetter, Item, StockMovement, SyncJob
+from nexus.testing import MemoryChannel
 
-Plan = Callable[[NexusInventoryUpdate], PushResult | None]
-
-
-class MemDriver(InventoryDriver):
-    """A channel held in a dict. Batch-first, with optional compare-and-set.
-
-    `plan` may answer for an update instead of the channel (return None to let it answer);
-    `raises` makes the next push raise; `during_push` is awaited once inside the next push,
-    after the request reached the channel and before its answer is read (a sale that happens
-    while the push is in flight); `gate` holds every push open until it is set.
-    """
-
-    name = "mem"
-
-    def __init__(self, context: ChannelContext, *, max_batch: int = 3, cas: bool = True) -> None:
-        self.context = context
-        self.capabilities = DriverCapabilities(max_batch_size=max_batch, compare_and_set=cas)
-        self.levels: dict[str, int] = {}
-        self.calls: list[list[NexusInventoryUpdate]] = []
-        self.plan: Plan | None = None
-        self.raises: BaseException | None = None
-        self.during_push: Callable[[], Awaitable[None]] | None = None
-        self.gate: asyncio.Event | None = None
-        self.entered = asyncio.Event()
-
-    async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
-        await self.context.rate.acquire(1)
-        self.calls.append(list(updates))
-        self.entered.set()
-        if self.raises is not None:
-            error, self.raises = self.raises, None
-            raise error
-        results: list[PushResult] = []
-        for update in updates:
-            planned = self.plan(update) if self.plan is not None else None
-            if planned is not None:
-                results.append(planned)
-                continue
-            current = self.levels.get(update.remote_id)
-            if update.change_from is not None and current is not None and current != update.change_from:
-                results.append(PushResult.stale(update.listing_id, current))
-                continue
-            self.levels[update.remote_id] = update.quantity
-            results.append(PushResult.ok(update.listing_id, update.quantity))
-        if self.during_push is not None:
-            hook, self.during_push = self.during_push, None
-            await hook()
-        if self.gate is not None:
-            await self.gate.wait()
-        return results
-
-    def rate_limit_config(self) -> RateLimitConfig:
-        return RateLimitConfig(1_000, 1_000)
-
-    async def fetch_product(self, remote_id: str) -> NexusProduct:
-        raise NotImplementedError
-
-    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
-        raise NotImplementedError
-
-    async def verify_webhook(self, request: WebhookRequest) -> None:
-        raise NotImplementedError
-
-    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
-        raise NotImplementedError
-
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        raise NotImplementedError
-
-
-class ReadableMemDriver(MemDriver):
-    """MemDriver that can read its levels (declared `reads_levels`), counting reads."""
-
-    def __init__(self, context: ChannelContext, **options: Any) -> None:
-        super().__init__(context, **options)
-        self.capabilities = dataclasses.replace(self.capabilities, reads_levels=True)
-        self.reads: list[list[int]] = []
-
-    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        self.reads.append([u.listing_id for u in updates])
-        return {u.listing_id: self.levels[u.remote_id] for u in updates if u.remote_id in self.levels}
+# The worker tests' channel: small batches, compare-and-set, whole-second stamps, no reads.
+DEFAULTS: dict[str, Any] = {"max_batch_size": 3, "compare_and_set": True, "reads_levels": False}
 
 
 class Engine:
-    """A migrated Nexus whose channels use MemDriver, one driver instance per channel."""
+    """A migrated Nexus whose channels use MemoryChannel, one instance per channel."""
 
-    def __init__(self, nexus: Nexus, drivers: dict[str, MemDriver]) -> None:
+    def __init__(self, nexus: Nexus, drivers: Mapping[str, MemoryChannel]) -> None:
         self.nexus = nexus
         self.drivers = drivers
 
-    def driver(self, channel: str = "m") -> MemDriver:
+    def driver(self, channel: str = "m") -> MemoryChannel:
         self.nexus.channel(channel)
         return self.drivers[channel]
 
@@ -191,14 +99,8 @@ class Engine:
             return list((await session.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars())
 
 
-def register(
-    nexus: Nexus, *, driver_class: type[MemDriver] = MemDriver, **driver_options: Any
-) -> dict[str, MemDriver]:
-    drivers: dict[str, MemDriver] = {}
-
-    def factory(context: ChannelContext) -> MemDriver:
-        drivers[context.name] = driver_class(context, **driver_options)
-        return drivers[context.name]
-
+def register(nexus: Nexus, **options: Any) -> Mapping[str, MemoryChannel]:
+    """Register MemoryChannel as driver `mem` (options over DEFAULTS); the channels it builds, by name."""
+    factory = MemoryChannel.factory(**{**DEFAULTS, **options})
     nexus.extend("mem", factory)
-    return drivers
+    return factory.channels

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from sync_kit import Engine, register
 
 from nexus.domain.inbound import apply_inbound
 from nexus.domain.vocabulary import Priority
@@ -23,6 +22,7 @@ from nexus.events import AfterInventorySync, BatchCompleted, BeforeInventorySync
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
 from nexus.storage.models import ChannelMapping
 from nexus.sync.worker import PushWorker
+from tests.sync.sync_kit import Engine, register
 
 MakeEngine = Callable[..., Any]
 SKUS = {f"S{i}": 10 + i for i in range(7)}
@@ -50,7 +50,7 @@ async def test_pushes_go_in_batches_of_the_drivers_maximum(make_engine: MakeEngi
     rounds = await drain(engine.nexus.push_worker("m"))
 
     assert [r.claimed for r in rounds] == [3, 3, 1]
-    assert [len(call) for call in engine.driver().calls] == [3, 3, 1]
+    assert [len(call) for call in engine.driver().push_calls] == [3, 3, 1]
     assert engine.driver().levels == {f"m-{sku}": qty for sku, qty in SKUS.items()}
 
 
@@ -61,7 +61,7 @@ async def test_a_configured_batch_size_can_only_lower_the_drivers_maximum(
     engine: Engine = await make_engine(channels={"m": {"driver": "mem", "batch_size": configured}})
     await engine.seed(SKUS, remote=None)
     await drain(engine.nexus.push_worker("m"))
-    assert [len(call) for call in engine.driver().calls] == expected
+    assert [len(call) for call in engine.driver().push_calls] == expected
 
 
 async def test_claims_take_the_most_urgent_then_the_oldest(make_engine: MakeEngine) -> None:
@@ -109,7 +109,7 @@ async def test_an_acknowledged_push_clears_the_dirty_mark(make_engine: MakeEngin
     assert listing.lease_owner is None and listing.last_synced_at is not None
     assert engine.driver().levels["m-S"] == 6
     # Compare-and-set: the push said what we believed the channel showed.
-    assert engine.driver().calls[0][0].change_from == 10
+    assert engine.driver().push_calls[0][0].change_from == 10
     assert await engine.nexus.push_worker("m").run_once() is None
 
 
@@ -119,7 +119,7 @@ async def test_fifty_changes_coalesce_into_one_push(make_engine: MakeEngine) -> 
     for _ in range(50):
         await engine.nexus.product("S").adjust(-1, reason="sale")
     await drain(engine.nexus.push_worker("m"))
-    assert [[u.quantity for u in call] for call in engine.driver().calls] == [[50]]
+    assert [[u.quantity for u in call] for call in engine.driver().push_calls] == [[50]]
 
 
 async def test_a_change_during_the_push_keeps_the_listing_dirty(make_engine: MakeEngine) -> None:
@@ -166,7 +166,7 @@ async def test_a_refused_compare_and_set_books_the_channels_sale_and_converges(
     await drain(engine.nexus.push_worker("n"))
     assert engine.driver("m").levels["m-S"] == 7
     assert engine.driver("n").levels["n-S"] == 7
-    assert [u.change_from for call in engine.driver("m").calls for u in call] == [10, 8]
+    assert [u.change_from for u in engine.driver("m").pushed] == [10, 8]
     assert sum(m.delta for m in await engine.movements("S")) == 7
 
 
@@ -273,7 +273,7 @@ async def test_after_max_attempts_the_listing_is_dead_lettered(make_engine: Make
     rounds = await drain(engine.nexus.push_worker("m"))
 
     assert [(r.retried, r.failed) for r in rounds] == [(1, 0), (1, 0), (0, 1)]
-    assert len(engine.driver().calls) == 3
+    assert len(engine.driver().push_calls) == 3
     listing = await engine.listing("S")
     assert listing.failed_at is not None and listing.attempts == 3
     [letter] = await engine.dead_letters()
@@ -329,7 +329,7 @@ async def test_driver_exceptions_become_retries_or_dead_letters(make_engine: Mak
     worker = engine.nexus.push_worker("m")
 
     await engine.nexus.product("S").adjust(-1)
-    driver.raises = TransientChannelError("throttled", status=429, retry_after=12)
+    driver.fail_next_push(TransientChannelError("throttled", status=429, retry_after=12))
     before = now()
     round_ = await worker.run_once()
     listing = await engine.listing("S")
@@ -339,7 +339,7 @@ async def test_driver_exceptions_become_retries_or_dead_letters(make_engine: Mak
 
     async with engine.nexus.db.transaction() as session:  # let the retry come due
         await session.execute(update(ChannelMapping).values(next_attempt_at=None))
-    driver.raises = KeyError("a driver bug")
+    driver.fail_next_push(KeyError("a driver bug"))
     round_ = await worker.run_once()
     listing = await engine.listing("S")
     assert round_ is not None and round_.retried == 1
@@ -348,7 +348,7 @@ async def test_driver_exceptions_become_retries_or_dead_letters(make_engine: Mak
 
     async with engine.nexus.db.transaction() as session:
         await session.execute(update(ChannelMapping).values(next_attempt_at=None))
-    driver.raises = TerminalChannelError("401 bad credentials", status=401)
+    driver.fail_next_push(TerminalChannelError("401 bad credentials", status=401))
     round_ = await worker.run_once()
     assert round_ is not None and round_.failed == 1
     [letter] = await engine.dead_letters()
@@ -434,7 +434,7 @@ async def test_before_sync_may_change_the_quantity_and_after_sync_reports_it(mak
     engine.nexus.events.listen(AfterInventorySync, after.append)
     await drain(engine.nexus.push_worker("m"))
 
-    assert sorted((u.sku, u.quantity) for call in engine.driver().calls for u in call) == [("S", 6), ("T", 0)]
+    assert sorted((u.sku, u.quantity) for u in engine.driver().pushed) == [("S", 6), ("T", 0)]
     assert sorted((e.channel, e.sku, e.quantity, e.batch_id) for e in after) == [
         ("m", "S", 6, None),
         ("m", "T", 0, None),
@@ -463,7 +463,7 @@ async def test_before_sync_may_veto_a_push(make_engine: MakeEngine) -> None:
     round_ = await engine.nexus.push_worker("m").run_once()
 
     assert round_ is not None and (round_.vetoed, round_.ok) == (1, 1)
-    assert [u.sku for call in engine.driver().calls for u in call] == ["T"]
+    assert [u.sku for u in engine.driver().pushed] == ["T"]
     vetoed = await engine.listing("S")
     assert vetoed.dirty_since is None and vetoed.last_error == "vetoed: channel paused for S"
     assert engine.driver().levels["m-S"] == 10
@@ -478,7 +478,7 @@ async def test_a_push_vetoed_whole_does_not_call_the_driver(make_engine: MakeEng
     engine.nexus.events.listen(BeforeInventorySync, lambda event: event.veto())
     round_ = await engine.nexus.push_worker("m").run_once()
     assert round_ is not None and round_.vetoed == 1
-    assert engine.driver().calls == []
+    assert engine.driver().push_calls == []
 
 
 # -- batches ------------------------------------------------------------------------------------------
@@ -550,7 +550,7 @@ async def test_sync_pushes_now_to_the_chosen_channels_only(make_engine: MakeEngi
     assert outcome.change.on_hand == 7
     assert [(s.channel, s.desired, s.remote, s.in_sync) for s in outcome.listings] == [("m", 7, 7, True)]
     assert engine.driver("m").levels["m-S"] == 7
-    assert engine.driver("n").calls == []
+    assert engine.driver("n").push_calls == []
     assert (await engine.listing("S", "n")).dirty_since is not None  # the workers take it from here
 
 
@@ -575,7 +575,7 @@ async def test_concurrent_workers_push_every_listing_exactly_once(make_engine: M
     await engine.seed(SKUS, remote=None)
     workers = [engine.nexus.push_worker("m") for _ in range(3)]
     await asyncio.gather(*(drain(worker) for worker in workers))
-    pushed = [u.sku for call in engine.driver().calls for u in call]
+    pushed = [u.sku for u in engine.driver().pushed]
     assert sorted(pushed) == sorted(SKUS)
 
 
@@ -639,7 +639,7 @@ async def test_a_push_takes_its_tokens_from_the_channels_bucket(make_engine: Mak
     await engine.seed(SKUS, remote=None)
     await drain(engine.nexus.push_worker("m"))
     limiter = engine.nexus.channel("m").limiter
-    assert limiter.requests == len(engine.driver().calls) == 3
+    assert limiter.requests == len(engine.driver().push_calls) == 3
     # 100 tokens less the default 10 % headroom, less one token per request.
     assert await limiter.level() == pytest.approx(87, abs=0.5)
 

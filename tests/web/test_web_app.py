@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_testkit import build_hub, channels, delivery, sale
+from tests.webhooks.webhook_testkit import build_hub, channels, delivery, sale
 
 from nexus.web import create_app
 from nexus.web.server import serve_app

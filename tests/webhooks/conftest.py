@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_testkit import Hub, build_hub
 
 from nexus.web.server import serve_app
+from tests.webhooks.webhook_testkit import Hub, build_hub
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_testkit import CHANNEL, Hub, build_hub, channels, delivery, level, sale
 
 from nexus.storage.models import utcnow
 from nexus.webhooks.processor import Attempt, WebhookProcessor
+from tests.webhooks.webhook_testkit import CHANNEL, Hub, build_hub, channels, delivery, level, sale
 
 pytestmark = pytest.mark.postgres
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
 
 from nexus.events import InventoryUpdated, WebhookReceived
 from nexus.storage.models import utcnow
 from nexus.webhooks.processor import Attempt, WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
+from tests.webhooks.webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
 
 
 async def store(hub: Hub, payload: dict[str, Any], **kwargs: Any) -> int:

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from webhook_testkit import CHANNEL, LIMIT, Hub, build_hub, channels, delivery, sale
 
 from nexus.storage.models import utcnow
 from nexus.webhooks.receiver import GroupWriter, WebhookReceiver, read_limited
+from tests.webhooks.webhook_testkit import CHANNEL, LIMIT, Hub, build_hub, channels, delivery, sale
 
 
 async def test_content_length_is_checked_before_any_byte_is_read(hub: Hub) -> None:

@@ -6,9 +6,9 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
-from webhook_testkit import CHANNEL, LIMIT, OTHER, SECRET, Delivery, Hub, delivery, sale, sign
 
 from nexus.events import InventoryUpdated, WebhookReceived
+from tests.webhooks.webhook_testkit import CHANNEL, LIMIT, OTHER, SECRET, Delivery, Hub, delivery, sale, sign
 
 
 async def post(http: httpx.AsyncClient, hub: Hub, d: Delivery, path: str | None = None) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""A small real driver for webhook tests, and helpers to build signed deliveries.
+"""The webhook tests' channel, a `nexus.testing.MemoryChannel`, and helpers to build signed deliveries.
 
 The `testhmac` driver signs like most channels do: `X-Test-Signature` is
 base64(HMAC-SHA256(secret, raw body)), with the secret from the channel's credentials. Its body is
@@ -8,18 +8,12 @@ base64(HMAC-SHA256(secret, raw body)), with the secret from the channel's creden
 
 for topic "stock" (the default); any other topic carries nothing Nexus reads (parse returns []),
 like the topics a real channel sends that no driver handles.
-
-A plain module with a unique name (not conftest.py): tests/web adds this directory to sys.path.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,22 +22,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from nexus.config import NexusSettings
-from nexus.drivers.contract import (
-    ChannelContext,
-    DriverCapabilities,
-    InboundEvent,
-    InventoryDriver,
-    ListingRef,
-    ObservedLevel,
-    RateLimitConfig,
-    SaleEvent,
-    WebhookMeta,
-    WebhookRequest,
-)
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
+from nexus.drivers.contract import ChannelContext, InboundEvent, WebhookRequest
+from nexus.drivers.dto import PushResult
 from nexus.engine import Nexus
-from nexus.errors import WebhookPayloadError, WebhookSignatureError
+from nexus.errors import WebhookPayloadError
 from nexus.storage.models import ChannelMapping, Item, WebhookLog
+from nexus.testing import MemoryChannel, signed_headers
+from nexus.testing import sign as memory_sign
 from nexus.web import create_app
 from nexus.webhooks.processor import WebhookProcessor
 
@@ -52,57 +37,34 @@ DRIVER = "testhmac"
 CHANNEL = "hooks"
 OTHER = "other"
 LIMIT = 2048
+PREFIX = "X-Test"
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return memory_sign(body, secret)
 
 
-class HmacTestDriver(InventoryDriver):
+class HmacTestDriver(MemoryChannel):
+    """A Shopify-like MemoryChannel (compare-and-set, orders and levels, precise stamps) that
+    acknowledges every push, with the processing tests' switches: refuse or blow up when the
+    stored row is parsed, and topic "boom", a driver bug. Counts the stock deliveries it parses."""
+
     name = DRIVER
+    header_prefix = PREFIX
 
     def __init__(self, ctx: ChannelContext) -> None:
-        self.ctx = ctx
-        self.secret = ctx.credentials.get("secret", "")
-        # A Shopify-like channel (compare-and-set, orders and levels) with precise stamps.
-        self.capabilities = DriverCapabilities(max_batch_size=50, compare_and_set=True, stamp_precision=1e-6)
-        self.pushed: list[NexusInventoryUpdate] = []
-        # Switches for the processing tests: refuse or blow up when the stored row is parsed.
+        super().__init__(
+            ctx,
+            max_batch_size=50,
+            compare_and_set=True,
+            stamp_precision=1e-6,
+            reads_levels=False,
+            secret=ctx.credentials.get("secret", ""),
+        )
+        self.plan = lambda update: PushResult.ok(update.listing_id, update.quantity)
         self.refuse_on_processing = False
         self.crash_on_processing = False
         self.parsed = 0
-
-    async def fetch_product(self, remote_id: str) -> NexusProduct:
-        raise NotImplementedError
-
-    async def list_products(self, cursor: str | None = None, per_page: int = 250) -> Page[NexusProduct]:
-        return Page(items=[])
-
-    async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
-        self.pushed.extend(updates)
-        return [PushResult.ok(update.listing_id, update.quantity) for update in updates]
-
-    def rate_limit_config(self) -> RateLimitConfig:
-        return RateLimitConfig(1000, 1000)
-
-    async def verify_webhook(self, request: WebhookRequest) -> None:
-        received = request.header("x-test-signature")
-        if not received:
-            raise WebhookSignatureError("missing X-Test-Signature header")
-        try:
-            digest = base64.b64decode(received, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise WebhookSignatureError("X-Test-Signature is not base64") from exc
-        expected = hmac.new(self.secret.encode(), request.body, hashlib.sha256).digest()
-        if not self.secret or not hmac.compare_digest(digest, expected):
-            raise WebhookSignatureError("X-Test-Signature does not match the body")
-
-    def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
-        return WebhookMeta(
-            topic=request.header("x-test-topic") or "stock",
-            delivery_id=request.header("x-test-delivery-id"),
-            event_id=request.header("x-test-event-id"),
-        )
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         topic = self.describe_webhook(request).topic
@@ -116,35 +78,7 @@ class HmacTestDriver(InventoryDriver):
             if self.refuse_on_processing:
                 raise WebhookPayloadError("refused on processing")
         self.parsed += 1
-        try:
-            body = json.loads(request.body)
-            if not isinstance(body, dict):
-                raise WebhookPayloadError("body is not a JSON object")
-            events: list[InboundEvent] = [
-                SaleEvent(
-                    listing=ListingRef(remote_id=str(sale["remote_id"])),
-                    quantity=int(sale["quantity"]),
-                    order_id=str(sale["order_id"]),
-                    line_id=str(sale["line_id"]),
-                )
-                for sale in body.get("sales", [])
-            ]
-            events.extend(
-                ObservedLevel(
-                    listing=ListingRef(remote_id=str(level["remote_id"])),
-                    quantity=int(level["quantity"]),
-                    # (unstamped in the body: stamped when the delivery was received)
-                    observed_at=datetime.fromisoformat(level["observed_at"])
-                    if level.get("observed_at")
-                    else request.received_at,
-                )
-                for level in body.get("levels", [])
-            )
-        except WebhookPayloadError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise WebhookPayloadError(f"not a testhmac body: {exc}") from exc
-        return events
+        return super().parse_webhook(request)
 
     @staticmethod
     def parsed_at_processing(request: WebhookRequest) -> bool:
@@ -171,15 +105,18 @@ def delivery(
     extra: Mapping[str, str] | None = None,
 ) -> Delivery:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"Content-Type": content_type}
-    if signed:
-        headers["X-Test-Signature"] = signature if signature is not None else sign(body, secret)
-    if topic is not None:
-        headers["X-Test-Topic"] = topic
-    if delivery_id is not None:
-        headers["X-Test-Delivery-Id"] = delivery_id
-    if event_id is not None:
-        headers["X-Test-Event-Id"] = event_id
+    headers = signed_headers(
+        body,
+        secret=secret,
+        prefix=PREFIX,
+        topic=topic,
+        delivery_id=delivery_id,
+        event_id=event_id,
+        signature=signature,
+    )
+    headers["Content-Type"] = content_type
+    if not signed:
+        del headers[f"{PREFIX}-Signature"]
     headers.update(extra or {})
     return Delivery(body, headers)
 

@@ -102,7 +102,8 @@ def signed_headers(
     signature: str | None = None,
 ) -> dict[str, str]:
     """The headers a memory channel sends with `body` (`signature` replaces the real one)."""
-    headers = {"Content-Type": "application/json", f"{prefix}-Signature": signature or sign(body, secret)}
+    signed = signature if signature is not None else sign(body, secret)
+    headers = {"Content-Type": "application/json", f"{prefix}-Signature": signed}
     for suffix, value in (("Topic", topic), ("Delivery-Id", delivery_id), ("Event-Id", event_id)):
         if value is not None:
             headers[f"{prefix}-{suffix}"] = value
