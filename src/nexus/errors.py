@@ -6,6 +6,8 @@
     ├── UnknownChannelError         an API call or webhook names a channel that is not configured
     ├── UnknownSkuError             a stock change for a SKU that does not exist
     ├── UnknownBatchError           a batch id nobody started
+    ├── UnknownConflictError        no open reconciliation conflict has that id
+    ├── ListingBusyError            a listing has a request in flight: try again shortly
     ├── WebhookError                an inbound delivery that must be refused
     │   ├── WebhookSignatureError       missing or wrong signature             -> 401
     │   ├── WebhookTooLargeError        body over the configured limit         -> 413
@@ -64,6 +66,14 @@ class UnknownSkuError(NexusError):
 
 
 class UnknownBatchError(NexusError):
+    pass
+
+
+class UnknownConflictError(NexusError):
+    pass
+
+
+class ListingBusyError(NexusError):
     pass
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from nexus.cli.ui import progress_bar, show_batch
+from nexus.domain.reconcile import Finding
 from nexus.engine import Nexus
 from nexus.errors import NexusError
+from nexus.sync.conflicts import open_conflicts, resolve_conflict
+from nexus.sync.readings import Difference
 
 T = TypeVar("T")
 
@@ -44,6 +47,8 @@ ConcurrencyOption = Annotated[
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s")
+    # One line per HTTP request is httpx's INFO: noise at Nexus's default level.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         processors=[
@@ -222,6 +227,129 @@ def status(config: ConfigOption = None) -> None:
                 row.last_sync.isoformat(timespec="seconds") if row.last_sync else "never",
             )
         console.print(table)
+
+    _run(go)
+
+
+@app.command()
+def reconcile(
+    config: ConfigOption = None,
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="Only this channel (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report the differences: no lease, no booking, no push.")
+    ] = False,
+) -> None:
+    """Read every listing back now and settle what differs (docs/consistency.md, "Reconciliation")."""
+    nexus = _load(config)
+
+    async def go() -> int:
+        async with nexus:
+            nexus.check_channels()
+            names = channel or nexus.channel_names()
+            unreadable = [name for name in names if not nexus.channel(name).driver.capabilities.reads_levels]
+            if unreadable:
+                err_console.print(
+                    f"[bold red]error:[/] cannot read levels back on: {', '.join(unreadable)}", soft_wrap=True
+                )
+                return 2
+            differences: list[Difference] = []
+            unread = 0
+            for name in names:
+                reconciler = nexus.reconciler(name)
+                if dry_run:
+                    differences += await reconciler.differences()
+                    continue
+                total = await reconciler.cycle()
+                differences += total.differences
+                unread += total.unread
+                if any(d.finding is Finding.PUSHED for d in total.differences):
+                    worker = nexus.push_worker(name)
+                    while await worker.run_once() is not None:
+                        pass
+        _show_differences(differences, dry_run=dry_run)
+        if unread:
+            err_console.print(f"{unread} listings could not be read; they are read again next cycle")
+            return 1
+        return 0
+
+    code = _run(go)
+    if code:
+        raise typer.Exit(code)
+
+
+def _show_differences(differences: Sequence[Difference], *, dry_run: bool) -> None:
+    if not differences:
+        console.print("Every listing read shows what Nexus believes.")
+        return
+    table = Table(
+        "channel", "sku", "believed", "channel shows", "desired", "would be" if dry_run else "outcome"
+    )
+    for d in differences:
+        believed = "unknown" if d.believed is None else str(d.believed)
+        table.add_row(d.channel, d.sku, believed, str(d.observed), str(d.desired), d.finding.value)
+    console.print(table)
+    console.print(f"{len(differences)} listings differ" + (" (dry run: nothing changed)" if dry_run else ""))
+
+
+conflicts_app = typer.Typer(no_args_is_help=False, help="Conflicts the reconciler left to a person.")
+app.add_typer(conflicts_app, name="conflicts")
+
+
+@conflicts_app.callback(invoke_without_command=True)
+def conflicts(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
+) -> None:
+    """List open conflicts (channel policy `review`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            rows = await open_conflicts(nexus.db, channel)
+        if not rows:
+            console.print("No open conflicts.")
+            return
+        table = Table("id", "channel", "sku", "believed", "channel shows", "desired", "found")
+        for row in rows:
+            believed = "unknown" if row.believed is None else str(row.believed)
+            found = row.created_at.isoformat(timespec="seconds")
+            table.add_row(
+                str(row.id), row.channel, row.sku, believed, str(row.observed), str(row.desired), found
+            )
+        console.print(table)
+
+    _run(go)
+
+
+@conflicts_app.command("resolve")
+def resolve(
+    conflict_id: Annotated[int, typer.Argument(help="The conflict's id (see `nexus conflicts`).")],
+    take: Annotated[
+        str, typer.Option("--take", help="nexus: push what Nexus wants; channel: book the channel's level.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Settle a conflict in favour of Nexus or of the channel."""
+    if take not in ("nexus", "channel"):
+        raise typer.BadParameter("nexus or channel", param_hint="--take")
+    nexus = _load(config)
+
+    async def go() -> None:
+        async with nexus:
+            change = await resolve_conflict(
+                nexus.db, nexus.allocator, conflict_id, "nexus" if take == "nexus" else "channel"
+            )
+            if change is not None:
+                await nexus.after_changes([change])
+        booked = f"; booked {change.delta:+d} on {change.sku}" if change is not None and change.delta else ""
+        console.print(
+            f"Conflict {conflict_id} settled for {take}{booked}. `nexus worker` pushes what follows."
+        )
 
     _run(go)
 

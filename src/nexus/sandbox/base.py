@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from nexus.sandbox.delivery import DeliveryQueue
 from nexus.sandbox.stats import SandboxStats
 
 
@@ -19,6 +20,11 @@ class Sandbox(Protocol):
     def subscribe(self, topic: str, address: str, /) -> object: ...
     async def simulate_sale(self, sku: str, quantity: int = 1) -> dict[str, Any] | None:
         """A buyer's purchase; None when the channel refuses it for want of stock."""
+        ...
+
+    @property
+    def deliveries(self) -> DeliveryQueue[Any]:
+        """Its webhook (or SNS) delivery queue, whose fault knobs tests and the control surface turn."""
         ...
 
     async def set_available(self, sku: str, quantity: int, /) -> None:

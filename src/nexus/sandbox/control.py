@@ -4,7 +4,8 @@ it lets a person (or a test) poke a running sandbox with curl, and every answer 
 
     GET  /_sandbox                  what this is, plus the sandbox's own facts
     GET  /_sandbox/levels           {sku: quantity}
-    PUT  /_sandbox/levels/{sku}     {"<quantity key>": n}    a merchant's edit in the admin
+    PUT  /_sandbox/levels/{sku}     {"<quantity key>" or "quantity": n}  a merchant's edit in the admin
+                                    (?webhook=lost: its webhook never comes)
     POST /_sandbox/sales            {"sku", "quantity"}       a storefront sale
     POST /_sandbox/webhooks         {"<topic key>", "address"}  subscribe an HTTP endpoint
     GET  /_sandbox/stats            the counters of SandboxStats
@@ -15,6 +16,7 @@ is a "receipt", Etsy subscribes an "event_type") and may add routes of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,11 +81,15 @@ def control_routes(
     async def set_level(request: Request) -> Response:
         sku = request.path_params["sku"]
         body = await read_json(request)
-        quantity = body.get(key) if isinstance(body, dict) else None
+        # The channel's own field name, or plain "quantity" on every sandbox.
+        quantity = body.get(key, body.get("quantity")) if isinstance(body, dict) else None
         if not isinstance(quantity, int) or isinstance(quantity, bool):
             return answer({"error": f'expected {{"{key}": <int>}}'}, 400)
+        # ?webhook=lost: the channel's webhook for this edit never comes (the reconciler finds it).
+        lost = request.query_params.get("webhook") == "lost"
         try:
-            await sandbox.set_available(sku, quantity)
+            with sandbox.deliveries.losing() if lost else contextlib.nullcontext():
+                await sandbox.set_available(sku, quantity)
         except KeyError:
             return answer({"error": f"unknown SKU {sku!r}"}, 404)
         return answer({"sku": sku, key: sandbox.available(sku)})

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -138,6 +139,16 @@ class DeliveryQueue(Generic[T]):
         """Called after every attempt that sent something."""
 
     # --- the queue ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def losing(self) -> Iterator[None]:
+        """Every message queued inside the block is lost, as if the channel dropped it."""
+        kept = self.faults
+        self.faults = dataclasses.replace(kept, drop_rate=1.0)
+        try:
+            yield
+        finally:
+            self.faults = kept
 
     def put(self, item: T, *, counted: bool = True) -> bool:
         """Queue `item`; False when the drop fault lost it. `counted=False`: a side message (a

@@ -120,6 +120,10 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             channels={c.name: c.config(served[c.name]) for c in demo_channels},
             worker=WorkerConfig(poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30),
         )
+        # The same configuration as a file, for other `nexus` commands against the running demo
+        # (the sandbox credentials are throwaway values, not secrets).
+        config_file = options.database.with_suffix(".toml")
+        config_file.write_text(nexus_settings.to_toml())
         async with Nexus(nexus_settings, source="nexus demo") as nexus:
             for channel in demo_channels:
                 channel.after_build(nexus)
@@ -153,6 +157,14 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                             f"{served[channel.name]}/_sandbox/sales -H 'content-type: application/json' "
                             f"-d '{sale}'"
                         )
+                    first = demo_channels[0]
+                    console.print(
+                        f"\nChange a level behind Nexus's back, then see the reconciler find and fix it:\n"
+                        f"  curl -X PUT '{served[first.name]}/_sandbox/levels/{skus[0]}?webhook=lost' "
+                        f"-H 'content-type: application/json' -d '{{\"quantity\": 99}}'\n"
+                        f"  nexus reconcile --dry-run -c {config_file}\n"
+                        f"  nexus reconcile -c {config_file}"
+                    )
                     console.print("\nStill serving; watch sales flow back. Ctrl-C to stop.")
                     await service.stop.wait()
     return summary

@@ -34,6 +34,7 @@ from nexus.sandbox.amazon.sns import SnsTopic
 from nexus.sandbox.amazon.store import Listing, ListingsStore, now_iso
 from nexus.sandbox.amazon.throttle import UsagePlans
 from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.delivery import DeliveryQueue
 from nexus.sandbox.stats import SandboxStats
 
 MFN_QUANTITY_CHANGE = "LISTINGS_ITEM_MFN_QUANTITY_CHANGE"
@@ -289,6 +290,10 @@ class AmazonSandbox:
         self.sns.publish(ORDER_CHANGE, json.dumps(notification))
         self._quantity_changed(listing)
         return notification
+
+    @property
+    def deliveries(self) -> DeliveryQueue[Any]:
+        return self.sns
 
     async def set_available(self, sku: str, quantity: int) -> None:
         """The merchant edits the MFN quantity in Seller Central."""

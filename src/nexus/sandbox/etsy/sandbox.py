@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from nexus.sandbox.delivery import Faults
+from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.etsy.app import build_app
 from nexus.sandbox.etsy.limits import RateLimits
 from nexus.sandbox.etsy.oauth import OAuthServer
@@ -224,6 +224,10 @@ class EtsySandbox:
             },
         )
         return receipt
+
+    @property
+    def deliveries(self) -> DeliveryQueue[Any]:
+        return self.webhooks
 
     async def set_available(self, sku: str, quantity: int) -> None:
         """A merchant's edit in Shop Manager. Etsy sends no webhook for it."""

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from nexus.sandbox.barcodes import ean13
-from nexus.sandbox.delivery import Faults
+from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.shopify.api import AdminGraphQL
 from nexus.sandbox.shopify.app import build_app
 from nexus.sandbox.shopify.inventory import InventorySetter
@@ -203,6 +203,10 @@ class ShopifySandbox:
         self.webhooks.emit(ORDERS_CREATE, order)
         self._level_changed(level)
         return order
+
+    @property
+    def deliveries(self) -> DeliveryQueue[Any]:
+        return self.webhooks
 
     async def set_available(self, sku: str, quantity: int) -> None:
         """A merchant editing the available quantity in the admin."""

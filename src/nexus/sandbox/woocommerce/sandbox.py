@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.barcodes import ean13
-from nexus.sandbox.delivery import Faults
+from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.stats import SandboxStats
 from nexus.sandbox.woocommerce.api import RestApi
 from nexus.sandbox.woocommerce.app import build_app
@@ -252,6 +252,10 @@ class WooCommerceSandbox:
             self.store.touch(product)
             self.products_saved([product])
         return order_json(self.store, order, self.site_url)
+
+    @property
+    def deliveries(self) -> DeliveryQueue[Any]:
+        return self.webhooks
 
     async def set_available(self, sku: str, quantity: int) -> None:
         """A merchant editing the stock quantity in the admin (product.updated follows)."""
