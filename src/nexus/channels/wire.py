@@ -21,7 +21,10 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00": valid ISO, but its UTC instant is before year 1
+        return None
 
 
 def verify_base64_hmac_sha256(body: bytes, secret: str, received: str, header: str) -> None:
