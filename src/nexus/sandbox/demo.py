@@ -13,10 +13,12 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -426,3 +428,44 @@ def _print_channels(console: Console, summary: DemoSummary) -> None:
     for name, values in rows.items():
         table.add_row(name, *values)
     console.print(table)
+
+
+def command(
+    *,
+    console: Console,
+    skus: int,
+    duration: float | None,
+    sales_per_second: float,
+    port: int,
+    database: Path,
+    seed: int,
+    plan: str,
+    channels: str,
+    time_scale: float,
+) -> Callable[[], Awaitable[int]]:
+    """`nexus demo` (the `nexus.commands` entry point): check the options, then return the run,
+    whose exit code is 1 when the demo ends with anything out of sync or not adding up."""
+    if plan not in PLANS:
+        raise typer.BadParameter(f"choose one of {', '.join(PLANS)}", param_hint="--plan")
+    kinds = tuple(dict.fromkeys(k.strip() for k in channels.split(",") if k.strip()))
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise typer.BadParameter(f"choose among {', '.join(KINDS)}", param_hint="--channels")
+    if time_scale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--time-scale")
+    options = DemoOptions(
+        skus=skus,
+        duration=duration,
+        sales_per_second=sales_per_second,
+        port=port,
+        database=database,
+        seed=seed,
+        plan=plan,
+        channels=kinds,
+        time_scale=time_scale,
+    )
+
+    async def run() -> int:
+        summary = await run_demo(options, console)
+        return 1 if summary.out_of_sync or summary.ledger_mismatches else 0
+
+    return run
