@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
+from nexus.channels.etsy import webhooks as etsy_webhooks
 from nexus.channels.shopify import create_driver as create_shopify
 from nexus.channels.wire import parse_timestamp
+from nexus.channels.woocommerce import create_driver as create_woocommerce
+from nexus.drivers.contract import WebhookRequest
+from nexus.errors import WebhookPayloadError, WebhookSignatureError
+from nexus.webhooks.receiver import _check_json
+from tests.channels.amazon.amazon_testkit import sns_request
+from tests.channels.etsy.etsy_testkit import load as load_etsy
 from tests.channels.shopify.shopify_testkit import delivery, make_context, raw
+from tests.channels.woocommerce.woocommerce_testkit import delivery as woo_delivery
+from tests.channels.woocommerce.woocommerce_testkit import make_context as woo_context
 
 
 def test_an_iso_time_whose_utc_instant_leaves_the_calendar_is_no_time() -> None:
@@ -29,3 +41,88 @@ def test_a_shopify_delivery_triggered_before_year_one_is_described() -> None:
     assert driver.describe_webhook(request).triggered_at is None
     [level] = driver.parse_webhook(request)
     assert level.quantity == 8
+
+
+# -- JSON nested deeper than the decoder recurses: RecursionError, a 500, in every channel --------
+
+DEEP = b"[" * 50_000 + b"]" * 50_000
+
+
+def _offline() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(599)))
+
+
+def test_deep_json_is_refused_by_shopify() -> None:
+    driver = create_shopify(make_context(_offline(), settings={"location_id": 24826418}))
+    request = delivery("orders/create", b'{"id": 1, "line_items": ' + DEEP + b"}")
+    with pytest.raises(WebhookPayloadError):
+        driver.parse_webhook(request)
+
+
+def test_deep_json_is_refused_by_woocommerce() -> None:
+    driver = create_woocommerce(woo_context(_offline()))
+    with pytest.raises(WebhookPayloadError):
+        driver.parse_webhook(woo_delivery("order.created", DEEP))
+
+
+def test_deep_json_is_refused_by_etsy() -> None:
+    from tests.fuzz.test_fuzz_etsy import DRIVER, request, signed_headers
+
+    with pytest.raises(WebhookPayloadError):
+        DRIVER.describe_webhook(request(DEEP, signed_headers(DEEP)))
+
+
+async def test_deep_json_is_refused_by_amazon_before_and_after_verification() -> None:
+    from tests.fuzz.test_fuzz_amazon import DRIVER, SANDBOX, fields
+
+    unsigned = WebhookRequest("amazon-us", {"content-type": "text/plain"}, DEEP, datetime.now(UTC))
+    with pytest.raises(WebhookSignatureError):  # an unauthenticated 500 before the fix
+        await DRIVER.verify_webhook(unsigned)
+    signed = sns_request(SANDBOX.sns.sign(fields(DEEP.decode())))
+    await DRIVER.verify_webhook(signed)
+    with pytest.raises(WebhookPayloadError):
+        DRIVER.describe_webhook(signed)
+    with pytest.raises(WebhookPayloadError):
+        DRIVER.parse_webhook(signed)
+
+
+def test_deep_json_declared_as_json_is_refused_by_the_receiver() -> None:
+    request = WebhookRequest("any", {"content-type": "application/json"}, DEEP, datetime.now(UTC))
+    with pytest.raises(WebhookPayloadError):
+        _check_json(request)
+
+
+# -- Etsy ------------------------------------------------------------------------------------------
+
+
+def test_an_etsy_timestamp_too_large_for_a_float_is_refused_not_a_500() -> None:
+    from tests.fuzz.test_fuzz_etsy import DRIVER, ORDER_PAID, request, signed_headers
+
+    headers = signed_headers(ORDER_PAID, str(10**400))
+    with pytest.raises(WebhookSignatureError):
+        asyncio.run(DRIVER.verify_webhook(request(ORDER_PAID, headers)))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/v3/application/shops/10051834/receipts/1",
+        "https://openapi.etsy.com\uff0f/v3/application/shops/10051834/receipts/1",
+    ],
+)
+def test_an_etsy_resource_url_urlsplit_refuses_is_a_payload_error(url: str) -> None:
+    from tests.fuzz.test_fuzz_etsy import DRIVER, request, signed_headers
+
+    body = json.dumps({"event_type": "order.paid", "resource_url": url, "shop_id": 10051834}).encode()
+    with pytest.raises(WebhookPayloadError):
+        DRIVER.parse_webhook(request(body, signed_headers(body)))
+
+
+@pytest.mark.parametrize("stamp", [1e20, 10**30, float("inf")])
+def test_an_etsy_receipt_time_out_of_range_is_no_time(stamp: float) -> None:
+    receipt = load_etsy("receipt.json")
+    receipt["created_timestamp"] = stamp
+    for transaction in receipt["transactions"]:
+        transaction["paid_timestamp"] = stamp
+    sales = etsy_webhooks.receipt_sales(receipt)
+    assert sales and all(sale.occurred_at is None for sale in sales)  # type: ignore[union-attr]

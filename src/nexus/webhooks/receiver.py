@@ -338,7 +338,7 @@ def _check_json(request: WebhookRequest) -> None:
         return
     try:
         json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WebhookPayloadError(f"body is not valid JSON: {exc}") from exc
 
 

@@ -39,7 +39,7 @@ def load_notification(message: object) -> Mapping[str, Any]:
         raise WebhookPayloadError("SNS Message is not a string")
     try:
         payload = json.loads(message)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WebhookPayloadError(f"SNS Message is not JSON: {exc}") from exc
     if isinstance(payload, Mapping) and "detail-type" in payload:
         payload = payload.get("detail")

@@ -59,7 +59,7 @@ def load_message(body: bytes) -> dict[str, Any]:
     """The SNS message of a delivery; WebhookSignatureError when it cannot even be checked."""
     try:
         message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WebhookSignatureError("SNS body is not JSON: no signature to check") from exc
     if not isinstance(message, dict):
         raise WebhookSignatureError("SNS body is not a JSON object")

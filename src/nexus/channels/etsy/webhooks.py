@@ -78,9 +78,10 @@ def verify(
         raise WebhookSignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     try:
         timestamp = int(timestamp_text.strip())
-    except ValueError as exc:
+        skew = abs(clock() - timestamp)  # OverflowError: more digits than a float holds
+    except (ValueError, OverflowError) as exc:
         raise WebhookSignatureError("webhook-timestamp is not unix seconds") from exc
-    if abs(clock() - timestamp) > tolerance:
+    if skew > tolerance:
         # Outside the window a captured delivery could be replayed: refuse it, however well signed.
         raise WebhookSignatureError("webhook-timestamp is more than the tolerance away from now")
     content = f"{webhook_id}.{timestamp}.".encode() + request.body
@@ -103,7 +104,7 @@ def verify(
 def body_of(request: WebhookRequest) -> Mapping[str, Any]:
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WebhookPayloadError(f"Etsy webhook body is not JSON: {exc}") from exc
     if not isinstance(body, Mapping):
         raise WebhookPayloadError("Etsy webhook body is not a JSON object")
@@ -128,7 +129,11 @@ def check(request: WebhookRequest) -> None:
     body = body_of(request)
     if topic(body) == ORDER_PAID:
         resource_url = body.get("resource_url")
-        if not isinstance(resource_url, str) or not _RECEIPT_PATH.search(urlsplit(resource_url).path):
+        try:
+            path = urlsplit(resource_url).path if isinstance(resource_url, str) else ""
+        except ValueError:  # "http://[::1/...", a netloc NFKC normalisation changes
+            path = ""
+        if not _RECEIPT_PATH.search(path):
             raise WebhookPayloadError(f"order.paid resource_url is not a receipt URL: {resource_url!r}")
 
 
@@ -151,7 +156,10 @@ def receipt_location(
     the URL as given: nothing of the delivery but two integers reaches the request."""
     if not isinstance(resource_url, str):
         raise WebhookPayloadError("order.paid has no resource_url")
-    parts = urlsplit(resource_url)
+    try:
+        parts = urlsplit(resource_url)
+    except ValueError as exc:
+        raise WebhookPayloadError(f"resource_url is not a URL: {resource_url!r}") from exc
     base = urlsplit(base_url)
     if parts.scheme != base.scheme or parts.netloc.lower() not in allowed_hosts:
         raise WebhookPayloadError(f"resource_url points outside the Etsy API: {resource_url!r}")
@@ -208,5 +216,8 @@ def receipt_sales(receipt: Mapping[str, Any]) -> list[InboundEvent]:
 
 def _timestamp(value: object) -> datetime | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, ValueError, OSError):  # beyond year 9999, or inf
+            return None
     return None

@@ -114,7 +114,7 @@ def parse(
         return []
     try:
         body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WebhookPayloadError(f"{topic} body is not JSON: {exc}") from exc
     if not isinstance(body, Mapping):
         raise WebhookPayloadError(f"{topic} body is not a JSON object")
