@@ -1,4 +1,9 @@
-"""What several channels send the same way: ISO-8601 timestamps and base64 HMAC-SHA256 signatures."""
+"""What every channel treats the same way: which HTTP status is worth retrying, ISO-8601 timestamps
+and base64 HMAC-SHA256 signatures.
+
+`classify_status` is the one HTTP status -> transient/terminal decision. A channel whose API says
+more than its status (Shopify's 429 carrying GraphQL errors, WooCommerce's 413 for a batch too
+large, Etsy's 404 for a deleted listing) handles that case first and calls it for the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +13,26 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from nexus.errors import WebhookSignatureError
+from nexus.errors import ChannelError, TerminalChannelError, TransientChannelError, WebhookSignatureError
+
+# 408 Request Timeout, 429 Too Many Requests and every 5xx: the same request may succeed later.
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def is_transient_status(status: int) -> bool:
+    """True for the HTTP statuses worth retrying: 408, 429 and 5xx."""
+    return status in TRANSIENT_STATUSES or status >= 500
+
+
+def classify_status(
+    status: int, message: str, *, retry_after: float | None = None, payload: object = None
+) -> ChannelError:
+    """The error a failed HTTP answer (`status` >= 300) stands for, to raise: a
+    `TransientChannelError` for 408, 429 and 5xx (with the channel's `retry_after` hint), a
+    `TerminalChannelError` otherwise (the same request would be refused again)."""
+    if is_transient_status(status):
+        return TransientChannelError(message, status=status, retry_after=retry_after, payload=payload)
+    return TerminalChannelError(message, status=status, payload=payload)
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 
 from nexus.channels.amazon.auth import LwaTokens
+from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
-from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.errors import TransientChannelError
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.ratelimit.headers import amazon_rate_limit, apply, retry_after_seconds
 
@@ -147,12 +148,13 @@ class SpApiClient:
             response = await self._http.put(url, content=content, headers={"Content-Type": content_type})
         except httpx.TransportError as exc:
             raise TransientChannelError(f"feed document upload failed: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise TransientChannelError(f"feed document upload: HTTP {response.status_code}")
-        if response.status_code >= 300:
-            raise TerminalChannelError(
-                f"feed document upload refused (HTTP {response.status_code}): {response.text[:200]}",
-                status=response.status_code,
+        status = response.status_code
+        if status >= 300:
+            raise classify_status(
+                status,
+                f"feed document upload: HTTP {status}"
+                if is_transient_status(status)
+                else f"feed document upload refused (HTTP {status}): {response.text[:200]}",
             )
 
     async def download(self, url: str) -> bytes:
@@ -199,17 +201,13 @@ def _token_refused(payload: Any) -> bool:
 
 def _result(operation: str, response: httpx.Response, payload: Any) -> SpResponse:
     status = response.status_code
-    if status >= 500:
-        raise TransientChannelError(
-            f"SP-API {operation}: server error (HTTP {status}): {_describe(payload)}",
-            status=status,
-            retry_after=retry_after_seconds(response.headers),
-            payload=payload,
-        )
     if status >= 400:
-        raise TerminalChannelError(
-            f"SP-API {operation} refused (HTTP {status}): {_describe(payload)}",
-            status=status,
+        raise classify_status(
+            status,
+            f"SP-API {operation}: server error (HTTP {status}): {_describe(payload)}"
+            if is_transient_status(status)
+            else f"SP-API {operation} refused (HTTP {status}): {_describe(payload)}",
+            retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
     if payload is None:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from nexus.channels.etsy.auth import TokenManager
+from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.ratelimit.headers import apply, etsy_per_day, etsy_per_second, retry_after_seconds
@@ -140,8 +141,8 @@ def _result(response: httpx.Response) -> Any:
             raise TransientChannelError(f"Etsy answered HTTP {status} without a JSON body", status=status)
         return payload
     message = f"Etsy answered HTTP {status}: {_describe(response)}"
-    if status >= 500:
-        raise TransientChannelError(message, status=status, retry_after=retry_after_seconds(response.headers))
     if status == 404:
         raise EtsyNotFoundError(message, status=status, payload=_payload(response))
-    raise TerminalChannelError(message, status=status, payload=_payload(response))
+    if is_transient_status(status):
+        raise classify_status(status, message, retry_after=retry_after_seconds(response.headers))
+    raise classify_status(status, message, payload=_payload(response))

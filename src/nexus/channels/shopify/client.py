@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.ratelimit.headers import retry_after_seconds
@@ -267,18 +268,15 @@ def _result(response: httpx.Response, payload: Any, cost: QueryCost | None) -> G
             status=status,
             payload=payload,
         )
-    if status >= 500 or status == 429:
-        raise TransientChannelError(
-            f"Shopify server error (HTTP {status})",
-            status=status,
-            retry_after=retry_after_seconds(response.headers),
-            payload=payload,
-        )
     if status >= 400:
         # 400 malformed, 402 frozen shop, 423 locked shop ...: the same request will fail again.
-        raise TerminalChannelError(
-            f"Shopify rejected the request (HTTP {status}): {_describe_errors(payload)}",
-            status=status,
+        # (A 429 carrying GraphQL errors is not a throttle: `request` already let it through here.)
+        raise classify_status(
+            status,
+            f"Shopify server error (HTTP {status})"
+            if is_transient_status(status)
+            else f"Shopify rejected the request (HTTP {status}): {_describe_errors(payload)}",
+            retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
     if not isinstance(payload, Mapping):

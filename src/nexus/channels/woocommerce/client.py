@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.ratelimit.headers import retry_after_seconds
@@ -122,10 +123,10 @@ def _checked(method: str, path: str, response: httpx.Response) -> WooResponse:
     status = response.status_code
     payload = _json_or_none(response)
     where = f"{method} {path}"
-    if status >= 500 or status == 408:
-        raise TransientChannelError(
+    if status >= 400 and is_transient_status(status):
+        raise classify_status(
+            status,
             f"WooCommerce server error (HTTP {status}) on {where}: {describe_error(payload)}",
-            status=status,
             retry_after=retry_after_seconds(response.headers),
             payload=payload,
         )
@@ -145,9 +146,9 @@ def _checked(method: str, path: str, response: httpx.Response) -> WooResponse:
         )
     if status >= 400:
         # 404 rest_no_route (wrong base URL, REST API off), 400 rest_invalid_param, ...
-        raise TerminalChannelError(
+        raise classify_status(
+            status,
             f"WooCommerce rejected {where} (HTTP {status}): {describe_error(payload)}",
-            status=status,
             payload=payload,
         )
     if payload is None:
