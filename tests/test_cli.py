@@ -8,6 +8,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,10 +154,16 @@ def test_import_links_by_sku_then_sync_all_pushes_every_listing(
             'driver = "amazon"\nbase_url = "https://sellingpartnerapi-na.amazon.com"\n'
             'credentials = { client_id = "i", client_secret = "s", refresh_token = "r" }\n'
             'settings = { marketplace_ids = ["ATVPDKIKX0DER"] }\n',
-            "channels.shop.seller_id",
+            "channels.shop.settings.seller_id",
+        ),
+        (
+            'driver = "woocommerce"\nbase_url = "https://shop.example.com"\n'
+            'credentials = { consumer_key = "ck", consumer_secret = "literal-SECRET-4711" }\n'
+            'settings = { auth = "oauth" }\n',
+            "channels.shop.settings.auth",
         ),
     ],
-    ids=["missing-credential", "driver-setting"],
+    ids=["missing-credential", "driver-setting", "bad-setting"],
 )
 @pytest.mark.parametrize("command", ["worker", "serve"])
 def test_a_process_refuses_to_start_with_a_channel_it_cannot_build(
@@ -172,3 +179,33 @@ def test_a_process_refuses_to_start_with_a_channel_it_cannot_build(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert key in lines[0] and str(config) in lines[0]
+    assert "literal-SECRET-4711" not in result.stderr + result.stdout
+
+
+def test_a_worker_with_a_missing_credential_exits_within_a_second(tmp_path: Path) -> None:
+    # Measured against the same command's --help, which pays the same interpreter start and imports.
+    config = write_config(
+        tmp_path,
+        '[channels.shop]\ndriver = "shopify"\nbase_url = "https://x.myshopify.com"\n'
+        'credentials = { access_token = "env:NEXUS_TEST_MISSING_TOKEN",'
+        ' webhook_secret = "literal-SECRET-4711" }\n',
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "NEXUS_TEST_MISSING_TOKEN"}
+    nexus = str(Path(sys.executable).with_name("nexus"))
+
+    def timed(*arguments: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [nexus, *arguments], capture_output=True, text=True, timeout=60, env=environment
+        )
+        return time.perf_counter() - started, result
+
+    # Interleaved, fastest of three each: a loaded machine slows both alike.
+    runs = [(timed("worker", "--help")[0], timed("worker", "--config", str(config))) for _ in range(3)]
+    baseline = min(help_time for help_time, _ in runs)
+    elapsed, result = min((run for _, run in runs), key=lambda run: run[0])
+    assert result.returncode == 2
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "channels.shop.credentials.access_token" in line and str(config) in line
+    assert "NEXUS_TEST_MISSING_TOKEN" in line and "literal-SECRET-4711" not in line
+    assert elapsed < baseline + 1.0, (elapsed, baseline)

@@ -282,3 +282,161 @@ def test_settings_written_as_toml_read_back_unchanged(tmp_path: Path) -> None:
     path.write_text(settings.to_toml(), encoding="utf-8")
     loaded, _ = load_settings(path)
     assert loaded == settings
+
+
+# -- every channel's own keys, checked before a process starts --------------------------------------
+
+SECRET = "literal-SECRET-4711"  # must never appear in an error message
+CHANNELS = {
+    "shopify": (
+        'base_url = "https://example.myshopify.com"\n'
+        f'credentials = {{ access_token = "{SECRET}", webhook_secret = "{SECRET}" }}\n',
+        {},
+    ),
+    "woocommerce": (
+        'base_url = "https://shop.example.com"\n'
+        f'credentials = {{ consumer_key = "ck_1", consumer_secret = "{SECRET}" }}\n',
+        {},
+    ),
+    "amazon": (
+        'base_url = "https://sellingpartnerapi-na.amazon.com"\n'
+        f'credentials = {{ client_id = "i", client_secret = "{SECRET}", refresh_token = "{SECRET}" }}\n',
+        {"seller_id": '"A1"', "marketplace_ids": '["ATVPDKIKX0DER"]'},
+    ),
+    "etsy": (
+        f'credentials = {{ keystring = "k", shared_secret = "{SECRET}", refresh_token = "{SECRET}" }}\n',
+        {"shop_id": "7"},
+    ),
+    "rest": (
+        f'base_url = "https://pos.example.com"\ncredentials = {{ token = "{SECRET}" }}\n',
+        {"list_url": '"/items"', "push_url": '"/stock"'},
+    ),
+}
+# One bad value per channel: (setting, TOML value).
+BAD_SETTING = {
+    "shopify": ("max_throttle_retries", "-1"),
+    "woocommerce": ("batch_limit", "101"),
+    "amazon": ("sales_from", '"sometimes"'),
+    "etsy": ("requests_per_day", "-5"),
+    "rest": ("pagination", '"sometimes"'),
+}
+REQUIRED_CREDENTIAL = {
+    "shopify": "access_token",
+    "woocommerce": "consumer_key",
+    "amazon": "client_id",
+    "etsy": "keystring",
+}
+
+
+def channel_file(
+    tmp_path: Path, driver: str, settings: dict[str, str], credentials: str | None = None
+) -> Path:
+    keys, defaults = CHANNELS[driver]
+    if credentials is not None:
+        keys = "\n".join(line for line in keys.splitlines() if not line.startswith("credentials")) + (
+            f"\ncredentials = {{ {credentials} }}\n"
+        )
+    table = ", ".join(f"{key} = {value}" for key, value in {**defaults, **settings}.items())
+    return write(
+        tmp_path,
+        f'database_url = "sqlite+aiosqlite:///{tmp_path / "n.db"}"\n\n'
+        f'[channels.store]\ndriver = "{driver}"\n{keys}settings = {{ {table} }}\n',
+    )
+
+
+async def check(path: Path) -> ConfigError | None:
+    nexus = Nexus.from_config(path)
+    try:
+        nexus.check_channels()
+    except ConfigError as exc:
+        return exc
+    finally:
+        await nexus.aclose()
+    return None
+
+
+@pytest.mark.parametrize("driver", sorted(CHANNELS))
+async def test_every_channel_with_good_keys_passes_the_start_up_check(tmp_path: Path, driver: str) -> None:
+    assert await check(channel_file(tmp_path, driver, {})) is None
+
+
+@pytest.mark.parametrize("driver", sorted(BAD_SETTING))
+async def test_a_bad_setting_of_any_channel_names_its_full_key_and_the_file(
+    tmp_path: Path, driver: str
+) -> None:
+    key, value = BAD_SETTING[driver]
+    path = channel_file(tmp_path, driver, {key: value})
+    error = await check(path)
+    assert error is not None
+    assert error.key == f"channels.store.settings.{key}"
+    assert f"key channels.store.settings.{key}" in str(error) and str(path) in str(error)
+    assert SECRET not in str(error)
+
+
+@pytest.mark.parametrize("driver", sorted(REQUIRED_CREDENTIAL))
+async def test_a_missing_credential_of_any_channel_names_its_full_key(tmp_path: Path, driver: str) -> None:
+    path = channel_file(tmp_path, driver, {}, credentials=f'webhook_secret = "{SECRET}"')
+    error = await check(path)
+    assert error is not None
+    assert error.key == f"channels.store.credentials.{REQUIRED_CREDENTIAL[driver]}"
+    assert str(path) in str(error) and SECRET not in str(error)
+
+
+async def test_a_secret_given_where_a_setting_belongs_is_not_repeated(tmp_path: Path) -> None:
+    # A credential pasted into a setting by mistake: the error names the key, not the value.
+    path = channel_file(tmp_path, "etsy", {"shop_id": f'"{SECRET}"'})
+    error = await check(path)
+    assert error is not None and error.key == "channels.store.settings.shop_id"
+    assert SECRET not in str(error)
+
+
+def test_a_settings_model_does_not_show_credentials_in_its_repr() -> None:
+    from nexus.channels.shopify import ShopifySettings
+
+    settings = ShopifySettings.load(
+        "shop",
+        base_url="https://x.myshopify.com",
+        credentials={"access_token": SECRET, "webhook_secret": SECRET},
+        settings={},
+        source="test",
+    )
+    assert settings.access_token == SECRET
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+
+
+async def test_a_driver_registered_with_a_settings_model_is_checked_before_it_is_built(
+    tmp_path: Path,
+) -> None:
+    from nexus.config import ChannelSettings, credential, settings_model
+
+    class PosSettings(ChannelSettings):
+        api_key: str = credential(min_length=1)
+        store_id: int
+
+    built: list[str] = []
+
+    @settings_model(PosSettings)
+    def factory(context: ChannelContext) -> object:
+        built.append(context.name)
+        raise RuntimeError("not reached")
+
+    path = write(
+        tmp_path,
+        f'database_url = "sqlite+aiosqlite:///{tmp_path / "n.db"}"\n\n'
+        '[channels.till]\ndriver = "pos"\ncredentials = { api_key = "k" }\nsettings = { store_id = "x" }\n',
+    )
+    nexus = Nexus.from_config(path)
+    nexus.extend("pos", factory)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(ConfigError) as caught:
+            nexus.check_channels()
+    finally:
+        await nexus.aclose()
+    assert caught.value.key == "channels.till.settings.store_id" and str(path) in str(caught.value)
+    assert built == []
+
+
+async def test_a_disabled_channel_is_not_checked(tmp_path: Path) -> None:
+    path = channel_file(tmp_path, "amazon", {"sales_from": '"sometimes"'})
+    path.write_text(path.read_text().replace('driver = "amazon"', 'driver = "amazon"\nenabled = false'))
+    assert await check(path) is None

@@ -2,21 +2,39 @@
 
 Secrets never sit in the file: a credential is written `"env:NAME"` and read from the
 environment when the channel is built. Every error names the offending key and the file.
+
+A channel's own keys (`channels.<name>.settings`, `.credentials`, `.base_url`) are declared by
+its driver as one `ChannelSettings` model (`nexus.channels.<driver>.settings`), attached to the
+driver factory with `@settings_model(...)`; `Nexus.check_channels()` validates every enabled
+channel against it before a process starts, and the driver reads the same model.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nexus.domain.vocabulary import ConflictPolicy
 from nexus.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nexus.drivers.contract import ChannelContext
 
 DEFAULT_CONFIG_FILE = "nexus.toml"
 ENV_REFERENCE_PREFIX = "env:"
@@ -213,6 +231,165 @@ def load_settings(
         return NexusSettings(**data), source
     except ValidationError as exc:
         raise config_error_from(exc, source) from None
+
+
+# -- a channel's own keys -----------------------------------------------------------------------
+
+_SECTION = "nexus_section"
+F = TypeVar("F")
+
+
+def credential(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A `ChannelSettings` field read from the channel's `credentials` (a secret), not `settings`."""
+    return Field(default, json_schema_extra={_SECTION: "credentials"}, repr=False, **kwargs)
+
+
+def _empty_is_none(value: object) -> object:
+    return value if value not in ("", None) else None
+
+
+OptionalSecret = Annotated[str | None, BeforeValidator(_empty_is_none)]
+"""An optional credential: absent and empty both mean None."""
+
+
+def _not_a_flag(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("must be a list of strings (or one comma-separated string)")
+    return tuple(v.strip() for v in value)
+
+
+def _http_url(value: object) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return str(value)
+
+
+Whole = Annotated[int, BeforeValidator(_not_a_flag)]
+"""A whole number (`"5"` and `5.0` too), never true/false."""
+Number = Annotated[float, BeforeValidator(_not_a_flag)]
+"""A number (`"2.5"` too), never true/false."""
+Text = Annotated[str, BeforeValidator(_text)]
+"""A non-empty string, stripped."""
+Strings = Annotated[tuple[str, ...], BeforeValidator(_strings)]
+"""A list of non-empty strings, or one comma-separated string."""
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+"""An http:// or https:// URL with a host."""
+
+
+class ChannelSettings(BaseModel):
+    """Base of the model a channel declares for its keys. A field named `base_url` is the
+    channel's `base_url`; fields made with `credential()` come from `credentials`; every other
+    field from `settings`. Unknown settings are ignored unless a model says `extra="forbid"`;
+    credentials the model does not name are left to the driver (templates may use them)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        """The input key of every field (its alias, if it has one) -> the table it is read from."""
+        found: dict[str, str] = {}
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            section = "base_url" if name == "base_url" else str(extra.get(_SECTION, "settings"))
+            found[info.alias or name] = section
+        return found
+
+    @classmethod
+    def load(
+        cls,
+        channel: str,
+        *,
+        base_url: str | None,
+        credentials: Mapping[str, str],
+        settings: Mapping[str, Any],
+        source: str,
+    ) -> Self:
+        """Validate one channel's keys; a ConfigError names the first bad one by its full path
+        (`channels.<channel>.settings.<key>`, `.credentials.<key>`, `.base_url`) and `source`.
+        Messages never hold a credential's value."""
+        sections = cls.sections()
+        data = {key: value for key, value in settings.items() if sections.get(key, "settings") == "settings"}
+        if cls.model_config.get("extra") == "forbid":
+            for key in settings.keys() - data.keys():
+                raise ConfigError("unknown key", key=f"channels.{channel}.settings.{key}", source=source)
+        data.update(
+            {
+                key: credentials[key]
+                for key, where in sections.items()
+                if where == "credentials" and key in credentials
+            }
+        )
+        if base_url is not None and "base_url" in sections:
+            data["base_url"] = base_url
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = [str(part) for part in first["loc"]]
+            section = sections.get(loc[0], "settings") if loc else "settings"
+            prefix = ["channels", channel] if section == "base_url" else ["channels", channel, section]
+            raise ConfigError(_message(first), key=".".join([*prefix, *loc]), source=source) from None
+
+    @classmethod
+    def from_context(cls, ctx: ChannelContext) -> Self:
+        """The model for a driver being built (errors name the channel, not the file; the engine
+        validated against the file before building)."""
+        return cls.load(
+            ctx.name,
+            base_url=ctx.base_url,
+            credentials=ctx.credentials,
+            settings=ctx.settings,
+            source=f"channel {ctx.name}",
+        )
+
+
+def settings_model(model: type[ChannelSettings]) -> Callable[[F], F]:
+    """Attach `model` to a driver factory, as `factory.settings_model`: how the engine finds the
+    keys a driver needs without the driver contract knowing any channel."""
+
+    def attach(factory: F) -> F:
+        setattr(factory, "settings_model", model)  # noqa: B010 - a function attribute mypy cannot see
+        return factory
+
+    return attach
+
+
+def validate_channel(name: str, config: ChannelConfig, factory: object, source: str) -> dict[str, str]:
+    """Resolve a channel's credentials and, when its driver factory declares a `settings_model`,
+    validate its keys against it; the resolved credentials. ConfigError names the key and file."""
+    credentials = resolve_credentials(name, config, source)
+    model = getattr(factory, "settings_model", None)
+    if isinstance(model, type) and issubclass(model, ChannelSettings):
+        model.load(
+            name, base_url=config.base_url, credentials=credentials, settings=config.settings, source=source
+        )
+    return credentials
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required, but not set"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
 
 
 def config_error_from(exc: ValidationError, source: str) -> ConfigError:

@@ -19,7 +19,7 @@ import httpx
 import structlog
 
 from nexus.api import BatchHandle, CatalogHandle, ProductHandle
-from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials
+from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials, validate_channel
 from nexus.domain.allocation import Allocator
 from nexus.domain.belief import Semantics
 from nexus.domain.catalog import ImportReport, ItemSpec, add_items, link_variants
@@ -181,14 +181,24 @@ class Nexus:
 
     def check_channels(self) -> None:
         """Build every enabled channel now, so that a process refuses to start (rather than fail
-        on every webhook and poll) when one cannot be built. Errors name the key and the file."""
+        on every webhook and poll) when one cannot be built. Errors name the key and the file.
+
+        First the channel's credentials are resolved and its keys validated against the settings
+        model its driver factory declares (`factory.settings_model`, see `nexus.config`), so the
+        error names `channels.<name>.settings.<key>` in the configuration file; then the driver
+        is built, for what only it can check."""
         for name in self.channel_names():
+            config = self.settings.channels[name]
             try:
+                validate_channel(name, config, self.drivers.factory(config.driver), self.source)
                 self.channel(name)
             except ConfigError as exc:
-                if exc.key is None or exc.key.startswith("channels."):
-                    raise
-                raise ConfigError(exc.reason, key=f"channels.{name}.{exc.key}", source=self.source) from None
+                key = (
+                    exc.key
+                    if exc.key is None or exc.key.startswith("channels.")
+                    else f"channels.{name}.{exc.key}"
+                )
+                raise ConfigError(exc.reason, key=key, source=self.source) from None
             except NexusError:
                 raise
             except Exception as exc:

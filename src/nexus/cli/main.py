@@ -106,13 +106,14 @@ def serve(
     concurrency: ConcurrencyOption = None,
 ) -> None:
     """Run the web app (webhooks, API), the push workers and the webhook processor in one process."""
-    from nexus.runtime import serve_forever
-
     nexus = _load(config)
 
     async def go() -> None:
         async with nexus:
             nexus.check_channels()
+            # Imported after the check: a process that refuses to start does not load the web stack.
+            from nexus.runtime import serve_forever
+
             await nexus.migrate()
             await serve_forever(
                 nexus, web=True, workers=workers, host=host, port=port, concurrency=concurrency
@@ -127,13 +128,13 @@ def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -
     like, on as many machines: with PostgreSQL and Redis they share the work and the buckets.
     SIGTERM stops claiming, lets pushes in flight finish (worker.shutdown_grace) and releases
     the rest."""
-    from nexus.runtime import serve_forever
-
     nexus = _load(config)
 
     async def go() -> None:
         async with nexus:
             nexus.check_channels()
+            from nexus.runtime import serve_forever  # after the check, as in `serve`
+
             await serve_forever(nexus, web=False, workers=True, host="", port=0, concurrency=concurrency)
 
     _run(go)

@@ -283,7 +283,7 @@ async def test_missing_settings_name_the_key(account: Account) -> None:
     ):
         with pytest.raises(ConfigError) as raised:
             AmazonDriver(replace(ctx, settings=broken))
-        assert raised.value.key == key
+        assert raised.value.key == f"channels.{ctx.name}.settings.{key}"
     with pytest.raises(ConfigError) as raised:
         AmazonDriver(replace(ctx, credentials={"client_id": "x", "client_secret": "y"}))
-    assert raised.value.key == "refresh_token"
+    assert raised.value.key == f"channels.{ctx.name}.credentials.refresh_token"

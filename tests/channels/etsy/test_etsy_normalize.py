@@ -133,15 +133,15 @@ GOOD_CREDENTIALS = {"keystring": "k", "shared_secret": "s", "refresh_token": "r"
 @pytest.mark.parametrize(
     ("credentials", "settings", "key"),
     [
-        ({**GOOD_CREDENTIALS, "keystring": ""}, {"shop_id": 1}, "keystring"),
-        ({"keystring": "k", "refresh_token": "r"}, {"shop_id": 1}, "shared_secret"),
-        ({"keystring": "k", "shared_secret": "s"}, {"shop_id": 1}, "refresh_token"),
-        (GOOD_CREDENTIALS, {}, "shop_id"),
-        (GOOD_CREDENTIALS, {"shop_id": "shop"}, "shop_id"),
-        (GOOD_CREDENTIALS, {"shop_id": 1, "token_url": "ftp://x"}, "token_url"),
-        (GOOD_CREDENTIALS, {"shop_id": 1, "max_batch_size": 0}, "max_batch_size"),
-        (GOOD_CREDENTIALS, {"shop_id": 1, "requests_per_day": -5}, "requests_per_day"),
-        (GOOD_CREDENTIALS, {"shop_id": 1, "listing_states": [3]}, "listing_states"),
+        ({**GOOD_CREDENTIALS, "keystring": ""}, {"shop_id": 1}, "credentials.keystring"),
+        ({"keystring": "k", "refresh_token": "r"}, {"shop_id": 1}, "credentials.shared_secret"),
+        ({"keystring": "k", "shared_secret": "s"}, {"shop_id": 1}, "credentials.refresh_token"),
+        (GOOD_CREDENTIALS, {}, "settings.shop_id"),
+        (GOOD_CREDENTIALS, {"shop_id": "shop"}, "settings.shop_id"),
+        (GOOD_CREDENTIALS, {"shop_id": 1, "token_url": "ftp://x"}, "settings.token_url"),
+        (GOOD_CREDENTIALS, {"shop_id": 1, "max_batch_size": 0}, "settings.max_batch_size"),
+        (GOOD_CREDENTIALS, {"shop_id": 1, "requests_per_day": -5}, "settings.requests_per_day"),
+        (GOOD_CREDENTIALS, {"shop_id": 1, "listing_states": [3]}, "settings.listing_states"),
     ],
 )
 async def test_bad_configuration_names_the_key(
@@ -149,8 +149,9 @@ async def test_bad_configuration_names_the_key(
 ) -> None:
     async with httpx.AsyncClient() as http:
         with pytest.raises(ConfigError) as caught:
-            create_driver(make_context(http, base_url=None, credentials=credentials, settings=settings))
-    assert caught.value.key == key
+            context = make_context(http, base_url=None, credentials=credentials, settings=settings)
+            create_driver(context)
+    assert caught.value.key == f"channels.{context.name}.{key}"
 
 
 async def test_defaults_point_at_etsy() -> None:

@@ -18,7 +18,7 @@ import pytest
 from shopify_testkit import load, make_context, mock_client
 
 from nexus.channels.shopify import ShopifyDriver, create_driver
-from nexus.channels.shopify.driver import ITEM_TERMINAL_CODES
+from nexus.channels.shopify.push import ITEM_TERMINAL_CODES
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.errors import ConfigError
 from nexus.ratelimit.config import RateLimitConfig

@@ -30,13 +30,13 @@ def test_driver_satisfies_the_protocols_and_declares_woocommerce_limits() -> Non
 @pytest.mark.parametrize(
     ("changes", "key"),
     [
-        ({"base_url": "shop.example.com"}, "base_url"),
-        ({"key": ""}, "consumer_key"),
-        ({"secret": ""}, "consumer_secret"),
-        ({"settings": {"auth": "oauth"}}, "auth"),
-        ({"settings": {"batch_limit": 101}}, "batch_limit"),
-        ({"settings": {"manage_stock": "yes"}}, "manage_stock"),
-        ({"settings": {"sale_statuses": "processing"}}, "sale_statuses"),
+        ({"base_url": "shop.example.com"}, "channels.woo.base_url"),
+        ({"key": ""}, "channels.woo.credentials.consumer_key"),
+        ({"secret": ""}, "channels.woo.credentials.consumer_secret"),
+        ({"settings": {"auth": "oauth"}}, "channels.woo.settings.auth"),
+        ({"settings": {"batch_limit": 101}}, "channels.woo.settings.batch_limit"),
+        ({"settings": {"manage_stock": "yes"}}, "channels.woo.settings.manage_stock"),
+        ({"settings": {"sale_statuses": "processing"}}, "channels.woo.settings.sale_statuses"),
     ],
 )
 def test_bad_settings_name_their_key(changes: dict[str, Any], key: str) -> None:

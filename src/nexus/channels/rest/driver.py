@@ -6,43 +6,26 @@ are read from the answer when `results_path` says where they are.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from nexus.channels.rest import paths
-from nexus.channels.rest.settings import RestSettings, WebhookSettings, load_settings
+from nexus.channels.rest import paths, webhooks
+from nexus.channels.rest.client import RestClient, auth_headers
+from nexus.channels.rest.normalize import product_from_item, text
+from nexus.channels.rest.settings import RestSettings, WebhookSettings
 from nexus.drivers.contract import (
     ChannelContext,
     DriverCapabilities,
     InboundEvent,
     InventoryDriver,
-    ListingRef,
-    ObservedLevel,
-    SaleEvent,
     WebhookMeta,
     WebhookRequest,
 )
-from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, NexusVariant, Page, PushResult
+from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
 from nexus.drivers.pagination import iterate_products
-from nexus.errors import (
-    ChannelError,
-    ConfigError,
-    TerminalChannelError,
-    TransientChannelError,
-    WebhookPayloadError,
-    WebhookSignatureError,
-)
+from nexus.errors import ChannelError, ConfigError, TerminalChannelError, WebhookSignatureError
 from nexus.ratelimit.config import RateLimitConfig
-from nexus.ratelimit.headers import retry_after_seconds
-
-DEFAULT_RETRY_AFTER = 1.0
 
 
 class RestDriver(InventoryDriver):
@@ -50,11 +33,7 @@ class RestDriver(InventoryDriver):
 
     def __init__(self, ctx: ChannelContext) -> None:
         self._ctx = ctx
-        self.settings: RestSettings = load_settings(ctx.name, ctx.settings)
-        if not ctx.base_url:
-            raise ConfigError("the rest driver needs base_url", key=f"channels.{ctx.name}.base_url")
-        self._base_url = ctx.base_url.rstrip("/")
-        self._headers = self._auth_headers(ctx)
+        self.settings = RestSettings.from_context(ctx)
         webhook = self.settings.webhook
         self.capabilities = DriverCapabilities(
             max_batch_size=self.settings.batch_size,
@@ -65,58 +44,16 @@ class RestDriver(InventoryDriver):
                 "the webhook secret is not among the credentials",
                 key=f"channels.{ctx.name}.credentials.{webhook.secret}",
             )
-
-    def _auth_headers(self, ctx: ChannelContext) -> dict[str, str]:
-        header, template = self.settings.auth_header, self.settings.auth_template
-        if not header or not template:
-            return {}
-        try:
-            return {header: template.format(**ctx.credentials)}
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"auth_template names a credential that is not configured: {exc}",
-                key=f"channels.{ctx.name}.settings.auth_template",
-            ) from None
+        self.client = RestClient(
+            http=ctx.http,
+            rate=ctx.rate,
+            base_url=self.settings.base_url,
+            headers=auth_headers(ctx.name, self.settings, ctx.credentials),
+            timeout=self.settings.timeout_seconds,
+        )
 
     def rate_limit_config(self) -> RateLimitConfig:
         return RateLimitConfig(self.settings.rate_capacity, self.settings.rate_per_second)
-
-    # -- HTTP ---------------------------------------------------------------------------------
-
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
-        await self._ctx.rate.acquire(1)
-        try:
-            response = await self._ctx.http.request(
-                method,
-                f"{self._base_url}{path}",
-                json=body,
-                headers={**self._headers, "Accept": "application/json"},
-                timeout=self.settings.timeout_seconds,
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientChannelError(f"{method} {path} timed out") from exc
-        except httpx.TransportError as exc:
-            raise TransientChannelError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429:
-            wait = retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER
-            await self._ctx.rate.penalize(wait)
-            raise TransientChannelError(f"{method} {path}: 429", status=429, retry_after=wait)
-        if response.status_code >= 500:
-            raise TransientChannelError(
-                f"{method} {path}: HTTP {response.status_code}", status=response.status_code
-            )
-        if response.status_code >= 400:
-            raise TerminalChannelError(
-                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}",
-                status=response.status_code,
-                payload=body,
-            )
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransientChannelError(f"{method} {path}: the answer is not JSON") from exc
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -126,13 +63,13 @@ class RestDriver(InventoryDriver):
         url = settings.list_url.format(
             page=page, cursor=urllib.parse.quote(cursor or "", safe=""), per_page=per_page
         )
-        document = await self._request("GET", url)
+        document = await self.client.request("GET", url)
         items = paths.get(document, settings.items_path)
         if not isinstance(items, list):
             raise TerminalChannelError(
                 f"no list at items_path {settings.items_path!r} in the answer of {url}"
             )
-        products = [self._product(item) for item in items if isinstance(item, Mapping)]
+        products = [product_from_item(item, settings) for item in items if isinstance(item, Mapping)]
         next_cursor: str | None = None
         if settings.pagination == "page" and items:
             next_cursor = str(page + 1)
@@ -147,22 +84,6 @@ class RestDriver(InventoryDriver):
                 if product.remote_id == remote_id:
                     return product
         raise TerminalChannelError(f"no item {remote_id} in the list", status=404)
-
-    def _product(self, item: Mapping[str, Any]) -> NexusProduct:
-        settings = self.settings
-        remote_id = _text(paths.get(item, settings.id_path))
-        if remote_id is None:
-            raise TerminalChannelError(f"an item has nothing at id_path {settings.id_path!r}", payload=item)
-        title = _text(paths.get(item, settings.title_path)) or remote_id
-        quantity = paths.get(item, settings.quantity_path)
-        variant = NexusVariant(
-            remote_id=remote_id,
-            sku=_text(paths.get(item, settings.sku_path)),
-            title=title,
-            quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None,
-            barcode=_text(paths.get(item, settings.barcode_path)) if settings.barcode_path else None,
-        )
-        return NexusProduct(remote_id=remote_id, title=title, variants=(variant,))
 
     # -- pushing ------------------------------------------------------------------------------
 
@@ -182,7 +103,7 @@ class RestDriver(InventoryDriver):
             id=urllib.parse.quote(update.remote_id, safe=""), sku=urllib.parse.quote(update.sku, safe="")
         )
         try:
-            await self._request(self.settings.push_method, path, self._item(update))
+            await self.client.request(self.settings.push_method, path, self._item(update))
         except ChannelError as exc:
             return PushResult.from_error(update.listing_id, exc)
         return PushResult.ok(update.listing_id, update.quantity)
@@ -192,7 +113,7 @@ class RestDriver(InventoryDriver):
         items = [self._item(update) for update in updates]
         body: Any = {settings.batch_key: items} if settings.batch_key else items
         try:
-            answer = await self._request(settings.push_method, settings.push_url, body)
+            answer = await self.client.request(settings.push_method, settings.push_url, body)
         except ChannelError as exc:
             return [PushResult.from_error(update.listing_id, exc) for update in updates]
         if settings.results_path is None:
@@ -200,7 +121,7 @@ class RestDriver(InventoryDriver):
         reported = paths.get(answer, settings.results_path)
         errors: dict[str, str | None] = {}
         for entry in reported if isinstance(reported, list) else []:
-            sku = _text(paths.get(entry, settings.result_sku_path))
+            sku = text(paths.get(entry, settings.result_sku_path))
             if sku is not None:
                 error = paths.get(entry, settings.result_error_path)
                 errors[sku] = None if error in (paths.MISSING, None, "", False) else str(error)
@@ -233,69 +154,10 @@ class RestDriver(InventoryDriver):
 
     async def verify_webhook(self, request: WebhookRequest) -> None:
         webhook = self._webhook()
-        given = request.header(webhook.signature_header)
-        if not given:
-            raise WebhookSignatureError(f"missing {webhook.signature_header}")
-        key = self._ctx.credentials[webhook.secret].encode()
-        digest = hmac.new(key, request.body, getattr(hashlib, webhook.algorithm)).digest()
-        encoded = digest.hex() if webhook.encoding == "hex" else _b64(digest)
-        if not hmac.compare_digest(given.strip().encode(), f"{webhook.signature_prefix}{encoded}".encode()):
-            raise WebhookSignatureError("signature does not match")
+        webhooks.verify(request, webhook, self._ctx.credentials[webhook.secret])
 
     def describe_webhook(self, request: WebhookRequest) -> WebhookMeta:
-        webhook = self._webhook()
-        topic: object = request.header(webhook.topic_header) if webhook.topic_header else None
-        if topic is None and webhook.topic_path is not None:
-            topic = paths.get(_json(request.body), webhook.topic_path)
-        if not isinstance(topic, str) or not topic:
-            raise WebhookPayloadError("the delivery does not say what happened (no topic)")
-        delivery = request.header(webhook.delivery_id_header) if webhook.delivery_id_header else None
-        return WebhookMeta(topic=topic, delivery_id=delivery)
+        return webhooks.describe(request, self._webhook())
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        webhook = self._webhook()
-        topic = self.describe_webhook(request).topic
-        if topic not in webhook.sale_topics and topic not in webhook.level_topics:
-            return []
-        document = _json(request.body)
-        found = paths.get(document, webhook.events_path)
-        entries = found if webhook.events_path else [found]
-        if not isinstance(entries, list):
-            raise WebhookPayloadError(f"no list at events_path {webhook.events_path!r}")
-        events: list[InboundEvent] = []
-        for position, entry in enumerate(entries):
-            sku = _text(paths.get(entry, webhook.sku_path))
-            quantity = paths.get(entry, webhook.quantity_path)
-            if sku is None or not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
-                raise WebhookPayloadError(f"event {position} has no SKU or no whole quantity >= 0")
-            listing = ListingRef(remote_sku=sku)
-            if topic in webhook.sale_topics:
-                event_id = _text(paths.get(entry, webhook.event_id_path)) or _text(
-                    paths.get(document, webhook.event_id_path)
-                )
-                if event_id is None:
-                    raise WebhookPayloadError(f"sale {position} has no id at {webhook.event_id_path!r}")
-                events.append(SaleEvent(listing, quantity, order_id=event_id, line_id=f"{position}:{sku}"))
-            else:
-                events.append(ObservedLevel(listing, quantity))
-        return events
-
-
-def _text(value: object) -> str | None:
-    if value is paths.MISSING or value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str | int):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookPayloadError(f"body is not JSON: {exc}") from exc
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
+        return webhooks.parse(request, self._webhook())

@@ -1,17 +1,17 @@
 """The generic REST channel, described entirely in configuration.
 
-Every key lives under `channels.<name>.settings`; secrets under `credentials` and are referenced
-from templates as `{credential_name}`. Paths into JSON are dotted (`data.items`, `stock.available`,
-`lines.0.sku`); an empty path is the document itself.
+Every key lives under `channels.<name>.settings` (unknown keys are refused); secrets under
+`credentials`, any names, referenced from templates as `{credential_name}`. Paths into JSON are
+dotted (`data.items`, `stock.available`, `lines.0.sku`); an empty path is the document itself.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nexus.errors import ConfigError
+from nexus.config import ChannelSettings, HttpUrl
 
 
 class WebhookSettings(BaseModel):
@@ -33,8 +33,10 @@ class WebhookSettings(BaseModel):
     event_id_path: str = Field(default="id", description="unique per event; keys sales idempotently")
 
 
-class RestSettings(BaseModel):
+class RestSettings(ChannelSettings):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: HttpUrl = Field(description="the channel's base_url: every path is relative to it")
 
     auth_header: str | None = "Authorization"
     auth_template: str | None = Field(default="Bearer {token}", description="formatted with the credentials")
@@ -74,13 +76,3 @@ class RestSettings(BaseModel):
         if "://" in value:
             raise ValueError("give a path relative to base_url, so requests cannot go to another host")
         return value if value.startswith("/") else f"/{value}"
-
-
-def load_settings(channel: str, raw: object) -> RestSettings:
-    try:
-        return RestSettings.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(["channels", channel, "settings", *(str(part) for part in first["loc"])])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(message, key=key, source=f"channel {channel}") from None

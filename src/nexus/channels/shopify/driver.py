@@ -1,10 +1,6 @@
-"""The Shopify driver: inventory pushes through `inventorySetQuantities`, imports, webhooks.
+"""The Shopify driver: imports, level reads, webhooks, and pushes through `push.py`.
 
-Push semantics (API 2026-04 and later): one request sets up to 250 items at one location, with an
-`@idempotent` key and, per item, `changeFromQuantity` (compare-and-set; explicit null opts out).
-The mutation is all-or-nothing: one bad item rejects the request. So after a rejection the driver
-sorts the items into "at fault" (stale, invalid) and "innocent", and re-sends the innocent ones once,
-under a new key, in the same push call. Stale items get the channel's current level, read back.
+Pushes follow `push.py` (inventorySetQuantities, split and retried after a rejection).
 
 Query cost: Shopify refuses any query whose calculated cost is over 1000 points (MAX_COST_EXCEEDED,
 on every plan), and a query asking for more than the store's whole bucket is THROTTLED for ever.
@@ -21,15 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from nexus.channels.shopify import queries, webhooks
 from nexus.channels.shopify.client import GraphQLResult, ShopifyGraphQLClient, ShopifyQueryCostError
 from nexus.channels.shopify.normalize import numeric_id, product_from_shopify, to_gid
+from nexus.channels.shopify.push import MAX_BATCH_SIZE, InventorySetPush
+from nexus.channels.shopify.settings import ShopifySettings
 from nexus.channels.wire import parse_timestamp
 from nexus.drivers.contract import (
     ChannelContext,
@@ -40,153 +36,8 @@ from nexus.drivers.contract import (
     WebhookRequest,
 )
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
-from nexus.errors import (
-    ChannelError,
-    ConfigError,
-    QuotaExhausted,
-    TerminalChannelError,
-    TransientChannelError,
-)
+from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.ratelimit.config import RateLimitConfig
-
-DEFAULT_API_VERSION = "2026-10"
-DEFAULT_REASON = "correction"
-DEFAULT_MAX_THROTTLE_RETRIES = 5
-MAX_BATCH_SIZE = 250
-
-DEFAULT_RATE_LIMIT = RateLimitConfig(
-    capacity=2000, refill_per_second=100, cost_per_push=queries.MUTATION_COST
-)
-
-# userError codes that blame one quantity (found by its index in `field`): that listing cannot succeed.
-# Unknown codes that carry an index are treated the same way.
-ITEM_TERMINAL_CODES = frozenset(
-    {
-        "INVALID_INVENTORY_ITEM",
-        "ITEM_NOT_STOCKED_AT_LOCATION",
-        "INVALID_QUANTITY_NEGATIVE",
-        "INVALID_QUANTITY_TOO_HIGH",
-        "INVALID_QUANTITY_TOO_LOW",
-        "NON_MUTABLE_INVENTORY_ITEM",
-        "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
-    }
-)
-# Codes about the request as a whole (our configuration): every listing in it fails the same way.
-_REQUEST_TERMINAL_CODES = frozenset(
-    {
-        "INVALID_LOCATION",
-        "INVALID_NAME",
-        "INVALID_REASON",
-        "INVALID_REFERENCE_DOCUMENT",
-        "COMPARE_QUANTITY_REQUIRED",
-    }
-)
-# Idempotency bookkeeping on Shopify's side: nothing wrong with the items, try again later.
-_REQUEST_RETRY_CODES = frozenset(
-    {
-        "IDEMPOTENCY_CONCURRENT_REQUEST",
-        "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
-        "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
-    }
-)
-_STALE = "CHANGE_FROM_QUANTITY_STALE"
-
-
-@dataclass(frozen=True, slots=True)
-class ShopifySettings:
-    """The channel's Shopify settings, checked once when the driver is built."""
-
-    base_url: str
-    access_token: str
-    webhook_secret: str | None
-    api_version: str = DEFAULT_API_VERSION
-    location_id: str | None = None
-    reason: str = DEFAULT_REASON
-    max_throttle_retries: int = DEFAULT_MAX_THROTTLE_RETRIES
-    variants_per_product: int = queries.DEFAULT_VARIANTS_PER_PRODUCT
-    rate_limit: RateLimitConfig = field(default_factory=lambda: DEFAULT_RATE_LIMIT)
-
-    @classmethod
-    def from_context(cls, ctx: ChannelContext) -> ShopifySettings:
-        source = f"channel {ctx.name}"
-        if not ctx.base_url or not ctx.base_url.startswith(("https://", "http://")):
-            # Without a scheme every request would fail as a "connection error" and be retried forever.
-            raise ConfigError(
-                "the Shopify driver needs the store URL, e.g. https://example.myshopify.com",
-                key="base_url",
-                source=source,
-            )
-        token = ctx.credentials.get("access_token")
-        if not token:
-            raise ConfigError("the Shopify driver needs an access token", key="access_token", source=source)
-        settings = ctx.settings
-        location = settings.get("location_id")
-        try:
-            location_id = numeric_id(location) if location not in (None, "") else None
-        except ValueError as exc:
-            raise ConfigError(
-                f"not a Shopify location id: {location!r}", key="location_id", source=source
-            ) from exc
-        return cls(
-            base_url=ctx.base_url,
-            access_token=token,
-            webhook_secret=ctx.credentials.get("webhook_secret") or None,
-            api_version=_text(settings, "api_version", DEFAULT_API_VERSION, source),
-            location_id=location_id,
-            reason=_text(settings, "reason", DEFAULT_REASON, source),
-            max_throttle_retries=_count(
-                settings, "max_throttle_retries", DEFAULT_MAX_THROTTLE_RETRIES, source
-            ),
-            variants_per_product=max(
-                1, _count(settings, "variants_per_product", queries.DEFAULT_VARIANTS_PER_PRODUCT, source)
-            ),
-            rate_limit=RateLimitConfig(
-                capacity=_positive(settings, "capacity", DEFAULT_RATE_LIMIT.capacity, source),
-                refill_per_second=_positive(
-                    settings, "refill_per_second", DEFAULT_RATE_LIMIT.refill_per_second, source
-                ),
-                cost_per_push=DEFAULT_RATE_LIMIT.cost_per_push,
-            ),
-        )
-
-
-def _text(settings: Mapping[str, Any], key: str, default: str, source: str) -> str:
-    value = settings.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key} must be a non-empty string", key=key, source=source)
-    return value.strip()
-
-
-def _count(settings: Mapping[str, Any], key: str, default: int, source: str) -> int:
-    value = settings.get(key, default)
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} must be a whole number", key=key, source=source) from exc
-    if number < 0 or isinstance(value, bool):
-        raise ConfigError(f"{key} must be a whole number >= 0", key=key, source=source)
-    return number
-
-
-def _positive(settings: Mapping[str, Any], key: str, default: float, source: str) -> float:
-    value = settings.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} must be a number", key=key, source=source) from exc
-    if number <= 0 or isinstance(value, bool):
-        raise ConfigError(f"{key} must be > 0", key=key, source=source)
-    return number
-
-
-@dataclass
-class _Outcome:
-    """What one mutation round decided; items not mentioned were applied (`ok`) or await a re-send."""
-
-    ok: dict[int, PushResult] = field(default_factory=dict)
-    final: dict[int, PushResult] = field(default_factory=dict)
-    stale: list[int] = field(default_factory=list)
-    innocent: list[int] = field(default_factory=list)
 
 
 class ShopifyDriver(InventoryDriver):
@@ -211,6 +62,7 @@ class ShopifyDriver(InventoryDriver):
         self._location_id = self.settings.location_id
         self._location_lock = asyncio.Lock()
         self._learnt_budget = queries.MAX_QUERY_COST
+        self._push = InventorySetPush(self)
 
     def rate_limit_config(self) -> RateLimitConfig:
         return self.settings.rate_limit
@@ -244,6 +96,11 @@ class ShopifyDriver(InventoryDriver):
                         "the Shopify store has no location to stock inventory at"
                     ) from exc
             return self._location_id
+
+    def forget_location(self) -> None:
+        """A discovered location vanished: ask for the store's first location again next time."""
+        if self.settings.location_id is None:
+            self._location_id = None
 
     # -- products ---------------------------------------------------------------------------------
 
@@ -385,253 +242,7 @@ class ShopifyDriver(InventoryDriver):
 
     async def push_inventory(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
         """One result per update, same order. Channel failures become results, never exceptions."""
-        results: list[PushResult] = []
-        job = f"gid://nexus/SyncJob/{uuid.uuid4()}"
-        for start in range(0, len(updates), MAX_BATCH_SIZE):
-            results.extend(await self._push_chunk(updates[start : start + MAX_BATCH_SIZE], job))
-        return results
-
-    async def _push_chunk(self, updates: Sequence[NexusInventoryUpdate], job: str) -> list[PushResult]:
-        results: dict[int, PushResult] = {}
-        try:
-            location = await self.resolve_location_id()
-        except ChannelError as exc:
-            return [_failure(u, exc) for u in updates]
-        items: dict[int, str] = {}  # index -> inventory item GID
-        seen: set[str] = set()
-        for index, update in enumerate(updates):
-            try:
-                gid = to_gid("InventoryItem", update.inventory_id)
-            except ValueError:
-                results[index] = PushResult.terminal(
-                    update.listing_id,
-                    "listing has no Shopify inventory item id",
-                    detail={"inventory_id": update.inventory_id, "remote_id": update.remote_id},
-                )
-                continue
-            if gid in seen:
-                results[index] = PushResult.terminal(
-                    update.listing_id,
-                    "the same inventory item appears twice in one push",
-                    detail={"item": gid},
-                )
-                continue
-            seen.add(gid)
-            items[index] = gid
-
-        pending = list(items)
-        # Round 1 sends everything; round 2 re-sends only items that were rejected for others' faults.
-        for round_number in (1, 2):
-            if not pending:
-                break
-            outcome = await self._send(updates, items, pending, location, job)
-            results.update(outcome.ok)
-            results.update(outcome.final)
-            if outcome.stale:
-                results.update(await self._stale_results(updates, items, outcome.stale, location))
-            pending = outcome.innocent
-            if round_number == 2:
-                for index in pending:
-                    results[index] = PushResult.retry(
-                        updates[index].listing_id,
-                        "not applied: Shopify rejected the request because of other items in it",
-                    )
-        return [results[i] for i in range(len(updates))]
-
-    async def _send(
-        self,
-        updates: Sequence[NexusInventoryUpdate],
-        items: Mapping[int, str],
-        indexes: Sequence[int],
-        location: str,
-        job: str,
-    ) -> _Outcome:
-        location_gid = to_gid("Location", location)
-        quantities = [
-            {
-                "inventoryItemId": items[i],
-                "locationId": location_gid,
-                "quantity": updates[i].quantity,
-                # Always present: from 2026-04 a missing key is an error, null opts out of the check.
-                "changeFromQuantity": updates[i].change_from,
-            }
-            for i in indexes
-        ]
-        variables = {
-            "input": {
-                "name": "available",
-                "reason": self.settings.reason,
-                "referenceDocumentUri": job,
-                "quantities": quantities,
-            },
-            "idempotencyKey": str(uuid.uuid4()),
-        }
-        outcome = _Outcome()
-        try:
-            result = await self.client.execute(
-                queries.INVENTORY_SET_QUANTITIES,
-                variables,
-                cost=self.settings.rate_limit.cost_per_push,
-                operation_name="NexusInventorySet",
-            )
-        except ChannelError as exc:
-            outcome.final = {i: _failure(updates[i], exc) for i in indexes}
-            return outcome
-
-        payload = result.data.get("inventorySetQuantities")
-        if not isinstance(payload, Mapping):
-            error = TransientChannelError("Shopify answered without an inventorySetQuantities payload")
-            outcome.final = {i: _failure(updates[i], error) for i in indexes}
-            return outcome
-        group = payload.get("inventoryAdjustmentGroup")
-        group = group if isinstance(group, Mapping) else None
-        user_errors = [e for e in payload.get("userErrors") or [] if isinstance(e, Mapping)]
-        if not user_errors:
-            if group is None:
-                error = TransientChannelError("Shopify reported neither changes nor errors")
-                outcome.final = {i: _failure(updates[i], error) for i in indexes}
-            else:
-                outcome.ok = self._applied(updates, items, indexes, group)
-            return outcome
-        return await self._rejected(updates, items, indexes, location, group, user_errors)
-
-    def _applied(
-        self,
-        updates: Sequence[NexusInventoryUpdate],
-        items: Mapping[int, str],
-        indexes: Sequence[int],
-        group: Mapping[str, Any],
-    ) -> dict[int, PushResult]:
-        created_at = parse_timestamp(group.get("createdAt"))
-        after: dict[str, int] = {}
-        for change in group.get("changes") or []:
-            if not isinstance(change, Mapping) or change.get("name") != "available":
-                continue
-            item = change.get("item")
-            quantity = change.get("quantityAfterChange")
-            if isinstance(item, Mapping) and isinstance(item.get("id"), str) and isinstance(quantity, int):
-                after[item["id"]] = quantity
-        # An unchanged item produces no change entry; its acknowledged quantity is what we asked for.
-        return {
-            i: PushResult.ok(
-                updates[i].listing_id, after.get(items[i], updates[i].quantity), remote_updated_at=created_at
-            )
-            for i in indexes
-        }
-
-    async def _rejected(
-        self,
-        updates: Sequence[NexusInventoryUpdate],
-        items: Mapping[int, str],
-        indexes: Sequence[int],
-        location: str,
-        group: Mapping[str, Any] | None,
-        user_errors: list[Mapping[str, Any]],
-    ) -> _Outcome:
-        outcome = _Outcome()
-        codes = {str(e.get("code")) for e in user_errors}
-        request_terminal = codes & _REQUEST_TERMINAL_CODES
-        if request_terminal:
-            if "INVALID_LOCATION" in codes and self.settings.location_id is None:
-                self._location_id = None  # a discovered location that vanished: ask again next push
-            detail = {"userErrors": [dict(e) for e in user_errors]}
-            message = f"Shopify rejected the request: {', '.join(sorted(request_terminal))}"
-            outcome.final = {
-                i: PushResult.terminal(updates[i].listing_id, message, detail=detail) for i in indexes
-            }
-            return outcome
-
-        faults: dict[int, Mapping[str, Any]] = {}  # position in `indexes` -> the error blaming it
-        stale_positions: set[int] = set()
-        unplaced: list[Mapping[str, Any]] = []
-        for error in user_errors:
-            position = _quantity_index(error.get("field"))
-            code = error.get("code")
-            if position is None or position >= len(indexes):
-                unplaced.append(error)
-            elif code == _STALE:
-                stale_positions.add(position)
-            else:
-                faults.setdefault(position, error)
-
-        if any(e.get("code") == _STALE for e in unplaced):
-            # A stale error without an index: find the culprits by reading the levels we compared against.
-            stale_positions |= await self._find_stale(updates, items, indexes, location)
-        retry_codes = {str(e.get("code")) for e in unplaced} & _REQUEST_RETRY_CODES
-        unexplained = [
-            e for e in unplaced if e.get("code") != _STALE and str(e.get("code")) not in retry_codes
-        ]
-        if retry_codes or unexplained or (not faults and not stale_positions):
-            # Nothing to pin the rejection on: every item not already blamed is retried later.
-            detail_errors = retry_codes or {str(e.get("code")) for e in unplaced} or {"unknown"}
-            message = f"Shopify rejected the request: {', '.join(sorted(detail_errors))}"
-            for position, index in enumerate(indexes):
-                if position not in stale_positions and position not in faults:
-                    outcome.final[index] = PushResult.retry(updates[index].listing_id, message)
-        for position, error in faults.items():
-            index, code = indexes[position], str(error.get("code"))
-            if code in _REQUEST_RETRY_CODES:
-                outcome.final[index] = PushResult.retry(updates[index].listing_id, code)
-            else:
-                # Known item codes and unknown ones alike: the same item would be refused again.
-                outcome.final[index] = PushResult.terminal(
-                    updates[index].listing_id, code, detail={"userError": dict(error)}
-                )
-        outcome.stale = [indexes[p] for p in sorted(stale_positions)]
-        if group is not None:
-            # Shopify documents the mutation as all-or-nothing; if it ever applies the rest anyway, say so.
-            clean = [i for p, i in enumerate(indexes) if p not in faults and p not in stale_positions]
-            outcome.ok = self._applied(updates, items, clean, group)
-            return outcome
-        blamed = set(outcome.final) | set(outcome.stale)
-        outcome.innocent = [i for i in indexes if i not in blamed]
-        return outcome
-
-    async def _find_stale(
-        self,
-        updates: Sequence[NexusInventoryUpdate],
-        items: Mapping[int, str],
-        indexes: Sequence[int],
-        location: str,
-    ) -> set[int]:
-        checked = [p for p, i in enumerate(indexes) if updates[i].change_from is not None]
-        if not checked:
-            return set()
-        try:
-            levels = await self._read_levels([items[indexes[p]] for p in checked], location)
-        except ChannelError:
-            return set()
-        stale: set[int] = set()
-        for position in checked:
-            index = indexes[position]
-            level = levels.get(items[index])
-            if level is not None and level[0] != updates[index].change_from:
-                stale.add(position)
-        return stale
-
-    async def _stale_results(
-        self,
-        updates: Sequence[NexusInventoryUpdate],
-        items: Mapping[int, str],
-        stale: Sequence[int],
-        location: str,
-    ) -> dict[int, PushResult]:
-        try:
-            levels = await self._read_levels([items[i] for i in stale], location)
-        except ChannelError as exc:
-            return {i: _failure(updates[i], exc, stale=True) for i in stale}
-        results: dict[int, PushResult] = {}
-        for index in stale:
-            level = levels.get(items[index])
-            if level is None:
-                results[index] = PushResult.retry(
-                    updates[index].listing_id, "stale on Shopify, and its current level could not be read"
-                )
-            else:
-                results[index] = PushResult.stale(
-                    updates[index].listing_id, level[0], remote_updated_at=level[1]
-                )
-        return results
+        return await self._push.push(updates)
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
         """Current `available` per listing id, 250 items per query (LevelReader)."""
@@ -643,11 +254,11 @@ class ShopifyDriver(InventoryDriver):
         found: dict[int, int] = {}
         items = list(gids)
         for start in range(0, len(items), MAX_BATCH_SIZE):
-            levels = await self._read_levels(items[start : start + MAX_BATCH_SIZE], location)
+            levels = await self.levels_at(items[start : start + MAX_BATCH_SIZE], location)
             found.update({gids[gid]: level[0] for gid, level in levels.items() if gid in gids})
         return found
 
-    async def _read_levels(
+    async def levels_at(
         self, item_gids: Sequence[str], location: str
     ) -> dict[str, tuple[int, datetime | None]]:
         """Current `available` and its timestamp per inventory item GID, at the channel's location.
@@ -730,30 +341,3 @@ def _product(node: Mapping[str, Any]) -> NexusProduct:
         return product_from_shopify(node)
     except ValueError as exc:
         raise TerminalChannelError(f"Shopify sent a product Nexus cannot read: {exc}", payload=node) from exc
-
-
-def _quantity_index(field_path: object) -> int | None:
-    """["input", "quantities", "3", "changeFromQuantity"] -> 3."""
-    if not isinstance(field_path, list) or len(field_path) < 3:
-        return None
-    if field_path[0] != "input" or field_path[1] != "quantities":
-        return None
-    position = field_path[2]
-    if isinstance(position, int) and not isinstance(position, bool):
-        return position
-    if isinstance(position, str) and position.isdigit():
-        return int(position)
-    return None
-
-
-def _failure(update: NexusInventoryUpdate, error: ChannelError, *, stale: bool = False) -> PushResult:
-    prefix = "stale on Shopify; reading its level failed: " if stale else ""
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(
-            update.listing_id,
-            f"{prefix}{error}",
-            retry_after=error.retry_after,
-            counts_as_attempt=not isinstance(error, QuotaExhausted),
-        )
-    detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-    return PushResult.terminal(update.listing_id, f"{prefix}{error}", detail=detail)
