@@ -21,6 +21,7 @@ from tests.channels.etsy.etsy_testkit import load as load_etsy
 from tests.channels.shopify.shopify_testkit import delivery, make_context, raw
 from tests.channels.woocommerce.woocommerce_testkit import delivery as woo_delivery
 from tests.channels.woocommerce.woocommerce_testkit import make_context as woo_context
+from tests.channels.woocommerce.woocommerce_testkit import raw as raw_woo
 
 
 def test_an_iso_time_whose_utc_instant_leaves_the_calendar_is_no_time() -> None:
@@ -126,3 +127,24 @@ def test_an_etsy_receipt_time_out_of_range_is_no_time(stamp: float) -> None:
         transaction["paid_timestamp"] = stamp
     sales = etsy_webhooks.receipt_sales(receipt)
     assert sales and all(sale.occurred_at is None for sale in sales)  # type: ignore[union-attr]
+
+
+# -- a status that is a list or an object: `in frozenset(...)` raised TypeError (unhashable) -------
+
+
+def test_an_amazon_order_status_that_is_not_a_string_is_refused() -> None:
+    from tests.fuzz.test_fuzz_amazon import DRIVER, SANDBOX, _order_change, fields
+
+    body = _order_change()
+    body["Payload"]["OrderChangeNotification"]["Summary"]["OrderStatus"] = ["Canceled"]
+    request = sns_request(SANDBOX.sns.sign(fields(json.dumps(body))))
+    with pytest.raises(WebhookPayloadError):
+        DRIVER.parse_webhook(request)
+
+
+def test_a_woocommerce_order_status_that_is_not_a_string_is_refused() -> None:
+    driver = create_woocommerce(woo_context(_offline()))
+    order = json.loads(raw_woo("webhook_order_created.json"))
+    order["status"] = {"processing": True}
+    with pytest.raises(WebhookPayloadError):
+        driver.parse_webhook(woo_delivery("order.created", json.dumps(order).encode()))

@@ -98,7 +98,10 @@ def _order_change(payload: Mapping[str, Any], seller_id: str) -> list[InboundEve
         raise WebhookPayloadError(f"{ORDER_CHANGE} lacks AmazonOrderId or Summary")
     if change.get("SellerId") != seller_id or summary.get("FulfillmentType") != "MFN":
         return []  # Amazon-fulfilled (FBA) stock is Amazon's, not a level Nexus pushes
-    if summary.get("OrderStatus") in _NO_SALE_STATUSES:
+    status = summary.get("OrderStatus")
+    if not isinstance(status, str):  # a list or an object would raise TypeError (unhashable) below
+        raise WebhookPayloadError(f"{ORDER_CHANGE} OrderStatus is not a string: {status!r}")
+    if status in _NO_SALE_STATUSES:
         return []
     items = summary.get("OrderItems")
     if not isinstance(items, list):

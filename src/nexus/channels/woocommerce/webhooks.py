@@ -129,7 +129,10 @@ def _order_sales(order: Mapping[str, Any], sale_statuses: frozenset[str]) -> lis
     lines = order.get("line_items")
     if not isinstance(lines, list):
         raise WebhookPayloadError("order.created body has no line_items list")
-    if order.get("status") not in sale_statuses:
+    status = order.get("status")
+    if not isinstance(status, str):  # a list or an object would raise TypeError (unhashable) below
+        raise WebhookPayloadError(f"order.created status is not a string: {status!r}")
+    if status not in sale_statuses:
         # A pending or failed order has not reduced WooCommerce's stock; if it is paid later the
         # stock change arrives as product.updated.
         return []
