@@ -310,6 +310,44 @@ async def test_same_idempotency_key_replays_the_original_result_without_applying
     assert error["code"] == "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"
 
 
+# --- fault knobs ------------------------------------------------------------------------------
+
+
+async def test_fail_next_refuses_before_running_and_lose_next_applies_then_loses_the_answer() -> None:
+    sandbox = seeded()
+    async with running(sandbox) as client:
+        sandbox.fail_next(1, status=503)
+        refused = await gql(
+            client, SET_QUANTITIES, {"input": set_input(sandbox, ("SKU-000001", 4, 10)), "key": "f-1"}
+        )
+        assert refused.status_code == 503 and sandbox.available("SKU-000001") == 10
+        sandbox.fail_next(1, status=429, retry_after=0.5)
+        storm = await gql(
+            client, SET_QUANTITIES, {"input": set_input(sandbox, ("SKU-000001", 4, 10)), "key": "f-1"}
+        )
+        assert (storm.status_code, storm.headers["retry-after"]) == (429, "0.5")
+
+        sandbox.lose_next(1, status=502)
+        stale = await gql(
+            client, SET_QUANTITIES, {"input": set_input(sandbox, ("SKU-000001", 4, 9)), "key": "f-2"}
+        )
+        assert stale.status_code == 200  # refused by the store (stale): nothing applied, nothing lost
+        lost = await gql(
+            client, SET_QUANTITIES, {"input": set_input(sandbox, ("SKU-000001", 4, 10)), "key": "f-3"}
+        )
+        assert lost.status_code == 502 and sandbox.available("SKU-000001") == 4
+
+        sandbox.lose_next(1, status=None)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await gql(
+                client, SET_QUANTITIES, {"input": set_input(sandbox, ("SKU-000002", 7, 10)), "key": "f-4"}
+            )
+        assert sandbox.available("SKU-000002") == 7
+        variables = {"ids": [item_gid(sandbox, "SKU-000002")], "location": location_gid(sandbox)}
+        assert (await gql(client, LEVELS, variables)).status_code == 200  # the server lives on
+    assert (sandbox.stats.failed, sandbox.stats.throttled, sandbox.stats.answers_lost) == (1, 1, 2)
+
+
 # --- cost and throttling -----------------------------------------------------------------------
 
 

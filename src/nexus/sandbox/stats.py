@@ -25,15 +25,17 @@ class SandboxStats:
     webhooks_duplicated: int = 0  # extra copies sent by the duplicate_rate fault
     webhooks_dropped: int = 0  # deliveries never sent, by the drop_rate fault
     webhook_attempts_failed: int = 0  # individual attempts answered otherwise or not at all
+    # --- Shopify, WooCommerce -------------------------------------------------------------------
+    failed: int = 0  # requests refused by fail_next with a status other than 429
     # --- Shopify -------------------------------------------------------------------------------
     max_cost_exceeded: int = 0
     mutations: int = 0  # inventorySetQuantities calls that were executed (not replays)
     idempotent_replays: int = 0
+    answers_lost: int = 0  # calls applied whose answer lose_next replaced by a 5xx or a dropped connection
     user_errors: int = 0  # executed calls answered with userErrors (nothing applied)
     # --- Shopify, Amazon -----------------------------------------------------------------------
     quantities_set: int = 0  # quantity updates applied (Shopify: items of successful calls)
     # --- WooCommerce ---------------------------------------------------------------------------
-    failed: int = 0  # requests answered 5xx by fail_next
     batches: int = 0  # batch requests executed
     batch_too_large: int = 0  # batch requests refused 413
     items_updated: int = 0  # batch update entries saved

@@ -7,6 +7,10 @@ Everything under /_sandbox is NOT part of Shopify's API: the shared control surf
 orders/create), plus
 
     POST /_sandbox/products         {"title", "variants": [...]}
+
+Two fault knobs act on the Admin API endpoint (`ShopifySandbox.fail_next`, `lose_next`): a request
+refused with a 5xx before it runs, and an inventorySetQuantities call applied whose answer is
+then lost (a 5xx instead, or the connection closed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from nexus.sandbox.control import ControlSurface, control_routes, loads, read_json
 
@@ -33,6 +38,18 @@ INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wr
 CONTROL = ControlSurface("Shopify", quantity_key="available")
 
 
+class _DroppedConnection(Response):
+    """An answer that never arrives: the headers promise a body, then the connection is closed."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        raise ConnectionAbortedError("sandbox fault: the answer was lost (lose_next)")
+
+
 def build_app(sandbox: ShopifySandbox) -> Starlette:
     async def graphql(request: Request) -> Response:
         version = request.path_params["version"]
@@ -42,9 +59,22 @@ def build_app(sandbox: ShopifySandbox) -> Starlette:
         if not hmac.compare_digest(token.encode(), sandbox.access_token.encode()):
             return JSONResponse({"errors": INVALID_TOKEN}, status_code=401)
         sandbox.stats.requests += 1
+        refused = sandbox.take_failure()
+        if refused is not None:
+            status, retry_after = refused
+            headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+            return JSONResponse(
+                {"errors": f"HTTP {status} (sandbox fault)"}, status_code=status, headers=headers
+            )
+        applied_before = sandbox.stats.quantities_set
         reply = sandbox.graphql.handle(loads(await request.body()))
         if sandbox.response_latency > 0:
             await asyncio.sleep(sandbox.response_latency)
+        lost, lost_status = sandbox.take_lost_answer(sandbox.stats.quantities_set > applied_before)
+        if lost:
+            if lost_status is None:
+                return _DroppedConnection()
+            return JSONResponse({"errors": "Bad Gateway"}, status_code=lost_status)
         headers = {"X-Shopify-API-Version": version, "X-Request-Id": str(uuid.uuid4()), **reply.headers}
         return JSONResponse(reply.body, status_code=reply.status, headers=headers)
 

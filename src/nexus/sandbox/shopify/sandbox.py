@@ -98,6 +98,47 @@ class ShopifySandbox:
         self.app: Starlette = build_app(self)
         self._next_order_number = 1001
         self._seeded = 0
+        self._failures: list[tuple[int, float | None]] = []  # refusals still to answer (fail_next)
+        self._lost: list[int | None] = []  # each applied-then-lost answer still to come (lose_next)
+
+    # --- fault knobs (not Shopify behaviour: a test breaks the store on purpose) ----------------
+
+    def fail_next(self, count: int = 1, status: int = 503, *, retry_after: float | None = None) -> None:
+        """The next `count` Admin API requests are answered `status` without running at all: an
+        outage (a 5xx from Shopify or from something in front of it), or with 429 a storm of bare
+        rate-limit refusals, with `Retry-After: retry_after` when given."""
+        self._failures.extend([(status, retry_after)] * count)
+
+    def lose_next(self, count: int = 1, status: int | None = 502) -> None:
+        """The next `count` inventorySetQuantities calls that change something are APPLIED, and
+        then their answer is lost: replaced by `status` (a 5xx from a proxy that gave up), or with
+        `status=None` by a connection closed before any answer. The client cannot tell whether
+        the change landed; the next read shows it did."""
+        self._lost.extend([status] * count)
+
+    def heal(self) -> None:
+        """The outage is over: forget what `fail_next` and `lose_next` still had queued."""
+        self._failures.clear()
+        self._lost.clear()
+
+    def take_failure(self) -> tuple[int, float | None] | None:
+        """(status, Retry-After) to refuse the current request with, if `fail_next` queued one."""
+        if not self._failures:
+            return None
+        status, retry_after = self._failures.pop(0)
+        if status == 429:
+            self.stats.throttled += 1
+        else:
+            self.stats.failed += 1
+        return status, retry_after
+
+    def take_lost_answer(self, applied: bool) -> tuple[bool, int | None]:
+        """(lose it, status or None for a dropped connection) for a request that just ran;
+        only a request that applied quantities consumes a `lose_next`."""
+        if not applied or not self._lost:
+            return False, None
+        self.stats.answers_lost += 1
+        return True, self._lost.pop(0)
 
     # --- ShopBackend (used by the GraphQL resolvers) ----------------------------------------
 
