@@ -96,6 +96,11 @@ async def sales_for(known: Truth, sandbox: ShopifySandbox, seconds: float) -> No
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.xfail(
+    reason="BUG (docs/faults.md, bug 3): a push applied while the database went away is not recorded; "
+    "the refused compare-and-set after the restart books the difference against the stale belief",
+    strict=False,  # 5 of 7 seeds failed; it takes a round in flight at the moment of the stop
+)
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_the_database_restarted_mid_run(tmp_path: Path, seed: int) -> None:
     known = truth(30, seed)
@@ -114,7 +119,7 @@ async def test_the_database_restarted_mid_run(tmp_path: Path, seed: int) -> None
                     await nexus.migrate()
                     await add_and_import(nexus, known)
                     async with nexus_process("serve", settings, tmp_path, "--port", str(port)) as served:
-                        await wait_for_port(port, served, tmp_path)
+                        await wait_for_port(port, served, tmp_path, timeout=90)
                         for topic in TOPICS:
                             sandbox.subscribe(topic, f"http://127.0.0.1:{port}/nexus/webhooks/{CHANNEL}")
                         await known.counter(nexus, 10)
