@@ -7,6 +7,8 @@
     ├── UnknownSkuError             a stock change for a SKU that does not exist
     ├── UnknownBatchError           a batch id nobody started
     ├── UnknownConflictError        no open reconciliation conflict has that id
+    ├── DeadLetterError             a dead-letter request that cannot be done (replay without a filter)
+    │   └── UnknownDeadLetterError      no dead letter has that id
     ├── ListingBusyError            a listing has a request in flight: try again shortly
     ├── WebhookError                an inbound delivery that must be refused
     │   ├── WebhookSignatureError       missing or wrong signature             -> 401
@@ -70,6 +72,14 @@ class UnknownBatchError(NexusError):
 
 
 class UnknownConflictError(NexusError):
+    pass
+
+
+class DeadLetterError(NexusError):
+    pass
+
+
+class UnknownDeadLetterError(DeadLetterError):
     pass
 
 

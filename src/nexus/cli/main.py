@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nexus.cli import dlq
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.domain.reconcile import Finding
 from nexus.engine import Nexus
@@ -297,6 +298,7 @@ def _show_differences(differences: Sequence[Difference], *, dry_run: bool) -> No
 
 conflicts_app = typer.Typer(no_args_is_help=False, help="Conflicts the reconciler left to a person.")
 app.add_typer(conflicts_app, name="conflicts")
+app.add_typer(dlq.app, name="dlq")
 
 
 @conflicts_app.callback(invoke_without_command=True)

@@ -213,7 +213,7 @@ class DeadLetter(Base):
     channel: Mapped[str] = mapped_column(String(128), index=True)
     job_kind: Mapped[str] = mapped_column(String(64))
     listing_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("nexus_channel_mappings.id", ondelete="SET NULL")
+        BigId, ForeignKey("nexus_channel_mappings.id", ondelete="SET NULL"), index=True
     )
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_exception: Mapped[str] = mapped_column(Text)
@@ -221,6 +221,27 @@ class DeadLetter(Base):
     status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.FAILED, index=True)
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeadLetterHistory(Base):
+    """One status change of a dead letter: failed -> replaying -> resolved | failed, and who did it."""
+
+    __tablename__ = "nexus_dead_letter_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dead_letter_id: Mapped[int] = mapped_column(
+        BigId,
+        # The convention's name is over PostgreSQL's 63 characters.
+        ForeignKey(
+            "nexus_dead_letter_queue.id", ondelete="CASCADE", name="fk_nexus_dead_letter_history_letter"
+        ),
+        index=True,
+    )
+    from_status: Mapped[str | None] = mapped_column(String(16))  # None: the letter was written
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Conflict(Base):

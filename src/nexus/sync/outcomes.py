@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.backoff import backoff_delay
@@ -26,10 +27,13 @@ from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.events import AfterInventorySync, InventorySyncFailed
 from nexus.masking import mask_secrets
 from nexus.storage.database import Database
-from nexus.storage.models import ChannelMapping, DeadLetter, utcnow
+from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
 from nexus.sync.batches import finish_members
+from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, ListingQueue
+
+log = structlog.get_logger("nexus.worker")
 
 
 @dataclass(slots=True)
@@ -99,6 +103,7 @@ class OutcomeWriter:
         pushed = {u.listing_id: u for u in answers.updates}
         rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in claimed])
         finished: Counter[tuple[str, bool]] = Counter()
+        landed: list[int] = []
         for listing in claimed:
             row = rows.get(listing.id)
             if row is None:
@@ -118,6 +123,7 @@ class OutcomeWriter:
                 self._succeeded(
                     row, listing, update_, result, now, answers.flight, semantics, outcome, finished
                 )
+                landed.append(row.id)
             elif result.status is PushStatus.STALE:
                 await self._stale(session, row, listing, result, update_.change_from, now, outcome)
             elif result.status is PushStatus.RETRY and (
@@ -128,6 +134,8 @@ class OutcomeWriter:
             else:
                 push_failed(row, semantics)
                 await self._dead_letter(session, row, update_, result, now, outcome, finished)
+        # A push that landed resolves the listing's open dead letter (replayed or not).
+        await resolve_pushed(session, landed, actor=f"worker {self.owner}")
         session.add(audit_row(self.channel, self.driver, self.owner, answers, outcome))
         outcome.events.extend(await finish_members(session, finished))
 
@@ -253,9 +261,9 @@ class OutcomeWriter:
         row.failed_at = now
         row.last_error = result.error
         row.next_attempt_at = None
-        letter = DeadLetter(
+        letter = await record_dead_letter(
+            session,
             channel=self.channel,
-            job_kind="push_inventory",
             listing_id=row.id,
             payload=mask_secrets(
                 {
@@ -269,12 +277,19 @@ class OutcomeWriter:
                     "detail": dict(result.detail),
                 }
             ),
-            last_exception=result.error or "unknown error",
+            error=result.error or "unknown error",
             attempts=row.attempts,
-            failed_at=now,
+            now=now,
+            actor=f"worker {self.owner}",
         )
-        session.add(letter)
-        await session.flush()
+        log.warning(
+            "listing dead-lettered: no more pushes until its stock changes or `nexus dlq replay`",
+            channel=self.channel,
+            sku=row.sku,
+            error=letter.last_exception,
+            attempts=row.attempts,
+            dead_letter_id=letter.id,
+        )
         if row.batch_id is not None:
             finished[(row.batch_id, True)] += 1
             row.batch_id = None

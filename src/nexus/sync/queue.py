@@ -303,6 +303,30 @@ class ListingQueue:
             }
 
     @staticmethod
+    async def requeue(session: AsyncSession, listing_ids: Collection[int]) -> int:
+        """Give listings a fresh start (a dead letter replayed): no failure, no attempts, no
+        backoff, and dirty whatever they show, so the worker pushes what each should show *now*.
+        Returns how many listings there were."""
+        if not listing_ids:
+            return 0
+        result = await session.execute(
+            update(ChannelMapping)
+            .where(ChannelMapping.id.in_(listing_ids))
+            .values(
+                dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
+                priority=case(
+                    (ChannelMapping.dirty_since.is_(None), int(Priority.NORMAL)),
+                    else_=ChannelMapping.priority,
+                ),
+                failed_at=None,
+                attempts=0,
+                next_attempt_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast("CursorResult[Any]", result).rowcount)
+
+    @staticmethod
     async def mark_for_batch(
         session: AsyncSession, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None
     ) -> int:
