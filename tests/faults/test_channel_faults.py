@@ -66,11 +66,6 @@ async def test_a_channel_answering_5xx_for_a_while(make_nexus: Callable[..., Any
         await assert_converged_and_ledger_adds_up(nexus, sandbox, known)
 
 
-@pytest.mark.xfail(
-    reason="BUG (docs/faults.md, bug 1): after a lost answer the retried compare-and-set is refused "
-    "and the engine books our own applied push as a channel adjustment",
-    strict=True,
-)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("answer", [502, None], ids=["5xx", "dropped"])
 async def test_a_push_applied_whose_answer_is_lost_is_not_booked_as_a_sale(

@@ -13,8 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
 from nexus.errors import QuotaExhausted
 from nexus.ratelimit.config import RateLimitConfig
+
+log = structlog.get_logger("nexus.ratelimit")
 
 
 class TokenBucket(Protocol):
@@ -210,13 +214,19 @@ class BoundLimiter:
         if available is None:
             return
         effective = self.effective_limit
-        await self.bucket.observe(
-            self.key,
-            effective,
-            available=max(0.0, available - self.limit.capacity * self.headroom),
-            capacity=effective.capacity,
-            refill_per_second=effective.refill_per_second,
-        )
+        # Bookkeeping after an answer is best effort: the request already happened, and a
+        # shared bucket that is briefly out of reach (Redis restarting) must not turn an
+        # applied push into a failed one. A missed observation only makes the bucket less exact.
+        try:
+            await self.bucket.observe(
+                self.key,
+                effective,
+                available=max(0.0, available - self.limit.capacity * self.headroom),
+                capacity=effective.capacity,
+                refill_per_second=effective.refill_per_second,
+            )
+        except Exception as exc:
+            log.warning("rate bucket not updated after an answer", bucket=self.key, error=str(exc))
 
     async def penalize(self, seconds: float) -> None:
         await self.bucket.penalize(self.key, seconds)
@@ -224,7 +234,10 @@ class BoundLimiter:
             await self.monitor.throttled()
 
     async def refund(self, tokens: float) -> None:
-        await self.bucket.refund(self.key, tokens, self.effective_limit)
+        try:  # after an answer, like `observe`: best effort
+            await self.bucket.refund(self.key, tokens, self.effective_limit)
+        except Exception as exc:
+            log.warning("rate bucket refund lost", bucket=self.key, error=str(exc))
 
     async def level(self) -> float:
         return await self.bucket.level(self.key, self.effective_limit)

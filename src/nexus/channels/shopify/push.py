@@ -9,12 +9,14 @@ same push call. Stale items get the channel's current level, read back.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nexus.channels.shopify import queries
+from nexus.channels.shopify.client import GraphQLResult
 from nexus.channels.shopify.normalize import to_gid
 from nexus.channels.wire import parse_timestamp
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from nexus.channels.shopify.driver import ShopifyDriver
 
 MAX_BATCH_SIZE = 250  # items per inventorySetQuantities request
+# A lost answer is asked again this many times (same idempotency key), after 0.25 s, 0.5 s, ...
+LOST_ANSWER_RETRIES = 3
+LOST_ANSWER_BACKOFF = 0.25
 
 # userError codes that blame one quantity (found by its index in `field`): that listing cannot succeed.
 # Unknown codes that carry an index are treated the same way.
@@ -160,12 +165,7 @@ class InventorySetPush:
         }
         outcome = _Outcome()
         try:
-            result = await self._driver.client.execute(
-                queries.INVENTORY_SET_QUANTITIES,
-                variables,
-                cost=self._driver.settings.rate_limit.cost_per_push,
-                operation_name="NexusInventorySet",
-            )
+            result = await self._execute_idempotently(variables)
         except ChannelError as exc:
             outcome.final = {i: _failure(updates[i], exc) for i in indexes}
             return outcome
@@ -186,6 +186,28 @@ class InventorySetPush:
                 outcome.ok = self._applied(updates, items, indexes, group)
             return outcome
         return await self._rejected(updates, items, indexes, location, group, user_errors)
+
+    async def _execute_idempotently(self, variables: Mapping[str, Any]) -> GraphQLResult:
+        """Send the mutation; when its answer is lost (a 5xx, a timeout, a dropped connection)
+        send the very same request again, same idempotency key: Shopify answers a key it has
+        applied with the original result instead of applying it twice, so the answer tells
+        whether the first one landed. Without it, a compare-and-set retried from the old level
+        is refused by our own push, which would be booked as a sale."""
+        attempt = 0
+        while True:
+            try:
+                return await self._driver.client.execute(
+                    queries.INVENTORY_SET_QUANTITIES,
+                    variables,
+                    cost=self._driver.settings.rate_limit.cost_per_push,
+                    operation_name="NexusInventorySet",
+                )
+            except TransientChannelError as exc:
+                throttled = exc.status == 429 or isinstance(exc, QuotaExhausted)
+                if throttled or attempt >= LOST_ANSWER_RETRIES:
+                    raise
+                attempt += 1
+                await asyncio.sleep(LOST_ANSWER_BACKOFF * 2 ** (attempt - 1))
 
     def _applied(
         self,
@@ -342,12 +364,4 @@ def _quantity_index(field_path: object) -> int | None:
 
 def _failure(update: NexusInventoryUpdate, error: ChannelError, *, stale: bool = False) -> PushResult:
     prefix = "stale on Shopify; reading its level failed: " if stale else ""
-    if isinstance(error, TransientChannelError):
-        return PushResult.retry(
-            update.listing_id,
-            f"{prefix}{error}",
-            retry_after=error.retry_after,
-            counts_as_attempt=not isinstance(error, QuotaExhausted),
-        )
-    detail: dict[str, Any] = {"status": error.status} if error.status is not None else {}
-    return PushResult.terminal(update.listing_id, f"{prefix}{error}", detail=detail)
+    return PushResult.from_error(update.listing_id, error, prefix=prefix)
