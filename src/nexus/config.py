@@ -160,6 +160,9 @@ class NexusSettings(BaseSettings):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     webhook_base_path: str = "/nexus/webhooks"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="json: one JSON object per log line, for a log collector"
+    )
 
     @classmethod
     def settings_customise_sources(

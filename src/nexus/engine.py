@@ -29,6 +29,8 @@ from nexus.drivers.pagination import iterate_products
 from nexus.drivers.registry import DriverFactory, DriverRegistry, Normalizer
 from nexus.errors import ConfigError, NexusError, UnknownChannelError
 from nexus.events import EventBus
+from nexus.observability.logs import safe_structlog_defaults
+from nexus.observability.metrics import Metrics
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.status import ChannelStatus, channel_status
@@ -57,6 +59,7 @@ class ChannelRuntime:
     driver: InventoryDriver
     limiter: BoundLimiter
     monitor: ChannelThrottleMonitor
+    metrics: Metrics  # the instance's, for the worker and reconciler to count what they do
 
     @property
     def batch_size(self) -> int:
@@ -91,6 +94,8 @@ class Nexus:
         self.queue = ListingQueue(self.db, lease_seconds=self.settings.worker.lease_seconds)
         self.events = EventBus()
         self.drivers = DriverRegistry()
+        self.metrics = Metrics(self)  # its own registry: never prometheus-client's global one
+        safe_structlog_defaults()  # no traceback with locals, even where nobody configured logs
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis: Redis | None = None
         self._bridge: RedisBridge | None = None
@@ -252,7 +257,7 @@ class Nexus:
             refill_per_second=config.rate_limit.refill_per_second or default.refill_per_second,
             cost_per_push=default.cost_per_push,
         )
-        runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter, monitor)
+        runtime = self._channels[name] = ChannelRuntime(name, config, driver, limiter, monitor, self.metrics)
         return runtime
 
     def push_worker(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,13 +17,18 @@ from nexus.cli.ui import progress_bar, show_batch
 from nexus.domain.reconcile import Finding
 from nexus.engine import Nexus
 from nexus.errors import NexusError
+from nexus.observability.logs import configure_logging, secret_values
 from nexus.sync.conflicts import open_conflicts, resolve_conflict
 from nexus.sync.readings import Difference
 
 T = TypeVar("T")
 
+# Never a traceback with locals: they hold the configuration, credentials included.
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Keep inventory in sync across sales channels."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Keep inventory in sync across sales channels.",
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -47,18 +50,9 @@ ConcurrencyOption = Annotated[
 ]
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s")
-    # One line per HTTP request is httpx's INFO: noise at Nexus's default level.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-    )
+def _configure_logging(level: str, log_format: str = "console", secrets: Sequence[str] = ()) -> None:
+    """The one place a `nexus` process configures its logs (nexus.observability.logs)."""
+    configure_logging(level, log_format, secrets=secrets)
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
@@ -78,7 +72,8 @@ def _load(config: Path | None) -> Nexus:
     except NexusError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    _configure_logging(nexus.settings.log_level)
+    settings = nexus.settings
+    _configure_logging(settings.log_level, settings.log_format, secret_values(settings))
     return nexus
 
 
@@ -296,7 +291,11 @@ def _show_differences(differences: Sequence[Difference], *, dry_run: bool) -> No
     console.print(f"{len(differences)} listings differ" + (" (dry run: nothing changed)" if dry_run else ""))
 
 
-conflicts_app = typer.Typer(no_args_is_help=False, help="Conflicts the reconciler left to a person.")
+conflicts_app = typer.Typer(
+    no_args_is_help=False,
+    help="Conflicts the reconciler left to a person.",
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(dlq.app, name="dlq")
 

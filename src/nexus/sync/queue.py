@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, case, func, or_, select, update
@@ -301,6 +301,26 @@ class ListingQueue:
                 )
                 for row in rows
             }
+
+    async def backlog(self) -> dict[str, tuple[int, datetime]]:
+        """Per channel with listings waiting for a push (dirty, not dead-lettered): how many, and
+        since when the oldest has been dirty (what `/nexus/metrics` reports at each scrape)."""
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(ChannelMapping.channel, func.count(), func.min(ChannelMapping.dirty_since))
+                .where(ChannelMapping.dirty_since.is_not(None), ChannelMapping.failed_at.is_(None))
+                .group_by(ChannelMapping.channel)
+            )
+            backlog: dict[str, tuple[int, datetime]] = {}
+            for channel, waiting, oldest in rows.all():
+                if oldest is None:  # never: the rows counted are dirty
+                    continue
+                if isinstance(oldest, str):  # SQLite's MIN() returns text, not the column's type
+                    oldest = datetime.fromisoformat(oldest)
+                if oldest.tzinfo is None:
+                    oldest = oldest.replace(tzinfo=UTC)
+                backlog[channel] = (int(waiting), oldest)
+            return backlog
 
     @staticmethod
     async def requeue(session: AsyncSession, listing_ids: Collection[int]) -> int:

@@ -85,6 +85,7 @@ class Reconciler:
         except BaseException:
             await asyncio.shield(self.queue.release(self.owner, [c.id for c in claimed], sent=False))
             raise
+        self.runtime.metrics.reconciled(self.channel, round_.differences)
         if round_.differences:
             log.warning(
                 "channel levels differ from what Nexus believed",

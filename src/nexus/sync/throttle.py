@@ -26,6 +26,7 @@ class ChannelThrottleMonitor:
         return self.nexus.settings.worker.throttle_threshold
 
     async def throttled(self) -> None:
+        self.nexus.metrics.throttled(self.channel)
         count = await self.nexus.bucket.note_throttled(self.counter)
         if count == self.threshold:
             queued = await self.queued_listings()

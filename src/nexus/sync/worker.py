@@ -101,6 +101,7 @@ class PushWorker:
             # Shutdown ran past its grace: give the listings back rather than wait for the lease.
             await asyncio.shield(self.release(claimed, sent=sent))
             raise
+        runtime.metrics.push_round(outcome, sent=sent)
         if any(r.status in (PushStatus.OK, PushStatus.STALE) for r in results.values()):
             await runtime.monitor.succeeded()
         await self.signals.after_changes(outcome.changes)

@@ -2,6 +2,7 @@
 
     POST {webhook_base_path}/{channel}   inbound webhooks (default /nexus/webhooks/{channel})
     GET  /nexus/healthz                  liveness, with a database round trip
+    GET  /nexus/metrics                  Prometheus text format (nexus.observability.metrics)
 
 The webhook route stores the delivery durably before it answers (see `nexus.webhooks.receiver`)
 and hands the stored row to a task of its own, so processing never delays the answer nor holds
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.requests import ClientDisconnect
 
+from nexus.observability.metrics import CONTENT_TYPE
 from nexus.webhooks.processor import WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from nexus.engine import Nexus
 
 HEALTHZ_PATH = "/nexus/healthz"
+METRICS_PATH = "/nexus/metrics"
 
 
 def create_app(nexus: Nexus) -> FastAPI:
@@ -79,5 +82,9 @@ def create_app(nexus: Nexus) -> FastAPI:
                 {"status": "error", "database": f"{type(exc).__name__}: {exc}"}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get(METRICS_PATH, summary="Metrics in Prometheus text format")
+    async def metrics() -> Response:
+        return Response(await nexus.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

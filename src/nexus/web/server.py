@@ -29,7 +29,9 @@ async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # No access log (a line per request); log_config=None: uvicorn's records go to the handler
+    # nexus.observability.logs installed (JSON with log_format = "json"), not to its own.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -144,6 +144,7 @@ class WebhookProcessor:
             for row in await self._lock(session, log_ids):
                 attempt, outcome = await self._attempt(session, row)
                 attempts[row.id] = attempt
+                self._observe(row, attempt, outcome)
                 if outcome is not None:
                     outcomes.append(outcome)
                 wake = wake or attempt in (Attempt.DEFERRED, Attempt.RETRY)
@@ -194,6 +195,26 @@ class WebhookProcessor:
         note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
         self._finish(row, WebhookStatus.PROCESSED, started, note)
         return Attempt.PROCESSED, outcome
+
+    def _observe(self, row: WebhookLog, attempt: Attempt, outcome: InboundOutcome | None) -> None:
+        """Count a delivery that reached a final state (`nexus.metrics`), and warn of the listings
+        it names that match none, once an hour per listing."""
+        if attempt not in (Attempt.PROCESSED, Attempt.FAILED):
+            return
+        unmatched = outcome.unmatched if outcome is not None else []
+        metrics = self.nexus.metrics
+        metrics.webhook_finished(
+            row.channel, row.topic, attempt.value, row.received_at, unmatched=len(unmatched)
+        )
+        for listing in unmatched:
+            if metrics.unmatched_warnings.first((row.channel, listing)):
+                log.warning(
+                    "webhook matched no listing (import the channel, or link the SKU); warned once an hour",
+                    channel=row.channel,
+                    topic=row.topic,
+                    listing=listing,
+                    webhook_log_id=row.id,
+                )
 
     async def _lock(self, session: AsyncSession, log_ids: Sequence[int]) -> list[WebhookLog]:
         statement = (

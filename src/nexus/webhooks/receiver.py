@@ -163,6 +163,7 @@ class WebhookReceiver:
                 "received_at": received_at,
             }
         )
+        self.nexus.metrics.webhook_received(channel, meta.topic, duplicate=log_id is None)
         if log_id is None:
             log.debug(
                 "duplicate webhook", channel=channel, delivery_id=meta.delivery_id, event_id=meta.event_id
@@ -204,6 +205,7 @@ class WebhookReceiver:
             # The refusal is the right answer whether or not it could be logged.
             log.exception("could not log a refused webhook", channel=channel)
         log.info("webhook refused", channel=channel, status=status_code, error=error)
+        self.nexus.metrics.webhook_rejected(channel, topic, status_code)
         return Receipt(channel, status_code, WebhookStatus.REJECTED, log_id=log_id, error=error)
 
 
