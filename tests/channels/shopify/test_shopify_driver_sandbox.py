@@ -239,7 +239,8 @@ async def test_bad_token_is_terminal_for_every_update(shop: Shop) -> None:
     )
 
     assert {r.status for r in results} == {PushStatus.TERMINAL}
-    assert all(r.detail == {"status": 401} for r in results)
+    # PushResult.from_error: the status, and what Shopify answered (for the dead letter)
+    assert all(r.detail["status"] == 401 and "Invalid API key" in str(r.detail["response"]) for r in results)
     assert all("Invalid API key or access token" in (r.error or "") for r in results)
 
 
@@ -248,7 +249,7 @@ async def test_unknown_api_version_is_terminal(shop: Shop) -> None:
     driver = shop.driver(api_version="2026-13", location_id=shop.sandbox.location_id)
     [result] = await driver.push_inventory(shop.updates([sku(1)], lambda n: 1, change_from=None))
     assert result.status is PushStatus.TERMINAL
-    assert result.detail == {"status": 404}
+    assert result.detail == {"status": 404, "response": {"errors": "Not Found"}}
 
 
 async def test_location_is_discovered_from_the_store(shop: Shop) -> None:

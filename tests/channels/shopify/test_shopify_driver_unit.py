@@ -337,7 +337,7 @@ async def test_bad_credentials_during_location_discovery_fail_terminally() -> No
     driver = create_driver(make_context(mock_client(handler)))
     results = await driver.push_inventory(updates((1, "11", 5, None), (2, "12", 5, None)))
     assert {r.status for r in results} == {PushStatus.TERMINAL}
-    assert results[0].detail == {"status": 401}
+    assert results[0].detail["status"] == 401 and "response" in results[0].detail
 
 
 async def test_product_page_size_respects_the_query_cost_limit() -> None:

@@ -3,7 +3,7 @@ Login with Amazon tokens, SP-API notifications delivered over SNS.
 
 create_driver(ctx)     entry point of the `nexus.drivers` group (name "amazon")
                        `create_driver.settings_model`: the settings model, checked at start-up
-AmazonDriver           the InventoryDriver implementation (also a WebhookResolver)
+AmazonDriver           the InventoryDriver implementation (reads levels; confirms SNS subscriptions)
 product_from_amazon    a listings item as a NexusProduct (what `NexusProduct.from_amazon` would be)
 """
 

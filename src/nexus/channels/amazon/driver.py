@@ -137,7 +137,12 @@ class AmazonDriver(InventoryDriver):
         """getListingsItem per listing (its own bucket, 5/s): the MFN quantity it shows now."""
 
         async def one(update: NexusInventoryUpdate) -> tuple[int, int | None]:
-            product = await self.fetch_product(update.remote_id)
+            try:
+                product = await self.fetch_product(update.remote_id)
+            except TerminalChannelError as exc:
+                if exc.status == 404:  # gone from the channel: left out, not a failed read
+                    return update.listing_id, None
+                raise
             return update.listing_id, product.variants[0].quantity if product.variants else None
 
         read = await asyncio.gather(*(one(update) for update in updates))

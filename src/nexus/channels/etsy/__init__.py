@@ -2,7 +2,7 @@
 
 create_driver(ctx)    entry point of the `nexus.drivers` group (name "etsy")
                       `create_driver.settings_model`: the settings model, checked at start-up
-EtsyDriver            the InventoryDriver (also a LevelReader and a WebhookResolver)
+EtsyDriver            the InventoryDriver (reads levels; resolves order.paid receipts)
 product_from_etsy     listing + inventory JSON -> NexusProduct (the `from_etsy` normaliser)
 """
 

@@ -246,7 +246,7 @@ class EtsyDriver(InventoryDriver):
         return results
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        """Current quantity per listing id, one inventory GET per Etsy listing (LevelReader)."""
+        """Current quantity per listing id, one inventory GET per Etsy listing."""
         by_listing: dict[int, list[NexusInventoryUpdate]] = {}
         for update in updates:
             ref = _ref(update)
@@ -279,7 +279,7 @@ class EtsyDriver(InventoryDriver):
         return []
 
     async def resolve_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """The sales of an `order.paid` delivery, from the receipt it points at (WebhookResolver)."""
+        """The sales of an `order.paid` delivery, from the receipt it points at."""
         webhooks.check(request)
         body = webhooks.body_of(request)
         if webhooks.topic(body) != webhooks.ORDER_PAID:

@@ -74,5 +74,5 @@ def parse(request: WebhookRequest, webhook: WebhookSettings) -> list[InboundEven
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WebhookPayloadError(f"body is not JSON: {exc}") from exc

@@ -39,6 +39,8 @@ from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResu
 from nexus.errors import TerminalChannelError, TransientChannelError
 from nexus.ratelimit.config import RateLimitConfig
 
+READ_BATCH_SIZE = 250  # inventory items per levels query (the query budget may allow fewer)
+
 
 class ShopifyDriver(InventoryDriver):
     name = "shopify"
@@ -50,6 +52,7 @@ class ShopifyDriver(InventoryDriver):
             max_batch_size=MAX_BATCH_SIZE,
             compare_and_set=True,
             reads_levels=True,
+            read_batch_size=READ_BATCH_SIZE,
         )
         self.client = ShopifyGraphQLClient(
             http=ctx.http,
@@ -245,7 +248,7 @@ class ShopifyDriver(InventoryDriver):
         return await self._push.push(updates)
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        """Current `available` per listing id, 250 items per query (LevelReader)."""
+        """Current `available` per listing id, up to READ_BATCH_SIZE items per query."""
         location = await self.resolve_location_id()
         gids: dict[str, int] = {}
         for update in updates:

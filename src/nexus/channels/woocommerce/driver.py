@@ -57,6 +57,7 @@ class WooCommerceDriver(InventoryDriver):
             max_batch_size=self.settings.batch_limit,
             compare_and_set=False,
             reads_levels=True,
+            read_batch_size=PER_PAGE_MAX,
         )
         self.client = WooCommerceClient(
             http=ctx.http,
@@ -240,7 +241,7 @@ class WooCommerceDriver(InventoryDriver):
         return item
 
     async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
-        """Current stock per listing id, read with `include=` (100 per request) (LevelReader)."""
+        """Current stock per listing id, read with `include=` (100 per request)."""
         by_parent: dict[str | None, dict[str, int]] = {}  # parent id -> remote id -> listing id
         for update in updates:
             try:
