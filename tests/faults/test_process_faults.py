@@ -139,12 +139,6 @@ async def test_the_database_restarted_mid_run(tmp_path: Path, seed: int) -> None
                 await sandbox.aclose()
 
 
-@pytest.mark.xfail(
-    reason="BUG (docs/faults.md, bug 2): a Redis error after a push was applied (the Shopify client's "
-    "bucket observe/refund) turns the applied push into a retry, and the refused compare-and-set "
-    "that follows books our own push as a channel adjustment",
-    strict=False,  # it takes a push in flight at the moment Redis stops
-)
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_redis_restarted_mid_run_in_scaled_mode(postgres_url: str, tmp_path: Path, seed: int) -> None:
     known = truth(100, seed)
