@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from nexus.cli.main import app
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.shopify import ShopifySandbox
-from nexus.web.server import serve_app
+from tests.threaded_server import served_in_thread
 
 runner = CliRunner()
 
@@ -91,20 +89,8 @@ def sandbox_store() -> Iterator[tuple[ShopifySandbox, str]]:
     sandbox = ShopifySandbox()
     sandbox.seed_catalog(30, quantity=10)
     sandbox.add_product("Not in Nexus", [{"sku": "ORPHAN-1", "price": "5.00", "quantity": 2}])
-    ready: queue.Queue[str] = queue.Queue()
-    stop = threading.Event()
-
-    async def serve() -> None:
-        async with serve_app(sandbox.app) as server:
-            ready.put(server.base_url)
-            await asyncio.to_thread(stop.wait)
-        await sandbox.aclose()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    yield sandbox, ready.get(timeout=10)
-    stop.set()
-    thread.join(timeout=10)
+    with served_in_thread(sandbox.app, sandbox.aclose) as base_url:
+        yield sandbox, base_url
 
 
 def test_import_links_by_sku_then_sync_all_pushes_every_listing(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tests.threaded_server import served_in_thread
 from typer.testing import CliRunner
 
 from nexus.cli import main as cli
@@ -17,7 +16,6 @@ from nexus.cli.main import app
 from nexus.domain.catalog import ItemSpec
 from nexus.engine import Nexus
 from nexus.sandbox.shopify import ShopifySandbox
-from nexus.web.server import serve_app
 
 runner = CliRunner()
 
@@ -33,20 +31,8 @@ def store() -> Iterator[tuple[ShopifySandbox, str]]:
     """Served from its own thread and loop: every CLI command runs (and closes) a loop of its own."""
     sandbox = ShopifySandbox()
     sandbox.seed_catalog(3, quantity=10)
-    ready: queue.Queue[str] = queue.Queue()
-    stop = threading.Event()
-
-    async def serve() -> None:
-        async with serve_app(sandbox.app) as server:
-            ready.put(server.base_url)
-            await asyncio.to_thread(stop.wait)
-        await sandbox.aclose()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    yield sandbox, ready.get(timeout=10)
-    stop.set()
-    thread.join(timeout=10)
+    with served_in_thread(sandbox.app, sandbox.aclose) as base_url:
+        yield sandbox, base_url
 
 
 def configure(tmp_path: Path, sandbox: ShopifySandbox, base_url: str, policy: str) -> Path:
