@@ -6,8 +6,9 @@ notification never came. The reconciler leases quiet listings (the oldest read f
 them with the driver's `read_levels`, and hands the levels to the `ReadingWriter`, which applies
 the consistency rules and the channel's conflict policy (nexus.domain.reconcile).
 
-Pacing: one read request at a time, at most `budget_share` of the channel's request rate, and no
-faster than reading the whole catalog once per `period` needs. Holds no SQL.
+Pacing: one read request at a time, at most `budget_share` of the channel's request rate (a bucket
+of its own, shared by every process's reconciler), and no faster than reading the whole catalog
+once per `period` needs. Holds no SQL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import structlog
 
 from nexus.config import ReconcileConfig
 from nexus.domain.reconcile import Finding, judge
+from nexus.ratelimit.bucket import BoundLimiter
+from nexus.ratelimit.config import RateLimitConfig
 from nexus.storage.models import utcnow
 from nexus.sync.queue import ClaimedListing, ListingQueue
 from nexus.sync.readings import Difference, ReadingWriter, ReconcileRound
@@ -65,6 +68,15 @@ class Reconciler:
         limit = self.runtime.limiter.limit
         per_second = limit.refill_per_second * self.config.budget_share / max(limit.cost_per_push, 1.0)
         return math.inf if per_second <= 0 else 1.0 / per_second
+
+    def _budget(self) -> BoundLimiter:
+        """The budget share as a bucket of its own beside the channel's, in the same store (Redis
+        in scaled mode): the reconcilers of every process share it, so N processes still read
+        within one share, not N."""
+        channel = self.runtime.limiter
+        interval = self.request_interval()
+        per_second = 0.0 if math.isinf(interval) else 1.0 / interval
+        return BoundLimiter(channel.bucket, f"{channel.key}:reconcile", RateLimitConfig(1.0, per_second))
 
     # -- one round --------------------------------------------------------------------------
 
@@ -112,7 +124,10 @@ class Reconciler:
         started = utcnow()
         total = ReconcileRound(self.channel)
         interval = await self._interval() if paced else 0.0
+        budget = self._budget() if paced else None
         while stop is None or not stop.is_set():
+            if budget is not None:
+                await budget.acquire()
             round_ = await self.run_once(read_before=started)
             if round_ is None:
                 break
@@ -180,10 +195,10 @@ class Reconciler:
         log.info("reconciler stopped", channel=self.channel)
 
     async def _interval(self) -> float:
-        """Within the budget, and no faster than the period needs."""
+        """No faster than reading the catalog once per period needs (the shared budget bucket
+        keeps every process together within the budget share)."""
         quiet = await self.queue.queued_quiet(self.channel)
-        requests = max(1, math.ceil(quiet / self.step))
-        return max(self.request_interval(), self.config.period / requests)
+        return self.config.period / max(1, math.ceil(quiet / self.step))
 
 
 async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
