@@ -138,6 +138,12 @@ class WorkerConfig(BaseModel):
     throttle_threshold: int = Field(
         default=5, ge=1, description="consecutive 429s from one channel before ChannelThrottled"
     )
+    probe_interval: float = Field(
+        default=30.0, gt=0, description="seconds between probes of a channel whose credentials were refused"
+    )
+    state_ttl: float = Field(
+        default=2.0, ge=0, description="seconds a process trusts its copy of the channels' states"
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="seconds SIGTERM waits for pushes in flight"
     )

@@ -35,6 +35,7 @@ from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBuck
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
+from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter
 from nexus.sync.queue import ListingQueue
 from nexus.sync.readings import ReadingWriter
@@ -95,6 +96,7 @@ class Nexus:
         self.events = EventBus()
         self.drivers = DriverRegistry()
         self.metrics = Metrics(self)  # its own registry: never prometheus-client's global one
+        self.channel_states = ChannelStates(self)  # connected, throttled, paused, disconnected
         safe_structlog_defaults()  # no traceback with locals, even where nobody configured logs
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis: Redis | None = None
@@ -283,6 +285,7 @@ class Nexus:
             events=self.events,
             signals=self,
             config=self.settings.worker,
+            states=self.channel_states,
         )
 
     def reconciler(self, channel: str, *, owner: str | None = None) -> Reconciler:

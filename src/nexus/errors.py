@@ -17,7 +17,9 @@
     └── ChannelError                a channel request that failed
         ├── TransientChannelError       worth retrying: 429, 5xx, timeouts, THROTTLED
         │   └── QuotaExhausted              our own bucket said wait; nothing was sent
-        └── TerminalChannelError        retrying cannot help: 4xx, invalid item, bad credentials
+        └── TerminalChannelError        retrying cannot help: 4xx, invalid item
+            └── ChannelAuthError            the channel refused the credentials (401/403, a refused
+                                            token refresh): the whole channel is disconnected
 
     TransientError, TerminalError   mixins, not NexusErrors: whether retrying can help
 
@@ -133,3 +135,9 @@ class QuotaExhausted(TransientChannelError):
 
 class TerminalChannelError(ChannelError, TerminalError):
     """Retrying the same request cannot succeed; the work goes to the dead-letter queue."""
+
+
+class ChannelAuthError(TerminalChannelError):
+    """The channel refused the credentials (HTTP 401/403, a refused token refresh): not one
+    listing's fault but the channel's. The worker disconnects the channel instead of
+    dead-lettering (`nexus.sync.channel_state`); pushes resume once a probe succeeds."""

@@ -110,10 +110,56 @@ class ChannelRecovered:
     queued_listings: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelDisconnected:
+    """The channel refused the credentials (401/403 or the driver's own auth failure): pushes
+    stop, its listings stay queued (no dead letters) until a probe finds the credentials working."""
+
+    channel: str
+    error: str
+    queued_listings: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelReconnected:
+    """A probe of a disconnected channel succeeded: everything queued is pushed now."""
+
+    channel: str
+    queued_listings: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPaused:
+    """Someone paused the channel (`nexus channels pause`): no process claims its listings."""
+
+    channel: str
+    reason: str | None
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResumed:
+    """A paused channel was resumed: what queued up meanwhile is pushed now."""
+
+    channel: str
+    actor: str
+    queued_listings: int
+
+
 # Events that describe the deployment rather than one process's work: with Redis configured they
 # are published to every process, so a listener anywhere sees them once.
 SHARED_EVENTS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (BatchProgressed, BatchCompleted, ChannelThrottled, ChannelRecovered)
+    cls.__name__: cls
+    for cls in (
+        BatchProgressed,
+        BatchCompleted,
+        ChannelThrottled,
+        ChannelRecovered,
+        ChannelDisconnected,
+        ChannelReconnected,
+        ChannelPaused,
+        ChannelResumed,
+    )
 }
 
 Relay = Callable[[object], Awaitable[None]]

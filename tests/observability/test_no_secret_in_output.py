@@ -108,6 +108,9 @@ async def test_a_failing_push_logs_no_secret(
             sandbox.access_token = "shpat_rotated"
             await nexus.product(SKUS[1]).adjust(-1)
             await push_all(nexus)
+            # (which disconnects the channel: the right token back, and reconnected)
+            sandbox.access_token = ACCESS_TOKEN
+            await nexus.channel_states.reconnect(CHANNEL)
             # A driver bug: a traceback through frames that hold the channel's configuration.
             worker = nexus.push_worker(CHANNEL)
 

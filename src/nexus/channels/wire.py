@@ -13,10 +13,18 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from nexus.errors import ChannelError, TerminalChannelError, TransientChannelError, WebhookSignatureError
+from nexus.errors import (
+    ChannelAuthError,
+    ChannelError,
+    TerminalChannelError,
+    TransientChannelError,
+    WebhookSignatureError,
+)
 
 # 408 Request Timeout, 429 Too Many Requests and every 5xx: the same request may succeed later.
 TRANSIENT_STATUSES = frozenset({408, 429})
+# 401 Unauthorized, 403 Forbidden: the credentials were refused; the channel is disconnected.
+AUTH_STATUSES = frozenset({401, 403})
 
 
 def is_transient_status(status: int) -> bool:
@@ -29,9 +37,12 @@ def classify_status(
 ) -> ChannelError:
     """The error a failed HTTP answer (`status` >= 300) stands for, to raise: a
     `TransientChannelError` for 408, 429 and 5xx (with the channel's `retry_after` hint), a
-    `TerminalChannelError` otherwise (the same request would be refused again)."""
+    `ChannelAuthError` (a `TerminalChannelError`) for 401 and 403, a `TerminalChannelError`
+    otherwise (the same request would be refused again)."""
     if is_transient_status(status):
         return TransientChannelError(message, status=status, retry_after=retry_after, payload=payload)
+    if status in AUTH_STATUSES:
+        return ChannelAuthError(message, status=status, payload=payload)
     return TerminalChannelError(message, status=status, payload=payload)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from nexus.errors import ChannelError, QuotaExhausted, TransientError
+from nexus.errors import ChannelAuthError, ChannelError, QuotaExhausted, TransientError
 
 T = TypeVar("T")
 
@@ -86,6 +86,9 @@ class PushStatus(enum.Enum):
     STALE = "stale"  # compare-and-set refused: the channel's level moved since we last knew it
     RETRY = "retry"
     TERMINAL = "terminal"
+    # The channel refused the credentials: the channel is disconnected, the listing stays dirty
+    # (no attempt used, no dead letter) until a probe finds the credentials working again.
+    UNAUTHORIZED = "unauthorized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,19 @@ class PushResult:
         return cls(listing_id, PushStatus.TERMINAL, error=error, detail=detail or {})
 
     @classmethod
+    def unauthorized(
+        cls, listing_id: int, error: str, *, detail: Mapping[str, Any] | None = None
+    ) -> PushResult:
+        return cls(
+            listing_id, PushStatus.UNAUTHORIZED, error=error, detail=detail or {}, counts_as_attempt=False
+        )
+
+    @classmethod
     def from_error(cls, listing_id: int, error: Exception, *, prefix: str = "") -> PushResult:
         """The one mapping of a failed request to a listing's result: transient errors are
         retried (honouring the channel's Retry-After; a wait our own bucket imposed was never
-        sent, so it uses no attempt), terminal ones dead-lettered with what the channel said."""
+        sent, so it uses no attempt), refused credentials (`ChannelAuthError`) disconnect the
+        channel, other terminal ones are dead-lettered with what the channel said."""
         message = f"{prefix}{error}"
         if isinstance(error, TransientError):
             return cls.retry(
@@ -150,4 +162,6 @@ class PushResult:
                 detail["status"] = error.status
             if error.payload is not None:
                 detail["response"] = error.payload
+        if isinstance(error, ChannelAuthError):
+            return cls.unauthorized(listing_id, message, detail=detail)
         return cls.terminal(listing_id, message, detail=detail)

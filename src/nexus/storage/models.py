@@ -304,3 +304,25 @@ class RateLimitLog(Base):
     throttled: Mapped[int] = mapped_column(Integer, default=0)
     waited_ms: Mapped[float] = mapped_column(Float, default=0.0)
     min_tokens: Mapped[float | None] = mapped_column(Float)
+
+
+class ChannelStateRow(Base):
+    """A channel's health, shared by every process (`nexus.sync.channel_state`): paused by a
+    person, disconnected by refused credentials, throttled by consecutive 429s. A channel with
+    no row is connected."""
+
+    __tablename__ = "nexus_channel_states"
+
+    channel: Mapped[str] = mapped_column(String(128), primary_key=True)
+    paused_at: Mapped[datetime | None] = mapped_column()
+    paused_by: Mapped[str | None] = mapped_column(String(128))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    disconnected_at: Mapped[datetime | None] = mapped_column()
+    throttled_at: Mapped[datetime | None] = mapped_column()
+    # The error that disconnected the channel (or the last probe's), kept after it reconnects.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column()
+    # When a disconnected channel is probed next; taken by one process at a time.
+    next_probe_at: Mapped[datetime | None] = mapped_column()
+    # When the state shown (connected, throttled, paused, disconnected) began.
+    since: Mapped[datetime] = mapped_column(default=utcnow)

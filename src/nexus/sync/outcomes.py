@@ -1,5 +1,6 @@
 """Writing a push round's answers to the listing rows: ok, stale, read back, retry, dead letter,
-vetoed. The push worker decides nothing here; it hands over what the channel said.
+vetoed, unauthorized (the listing waits; the worker disconnects the channel). The push worker
+decides nothing here; it hands over what the channel said.
 
 Every outcome is written under the lease the round holds (`ListingQueue.lock_held`): a listing
 whose lease another worker took over is left to that worker, whose answer is newer.
@@ -48,6 +49,9 @@ class PushRound:
     failed: int = 0
     vetoed: int = 0
     lost_lease: int = 0
+    # Listings the channel refused for its credentials: they stay queued, the channel disconnects.
+    unauthorized: int = 0
+    auth_error: str | None = None
     duration: float = 0.0
     events: list[object] = field(default_factory=list)
     changes: list[StockChangeResult] = field(default_factory=list)
@@ -126,6 +130,9 @@ class OutcomeWriter:
                 landed.append(row.id)
             elif result.status is PushStatus.STALE:
                 await self._stale(session, row, listing, result, update_.change_from, now, outcome)
+            elif result.status is PushStatus.UNAUTHORIZED:
+                push_failed(row, semantics)
+                self._unauthorized(row, result, outcome)
             elif result.status is PushStatus.RETRY and (
                 not result.counts_as_attempt or row.attempts + 1 < self.config.max_attempts
             ):
@@ -246,6 +253,14 @@ class OutcomeWriter:
         row.next_attempt_at = now + timedelta(seconds=delay)
         row.last_error = result.error
         outcome.retried += 1
+
+    def _unauthorized(self, row: ChannelMapping, result: PushResult, outcome: PushRound) -> None:
+        """The channel refused the credentials: not this listing's fault. It stays queued, due at
+        once, with no attempt used and no dead letter; pushes wait for the channel to reconnect."""
+        row.next_attempt_at = None
+        row.last_error = result.error
+        outcome.unauthorized += 1
+        outcome.auth_error = outcome.auth_error or result.error
 
     async def _dead_letter(
         self,

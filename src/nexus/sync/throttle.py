@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
+
 from nexus.events import ChannelRecovered, ChannelThrottled
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
+
+log = structlog.get_logger("nexus.throttle")
 
 
 class ChannelThrottleMonitor:
@@ -30,13 +34,22 @@ class ChannelThrottleMonitor:
         count = await self.nexus.bucket.note_throttled(self.counter)
         if count == self.threshold:
             queued = await self.queued_listings()
+            await self._state(throttled=True)
             await self.nexus.events.dispatch(ChannelThrottled(self.channel, count, queued))
 
     async def succeeded(self) -> None:
         ended = await self.nexus.bucket.note_success(self.counter)
         if ended >= self.threshold:
             queued = await self.queued_listings()
+            await self._state(throttled=False)
             await self.nexus.events.dispatch(ChannelRecovered(self.channel, ended, queued))
+
+    async def _state(self, *, throttled: bool) -> None:
+        """The channel shows `throttled` (nexus.sync.channel_state) while the episode lasts."""
+        try:
+            await self.nexus.channel_states.throttled(self.channel, throttled)
+        except Exception as exc:  # the state is for people; the push must not fail over it
+            log.warning("recording the throttled state failed", channel=self.channel, error=str(exc))
 
     async def queued_listings(self) -> int:
         return await self.nexus.queue.queued(self.channel)

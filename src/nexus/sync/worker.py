@@ -23,6 +23,7 @@ from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.errors import TerminalError, TransientError
 from nexus.events import BeforeInventorySync, EventBus
 from nexus.storage.models import utcnow
+from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter, PushRound, RoundAnswers
 from nexus.sync.queue import ClaimedListing, ListingQueue
 
@@ -55,8 +56,10 @@ class PushWorker:
         events: EventBus,
         signals: Signals,
         config: WorkerConfig,
+        states: ChannelStates | None = None,
     ) -> None:
         self.runtime = runtime
+        self.states = states  # paused or disconnected: claim nothing (nexus.sync.channel_state)
         self.channel = runtime.name
         self.queue = queue
         self.outcomes = outcomes
@@ -76,8 +79,12 @@ class PushWorker:
 
     # -- one round --------------------------------------------------------------------------
 
-    async def run_once(self, listing_ids: Sequence[int] | None = None) -> PushRound | None:
+    async def run_once(
+        self, listing_ids: Sequence[int] | None = None, *, woken: bool = False
+    ) -> PushRound | None:
         runtime = self.runtime
+        if self.states is not None and not await self.states.may_claim(runtime, woken=woken):
+            return None
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
             return None
@@ -102,6 +109,8 @@ class PushWorker:
             await asyncio.shield(self.release(claimed, sent=sent))
             raise
         runtime.metrics.push_round(outcome, sent=sent)
+        if outcome.unauthorized and self.states is not None:
+            await self.states.disconnect(self.channel, outcome.auth_error or "credentials refused")
         if any(r.status in (PushStatus.OK, PushStatus.STALE) for r in results.values()):
             await runtime.monitor.succeeded()
         await self.signals.after_changes(outcome.changes)
@@ -212,9 +221,10 @@ class PushWorker:
         wake = self.signals.wakeup(self.channel)
         log.info("worker started", channel=self.channel, owner=self.owner)
         while not stop.is_set():
+            woken = wake.is_set()
             wake.clear()
             try:
-                if await self.run_once() is not None:
+                if await self.run_once(woken=woken) is not None:
                     continue
             except Exception:
                 log.exception("push round failed", channel=self.channel)

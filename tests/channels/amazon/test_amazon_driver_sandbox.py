@@ -102,7 +102,7 @@ async def test_wrong_client_secret_is_terminal() -> None:
         ctx = make_context(acc.http, acc.sandbox, acc.server.base_url)
         driver = AmazonDriver(replace(ctx, credentials={**ctx.credentials, "client_secret": "wrong"}))
         (result,) = await driver.push_inventory([update(1, "SKU-000001", 3)])
-        assert result.status is PushStatus.TERMINAL
+        assert result.status is PushStatus.UNAUTHORIZED  # the channel is disconnected, no dead letter
         assert "invalid_client" in (result.error or "")
 
 

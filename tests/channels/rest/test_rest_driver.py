@@ -121,7 +121,7 @@ async def test_a_spent_quota_reschedules_without_using_an_attempt() -> None:
 async def test_a_wrong_api_key_is_terminal() -> None:
     async with pos(auth_template="wrong") as (office, driver):
         results = await driver.push_inventory([update(office, 1, 9)])
-        assert results[0].status is PushStatus.TERMINAL and "401" in (results[0].error or "")
+        assert results[0].status is PushStatus.UNAUTHORIZED and "401" in (results[0].error or "")
 
 
 async def test_webhooks_are_verified_with_the_configured_hmac_and_parsed_by_paths() -> None:

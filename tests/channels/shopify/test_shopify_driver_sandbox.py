@@ -238,7 +238,7 @@ async def test_bad_token_is_terminal_for_every_update(shop: Shop) -> None:
         shop.updates([sku(i) for i in range(1, 4)], lambda n: 1, change_from=10)
     )
 
-    assert {r.status for r in results} == {PushStatus.TERMINAL}
+    assert {r.status for r in results} == {PushStatus.UNAUTHORIZED}  # disconnects the channel
     # PushResult.from_error: the status, and what Shopify answered (for the dead letter)
     assert all(r.detail["status"] == 401 and "Invalid API key" in str(r.detail["response"]) for r in results)
     assert all("Invalid API key or access token" in (r.error or "") for r in results)

@@ -336,7 +336,7 @@ async def test_bad_credentials_during_location_discovery_fail_terminally() -> No
 
     driver = create_driver(make_context(mock_client(handler)))
     results = await driver.push_inventory(updates((1, "11", 5, None), (2, "12", 5, None)))
-    assert {r.status for r in results} == {PushStatus.TERMINAL}
+    assert {r.status for r in results} == {PushStatus.UNAUTHORIZED}
     assert results[0].detail["status"] == 401 and "response" in results[0].detail
 
 

@@ -174,7 +174,7 @@ async def test_wrong_secret_is_a_terminal_configuration_error(shop: Shop) -> Non
         await driver.list_products()
     assert raised.value.status == 401
     (result,) = await driver.push_inventory([shop.update(1, "SKU-000001", 3)])
-    assert result.status is PushStatus.TERMINAL and "Consumer secret is invalid" in (result.error or "")
+    assert result.status is PushStatus.UNAUTHORIZED and "Consumer secret is invalid" in (result.error or "")
     assert shop.sandbox.levels()["SKU-000001"] == 10
     with pytest.raises(TerminalChannelError, match="woocommerce_rest_cannot_view"):
         await shop.driver(key="ck_unknown").list_products()

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelAuthError, TransientChannelError
 
 # Refresh this long before Amazon's expiry, so a token never expires between check and use.
 EXPIRY_MARGIN_SECONDS = 60.0
@@ -85,7 +85,7 @@ class LwaTokens:
             # invalid_grant (revoked refresh token), invalid_client (wrong id/secret): a person must act.
             error = payload.get("error") if isinstance(payload, dict) else None
             description = payload.get("error_description") if isinstance(payload, dict) else None
-            raise TerminalChannelError(
+            raise ChannelAuthError(
                 f"LWA refused the credentials (HTTP {response.status_code}): {error}: {description}",
                 status=response.status_code,
                 payload=payload,

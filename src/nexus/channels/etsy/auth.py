@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelAuthError, TransientChannelError
 
 # Refresh this long before the announced expiry: a request must not leave with a token that
 # expires on its way.
@@ -99,7 +99,7 @@ class TokenManager:
             )
         if response.status_code != 200:
             # invalid_grant: revoked or already-rotated refresh token; only a new consent helps.
-            raise TerminalChannelError(
+            raise ChannelAuthError(
                 f"Etsy refused the token refresh (HTTP {response.status_code}): {_describe(payload)}",
                 status=response.status_code,
                 payload=payload,

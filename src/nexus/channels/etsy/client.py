@@ -7,8 +7,10 @@ before any per-second token is taken. Answers re-sync both buckets from `x-limit
 
     429       headers may be missing: stop the per-second bucket for Retry-After (or a default),
               then send the same request again, at most `max_throttle_retries` times
-    401       the access token was refused: refresh once (shared with concurrent callers), retry once
-    403, 404, other 4xx   TerminalChannelError (wrong API key, scope, unknown listing, bad body)
+    401       the access token was refused: refresh once (shared with concurrent callers), retry once;
+              refused again (or the refresh refused: invalid_grant), ChannelAuthError
+    403       ChannelAuthError (wrong API key, missing scope): the channel is disconnected
+    404, other 4xx   TerminalChannelError (unknown listing, bad body)
     5xx, timeouts, connection errors   TransientChannelError
 """
 

@@ -23,13 +23,15 @@ import httpx
 
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
-from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelAuthError, TerminalChannelError, TransientChannelError
 from nexus.ratelimit.headers import retry_after_seconds
 
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
 
 # Top-level GraphQL error codes that mean "Shopify failed, try later" rather than "your request is wrong".
 _TRANSIENT_ERROR_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+# The token lacks a scope or was revoked: the whole channel is disconnected until it is fixed.
+_AUTH_ERROR_CODES = frozenset({"ACCESS_DENIED", "UNAUTHORIZED"})
 # When Shopify gives no figure at all, wait this long before trying a throttled request again.
 _DEFAULT_THROTTLE_WAIT = 1.0
 
@@ -257,7 +259,7 @@ def _describe_errors(payload: Any) -> str:
 def _result(response: httpx.Response, payload: Any, cost: QueryCost | None) -> GraphQLResult:
     status = response.status_code
     if status in (401, 403):
-        raise TerminalChannelError(
+        raise ChannelAuthError(
             f"Shopify refused the credentials (HTTP {status}): {_describe_errors(payload)}",
             status=status,
             payload=payload,
@@ -288,6 +290,8 @@ def _result(response: httpx.Response, payload: Any, cost: QueryCost | None) -> G
         message = f"Shopify GraphQL error: {_describe_errors(payload)}"
         if codes & _TRANSIENT_ERROR_CODES:
             raise TransientChannelError(message, status=status, payload=payload)
+        if codes & _AUTH_ERROR_CODES:
+            raise ChannelAuthError(message, status=status, payload=payload)
         raise TerminalChannelError(message, status=status, payload=payload)
     data = payload.get("data")
     if not isinstance(data, Mapping):

@@ -20,7 +20,7 @@ import httpx
 
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
-from nexus.errors import TerminalChannelError, TransientChannelError
+from nexus.errors import ChannelAuthError, TerminalChannelError, TransientChannelError
 from nexus.ratelimit.headers import retry_after_seconds
 
 API_PATH = "/wp-json/wc/v3"
@@ -139,7 +139,7 @@ def _checked(method: str, path: str, response: httpx.Response) -> WooResponse:
             payload=payload,
         )
     if status in (401, 403):
-        raise TerminalChannelError(
+        raise ChannelAuthError(
             f"WooCommerce refused the credentials (HTTP {status}) on {where}: {describe_error(payload)}",
             status=status,
             payload=payload,
