@@ -15,7 +15,7 @@ from sqlalchemy import select
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.dto import NexusProduct
-from nexus.errors import UnknownBatchError
+from nexus.errors import InvalidArgumentError, UnknownBatchError, UnknownChannelError, UnknownSkuError
 from nexus.events import BatchCompleted
 from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
 from nexus.sync.outcomes import PushRound
@@ -166,7 +166,7 @@ class ProductHandle:
     ) -> PendingChange:
         change = StockChange(
             sku=self.sku,
-            reason=MovementReason(reason),
+            reason=movement_reason(reason),
             idempotency_key=key or f"api:{uuid.uuid4()}",
             delta=delta,
             quantity=quantity,
@@ -189,6 +189,17 @@ class ProductHandle:
                 select(ChannelMapping).where(ChannelMapping.sku == self.sku).order_by(ChannelMapping.id)
             )
             return [ListingState.of(row) for row in (await session.execute(statement)).scalars()]
+
+
+def movement_reason(reason: MovementReason | str) -> MovementReason:
+    """`reason` as a MovementReason; anything else is an InvalidArgumentError naming the valid ones."""
+    try:
+        return MovementReason(reason)
+    except ValueError:
+        valid = ", ".join(member.value for member in MovementReason)
+        raise InvalidArgumentError(
+            f"reason {reason!r} is not a movement reason; use one of: {valid}"
+        ) from None
 
 
 def _sku_of(product: Any) -> str:
@@ -214,21 +225,23 @@ class CatalogHandle:
         `channels` (default: all), at low priority, and return the batch id to follow it by."""
         nexus = self._nexus
         targets = list(channels) if channels is not None else nexus.channel_names()
+        unknown = [name for name in targets if name not in nexus.settings.channels]
+        if unknown:
+            configured = ", ".join(nexus.channel_names()) or "none"
+            raise UnknownChannelError(f"unknown channel {', '.join(unknown)} (configured: {configured})")
+        skus = None if self._products is None else list(dict.fromkeys(_sku_of(p) for p in self._products))
+        if skus is not None:
+            await _check_skus(nexus, skus, targets)
         batch_id = str(uuid.uuid4())
         total = 0
         async with nexus.db.transaction() as session:
             session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status=BatchState.RUNNING))
             await session.flush()
-            if self._products is None:
+            if skus is None:
                 total = await ListingQueue.mark_for_batch(session, batch_id, targets, None)
             else:
-                chunk: list[str] = []
-                for product in self._products:
-                    chunk.append(_sku_of(product))
-                    if len(chunk) >= CHUNK:
-                        total += await ListingQueue.mark_for_batch(session, batch_id, targets, chunk)
-                        chunk = []
-                if chunk:
+                for start in range(0, len(skus), CHUNK):
+                    chunk = skus[start : start + CHUNK]
                     total += await ListingQueue.mark_for_batch(session, batch_id, targets, chunk)
             batch = await session.get(SyncBatch, batch_id)
             assert batch is not None
@@ -241,6 +254,36 @@ class CatalogHandle:
             await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
         nexus.notify(targets)
         return batch_id
+
+
+async def _check_skus(nexus: Nexus, skus: Sequence[str], channels: Sequence[str]) -> None:
+    """Every SKU must exist and be listed on at least one of `channels`; an UnknownSkuError names
+    those that do not exist and those not linked (`nexus import <channel>` links them)."""
+    found: set[str] = set()
+    linked: set[str] = set()
+    async with nexus.db.read() as session:
+        for start in range(0, len(skus), CHUNK):
+            chunk = skus[start : start + CHUNK]
+            found.update((await session.execute(select(Item.sku).where(Item.sku.in_(chunk)))).scalars())
+            statement = select(ChannelMapping.sku).where(
+                ChannelMapping.sku.in_(chunk), ChannelMapping.channel.in_(channels)
+            )
+            linked.update((await session.execute(statement)).scalars())
+    unknown = [sku for sku in skus if sku not in found]
+    unlinked = [sku for sku in skus if sku in found and sku not in linked]
+    problems = []
+    if unknown:
+        problems.append(f"unknown SKU {_few(unknown)}")
+    if unlinked:
+        where = ", ".join(channels)
+        problems.append(f"SKU {_few(unlinked)} not linked to {where} (run `nexus import <channel>`)")
+    if problems:
+        raise UnknownSkuError("; ".join(problems) + ": nothing queued")
+
+
+def _few(names: Sequence[str], shown: int = 10) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 @dataclass(frozen=True, slots=True)

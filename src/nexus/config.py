@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG_FILE = "nexus.toml"
 ENV_REFERENCE_PREFIX = "env:"
+NO_FILE = "defaults and NEXUS_* environment"  # the source `load_settings` names when no file was read
 
 
 class AllocationRule(BaseModel):
@@ -152,6 +153,21 @@ class WorkerConfig(BaseModel):
     )
 
 
+class RetentionConfig(BaseModel):
+    """How long the running service keeps operational history (`nexus.sync.retention`); the
+    stock ledger is never pruned. An age of 0 keeps those rows for ever."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_logs_days: float = Field(default=30.0, ge=0, description="stored webhook deliveries")
+    push_audit_days: float = Field(default=30.0, ge=0, description="push audit rows (one per push request)")
+    dead_letters_days: float = Field(
+        default=30.0, ge=0, description="resolved dead letters (with their history), by resolution time"
+    )
+    batch_size: int = Field(default=500, ge=1, description="rows deleted per statement")
+    interval: float = Field(default=3600.0, gt=0, description="seconds between pruning rounds")
+
+
 class NexusSettings(BaseSettings):
     """Everything a Nexus instance is configured with. Lives on the instance, never in a global."""
 
@@ -164,6 +180,7 @@ class NexusSettings(BaseSettings):
     redis_namespace: str = Field(default="nexus", min_length=1, description="prefix of every Redis key")
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     webhook_base_path: str = "/nexus/webhooks"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = Field(
@@ -230,16 +247,33 @@ def load_settings(
         # top-level tables are theirs, not unknown Nexus keys.
         if "nexus" in data and isinstance(data["nexus"], dict):
             data = data["nexus"]
+        if isinstance(data.get("database_url"), str):
+            data = {**data, "database_url": anchor_sqlite_path(data["database_url"], file_path.parent)}
     elif path is not None:
         raise ConfigError("configuration file not found", source=source)
     else:
-        source = "defaults and NEXUS_* environment"
+        source = NO_FILE
     if overrides:
         data = {**data, **overrides}
     try:
         return NexusSettings(**data), source
     except ValidationError as exc:
         raise config_error_from(exc, source) from None
+
+
+def anchor_sqlite_path(url: str, folder: Path) -> str:
+    """A SQLite URL with a relative file path, made absolute against `folder` (the configuration
+    file's): `nexus.toml` means the same database from any working directory. Other URLs,
+    absolute paths, in-memory databases and `file:` URIs are returned unchanged."""
+    prefix = next((p for p in ("sqlite+aiosqlite:///", "sqlite:///") if url.startswith(p)), None)
+    if prefix is None:
+        return url
+    rest = url[len(prefix) :]
+    path, query = rest.split("?", 1) if "?" in rest else (rest, None)
+    if not path or path == ":memory:" or path.startswith(("/", "file:")) or Path(path).is_absolute():
+        return url
+    anchored = (folder / path).absolute().as_posix()
+    return f"{prefix}{anchored}" + (f"?{query}" if query is not None else "")
 
 
 # -- a channel's own keys -----------------------------------------------------------------------

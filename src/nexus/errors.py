@@ -2,6 +2,9 @@
 
     NexusError
     ├── ConfigError                 a bad nexus.toml or NEXUS_* variable; names the key and the file
+    ├── InvalidArgumentError        a public function given a value it does not take; lists the valid ones
+    ├── SchemaError                 the database has no Nexus schema, or an older one: run `nexus migrate`
+    ├── AddressInUseError           the web app's port is taken by another process
     ├── UnknownDriverError          a channel names a driver nobody registered
     ├── UnknownChannelError         an API call or webhook names a channel that is not configured
     ├── UnknownSkuError             a stock change for a SKU that does not exist
@@ -55,6 +58,19 @@ class ConfigError(NexusError):
             part for part in (f"file {source}" if source else "", f"key {key}" if key else "") if part
         )
         super().__init__(f"{message} ({where})" if where else message)
+
+
+class InvalidArgumentError(NexusError, ValueError):
+    """A value a public function does not accept; the message lists the valid ones. Also a
+    ValueError, what such a mistake raised before."""
+
+
+class SchemaError(NexusError):
+    pass
+
+
+class AddressInUseError(NexusError):
+    pass
 
 
 class UnknownDriverError(NexusError):

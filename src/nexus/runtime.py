@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from nexus.engine import Nexus
+from nexus.sync.retention import Retention
 from nexus.web.server import serve_app
 
 log = structlog.get_logger("nexus.runtime")
@@ -60,6 +61,7 @@ async def running(
                 )
         processor = WebhookProcessor(nexus)
         service.tasks.append(asyncio.create_task(processor.run(service.stop), name="webhooks"))
+        service.tasks.append(asyncio.create_task(Retention(nexus).run(service.stop), name="retention"))
     try:
         if web:
             async with serve_app(create_app(nexus), host=host, port=port) as server:

@@ -166,10 +166,10 @@ async def test_concurrency_runs_that_many_push_rounds_per_channel(make_engine: M
     async with running(engine.nexus, web=False) as service:
         names = sorted(task.get_name() for task in service.tasks)
     pushes = ["push:m:0", "push:m:1", "push:n:0", "push:n:1"]
-    assert names == [*pushes, "reconcile:m", "reconcile:n", "webhooks"]  # one reconciler per channel
+    assert names == [*pushes, "reconcile:m", "reconcile:n", "retention", "webhooks"]  # reconcilers: 1 each
     async with running(engine.nexus, web=False, concurrency=3, channels=["m"]) as service:
         names = sorted(t.get_name() for t in service.tasks)
-    assert names == ["push:m:0", "push:m:1", "push:m:2", "reconcile:m", "webhooks"]
+    assert names == ["push:m:0", "push:m:1", "push:m:2", "reconcile:m", "retention", "webhooks"]
 
 
 async def test_shutdown_lets_a_push_in_flight_finish_and_records_it(make_engine: MakeEngine) -> None:

@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nexus.cli import dlq
+from nexus.cli import batches, dlq, webhooks
 from nexus.cli.ui import progress_bar, show_batch
+from nexus.config import DEFAULT_CONFIG_FILE, NO_FILE
 from nexus.domain.reconcile import Finding
 from nexus.engine import Nexus
 from nexus.errors import NexusError
@@ -66,7 +67,9 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130) from None
 
 
-def _load(config: Path | None) -> Nexus:
+def _load(config: Path | None, *, schema: bool = True) -> Nexus:
+    """The configured Nexus; with `schema`, first check that the database holds this version's
+    schema (one line saying to run `nexus migrate` instead of a traceback later)."""
     try:
         nexus = Nexus.from_config(config)
     except NexusError as exc:
@@ -74,13 +77,24 @@ def _load(config: Path | None) -> Nexus:
         raise typer.Exit(2) from None
     settings = nexus.settings
     _configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+    if schema:
+        _run(lambda: _check_schema(nexus))
     return nexus
+
+
+async def _check_schema(nexus: Nexus) -> None:
+    from nexus.storage.migrate import require_schema
+
+    try:
+        await require_schema(nexus.db)
+    finally:
+        await nexus.db.dispose()  # its connections belonged to this event loop, not the command's
 
 
 @app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the database schema."""
-    nexus = _load(config)
+    nexus = _load(config, schema=False)
 
     async def go() -> None:
         async with nexus:
@@ -102,7 +116,15 @@ def serve(
     concurrency: ConcurrencyOption = None,
 ) -> None:
     """Run the web app (webhooks, API), the push workers and the webhook processor in one process."""
-    nexus = _load(config)
+    nexus = _load(config, schema=False)  # it migrates on start
+    if nexus.source == NO_FILE and not nexus.settings.channels:
+        err_console.print(
+            f"[bold red]error:[/] no configuration file: ./{DEFAULT_CONFIG_FILE} not found and no channel in "
+            "NEXUS_* variables (give --config FILE or set NEXUS_CONFIG)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
     async def go() -> None:
         async with nexus:
@@ -124,12 +146,15 @@ def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -
     like, on as many machines: with PostgreSQL and Redis they share the work and the buckets.
     SIGTERM stops claiming, lets pushes in flight finish (worker.shutdown_grace) and releases
     the rest."""
-    nexus = _load(config)
+    nexus = _load(config, schema=False)  # checked after the channels: a bad channel is named first
 
     async def go() -> None:
         async with nexus:
             nexus.check_channels()
             from nexus.runtime import serve_forever  # after the check, as in `serve`
+            from nexus.storage.migrate import require_schema
+
+            await require_schema(nexus.db)
 
             await serve_forever(nexus, web=False, workers=True, host="", port=0, concurrency=concurrency)
 
@@ -298,6 +323,8 @@ conflicts_app = typer.Typer(
 )
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(batches.app, name="batches")
 
 
 @conflicts_app.callback(invoke_without_command=True)

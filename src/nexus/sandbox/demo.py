@@ -152,20 +152,17 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                 await _measure(nexus, demo_channels, starting, local_deltas, sold, summary)
                 _print_summary(console, summary)
                 if options.duration is None:
-                    sale = json.dumps({"sku": skus[0], "quantity": 1})
                     for channel in demo_channels:
-                        console.print(
-                            f"\nSell something on {channel.name}:\n  curl -X POST "
-                            f"{served[channel.name]}/_sandbox/sales -H 'content-type: application/json' "
-                            f"-d '{sale}'"
-                        )
+                        command = sale_command(served[channel.name], skus[0])
+                        print_commands(console, f"\nSell something on {channel.name}:\n  {command}")
                     first = demo_channels[0]
-                    console.print(
+                    print_commands(
+                        console,
                         f"\nChange a level behind Nexus's back, then see the reconciler find and fix it:\n"
                         f"  curl -X PUT '{served[first.name]}/_sandbox/levels/{skus[0]}?webhook=lost' "
                         f"-H 'content-type: application/json' -d '{{\"quantity\": 99}}'\n"
                         f"  nexus reconcile --dry-run -c {config_file}\n"
-                        f"  nexus reconcile -c {config_file}"
+                        f"  nexus reconcile -c {config_file}",
                     )
                     console.print("\nStill serving; watch sales flow back. Ctrl-C to stop.")
                     await service.stop.wait()
@@ -469,3 +466,15 @@ def command(
         return 1 if summary.out_of_sync or summary.ledger_mismatches else 0
 
     return run
+
+
+def sale_command(base_url: str, sku: str) -> str:
+    """The curl line that sells one `sku` on a sandbox served at `base_url`."""
+    sale = json.dumps({"sku": sku, "quantity": 1})
+    return f"curl -X POST {base_url}/_sandbox/sales -H 'content-type: application/json' -d '{sale}'"
+
+
+def print_commands(console: Console, text: str) -> None:
+    """Commands to paste: never wrapped (a line broken inside its quotes breaks when pasted),
+    whatever the terminal's width, and printed as they are (no markup, no highlighting)."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)

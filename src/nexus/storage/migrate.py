@@ -9,8 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
+from nexus.errors import SchemaError
 from nexus.storage.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,6 +41,31 @@ async def current_revision(database: Database) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def require_schema(database: Database) -> None:
+    """Raise SchemaError, one line that says to run `nexus migrate`, unless the database holds
+    this version's schema. Commands that read or write the tables call it once at start."""
+    where = make_url(database.url).render_as_string(hide_password=True)
+    try:
+        current = await current_revision(database)
+    except Exception as exc:  # unreachable server, unreadable file: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise SchemaError(f"cannot open the database {where}: {type(exc).__name__}: {first}") from None
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaError(f"the database {where} has no Nexus tables yet: run `nexus migrate`")
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current not in known:
+        raise SchemaError(
+            f"the database {where} is at schema revision {current}, newer than this Nexus knows "
+            f"({head}): upgrade Nexus"
+        )
+    raise SchemaError(
+        f"the database {where} is at schema revision {current}, this Nexus needs {head}: run `nexus migrate`"
+    )
 
 
 async def _run(database: Database, action: object) -> None:

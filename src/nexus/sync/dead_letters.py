@@ -22,7 +22,7 @@ A replay never selects everything: it takes ids, or a filter with at least one c
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,11 +49,13 @@ class DeadLetterFilter:
     error: str | None = None
     older_than: timedelta | None = None
     statuses: frozenset[DeadLetterStatus] | None = OPEN
+    batch: str | None = None  # letters of listings that failed in this sync batch
 
     @property
     def selective(self) -> bool:
         """Whether it narrows the selection at all (a status alone does not: a replay needs more)."""
-        return any(value is not None for value in (self.channel, self.sku, self.error, self.older_than))
+        criteria = (self.channel, self.sku, self.error, self.older_than, self.batch)
+        return any(value is not None for value in criteria)
 
     def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -67,6 +69,8 @@ class DeadLetterFilter:
             conditions.append(DeadLetter.failed_at <= now - self.older_than)
         if self.statuses is not None:
             conditions.append(DeadLetter.status.in_([str(status) for status in self.statuses]))
+        if self.batch is not None:
+            conditions.append(DeadLetter.payload["batch_id"].as_string() == self.batch)
         return conditions
 
 
@@ -314,9 +318,7 @@ async def replay_dead_letters(
                 select(DeadLetter)
                 .outerjoin(*LISTING)
                 .where(
-                    *DeadLetterFilter(
-                        where.channel, where.sku, where.error, where.older_than, None
-                    ).conditions(now),
+                    *replace(where, statuses=None).conditions(now),
                     DeadLetter.status == DeadLetterStatus.FAILED,
                 )
             )

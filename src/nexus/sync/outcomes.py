@@ -290,6 +290,7 @@ class OutcomeWriter:
                     "change_from": update_.change_from,
                     "status": result.status.value,
                     "detail": dict(result.detail),
+                    "batch_id": row.batch_id,  # `nexus batches retry-failed` finds the batch's letters
                 }
             ),
             error=result.error or "unknown error",

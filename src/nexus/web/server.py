@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from nexus.errors import AddressInUseError
 
 
 @dataclass
@@ -27,7 +30,15 @@ async def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> 
     # client's delayed ACK (uvicorn writes headers and body separately).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUseError(
+                f"port {port} on {host} is already in use (another nexus serve?): stop it or give --port"
+            ) from None
+        raise AddressInUseError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound_port = sock.getsockname()[1]
     # No access log (a line per request); log_config=None: uvicorn's records go to the handler
     # nexus.observability.logs installed (JSON with log_format = "json"), not to its own.
