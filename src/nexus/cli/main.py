@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nexus.cli import batches, dlq, webhooks
+from nexus.cli import batches, channels, dlq, webhooks
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import DEFAULT_CONFIG_FILE, NO_FILE
 from nexus.domain.reconcile import Finding
@@ -325,6 +325,7 @@ app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(batches.app, name="batches")
+app.add_typer(channels.app, name="channels")
 
 
 @conflicts_app.callback(invoke_without_command=True)

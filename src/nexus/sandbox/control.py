@@ -9,6 +9,8 @@ it lets a person (or a test) poke a running sandbox with curl, and every answer 
     POST /_sandbox/sales            {"sku", "quantity"}       a storefront sale
     POST /_sandbox/webhooks         {"<topic key>", "address"}  subscribe an HTTP endpoint
     GET  /_sandbox/stats            the counters of SandboxStats
+    POST /_sandbox/credentials      {"valid": false|true}  break or fix the credentials (where the
+                                    channel passes `credentials`): its API answers 401 meanwhile
 
 A channel names its words in a `ControlSurface` (Shopify's quantity is "available", Etsy's sale
 is a "receipt", Etsy subscribes an "event_type") and may add routes of its own.
@@ -63,9 +65,11 @@ def control_routes(
     info: Callable[[], Mapping[str, Any]],
     subscription: Callable[[Any], Mapping[str, Any]] | None = None,
     extra: Sequence[BaseRoute] = (),
+    credentials: Callable[[bool], None] | None = None,
 ) -> list[BaseRoute]:
     """The routes under /_sandbox. `info`: the facts GET /_sandbox adds to its note;
-    `subscription`: extra fields answered for what `sandbox.subscribe` returned (an id)."""
+    `subscription`: extra fields answered for what `sandbox.subscribe` returned (an id);
+    `credentials`: called with True or False by POST /_sandbox/credentials."""
     answer = surface.answer
     key = surface.quantity_key
 
@@ -123,6 +127,16 @@ def control_routes(
     async def stats(_: Request) -> Response:
         return answer(sandbox.stats.as_dict())
 
+    async def set_credentials(request: Request) -> Response:
+        body = await read_json(request)
+        valid = body.get("valid") if isinstance(body, dict) else None
+        if credentials is None:
+            return answer({"error": f"the {surface.api} sandbox cannot break its credentials"}, 404)
+        if not isinstance(valid, bool):
+            return answer({"error": 'expected {"valid": <bool>}'}, 400)
+        credentials(valid)
+        return answer({"valid": valid})
+
     return [
         Route("/_sandbox", about, methods=["GET"]),
         Route("/_sandbox/levels", levels, methods=["GET"]),
@@ -130,5 +144,6 @@ def control_routes(
         Route("/_sandbox/sales", sales, methods=["POST"]),
         Route("/_sandbox/webhooks", webhooks, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/credentials", set_credentials, methods=["POST"]),
         *extra,
     ]

@@ -352,3 +352,30 @@ def _insert(is_sqlite: bool) -> Any:
     from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
     return postgresql_insert
+
+
+async def readiness(nexus: Nexus) -> tuple[bool, dict[str, Any]]:
+    """What `/nexus/readyz` answers: ready when the database answers and every enabled channel
+    can be built; each channel's state either way (a disconnected channel is a state, not a
+    failure of this process). `failing` names what is wrong."""
+    failing: list[str] = []
+    body: dict[str, Any] = {"status": "ok", "database": "ok", "channels": {}}
+    states: dict[str, ChannelHealth] = {}
+    try:
+        states = await nexus.channel_states.all(fresh=True)
+    except Exception as exc:
+        body["database"] = f"{type(exc).__name__}: {exc}"
+        failing.append("database")
+    for name in nexus.channel_names():
+        health = states.get(name)
+        entry: dict[str, Any] = health.as_dict() if health is not None else {"channel": name, "state": None}
+        try:
+            nexus.channel(name)
+        except Exception as exc:
+            entry["error"] = f"cannot be built: {type(exc).__name__}: {exc}"
+            failing.append(f"channel {name}")
+        body["channels"][name] = entry
+    if failing:
+        body["status"] = "error"
+        body["failing"] = failing
+    return not failing, body

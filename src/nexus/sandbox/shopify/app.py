@@ -7,6 +7,8 @@ Everything under /_sandbox is NOT part of Shopify's API: the shared control surf
 orders/create), plus
 
     POST /_sandbox/products         {"title", "variants": [...]}
+    POST /_sandbox/credentials      {"valid": false}  every Admin API request answers 401 until
+                                    {"valid": true} (`revoke_token`, `restore_token`)
 
 Two fault knobs act on the Admin API endpoint (`ShopifySandbox.fail_next`, `lose_next`): a request
 refused with a 5xx before it runs, and an inventorySetQuantities call applied whose answer is
@@ -56,7 +58,8 @@ def build_app(sandbox: ShopifySandbox) -> Starlette:
         if not _VERSION_RE.match(version):
             return JSONResponse({"errors": "Not Found"}, status_code=404)
         token = request.headers.get("x-shopify-access-token", "")
-        if not hmac.compare_digest(token.encode(), sandbox.access_token.encode()):
+        valid = hmac.compare_digest(token.encode(), sandbox.access_token.encode())
+        if not valid or not sandbox.credentials_valid:
             return JSONResponse({"errors": INVALID_TOKEN}, status_code=401)
         sandbox.stats.requests += 1
         refused = sandbox.take_failure()
@@ -103,6 +106,7 @@ def build_app(sandbox: ShopifySandbox) -> Starlette:
                 sandbox,
                 CONTROL,
                 info=info,
+                credentials=lambda valid: sandbox.restore_token() if valid else sandbox.revoke_token(),
                 extra=[Route("/_sandbox/products", products, methods=["POST"])],
             ),
         ]

@@ -70,6 +70,9 @@ class ShopifySandbox:
         faults = Faults(drop_rate=drop_rate, duplicate_rate=duplicate_rate, reorder=reorder)
         self.shop_domain = shop_domain
         self.access_token = access_token
+        # False: every Admin API request is refused with 401, whatever token it carries
+        # (`revoke_token`; POST /_sandbox/credentials {"valid": false}).
+        self.credentials_valid = True
         self.webhook_secret = webhook_secret
         self.api_version = api_version
         self.time_scale = time_scale
@@ -115,6 +118,14 @@ class ShopifySandbox:
         `status=None` by a connection closed before any answer. The client cannot tell whether
         the change landed; the next read shows it did."""
         self._lost.extend([status] * count)
+
+    def revoke_token(self) -> None:
+        """The merchant uninstalled the app or rotated the token: every request is refused (401)."""
+        self.credentials_valid = False
+
+    def restore_token(self) -> None:
+        """The token works again."""
+        self.credentials_valid = True
 
     def heal(self) -> None:
         """The outage is over: forget what `fail_next` and `lose_next` still had queued."""
