@@ -301,7 +301,9 @@ class Nexus:
             order_grace=timedelta(seconds=config.order_grace),
             owner=owner or f"{self.instance_id}:{channel}:reconcile:{uuid.uuid4().hex[:6]}",
         )
-        return Reconciler(runtime, queue=self.queue, writer=writer, signals=self, config=config)
+        return Reconciler(
+            runtime, queue=self.queue, writer=writer, signals=self, config=config, states=self.channel_states
+        )
 
     # -- wake-ups ---------------------------------------------------------------------------
 

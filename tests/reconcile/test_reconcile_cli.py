@@ -113,3 +113,13 @@ def test_review_conflicts_are_listed_and_settled(tmp_path: Path, store: tuple[Sh
     assert "No open conflicts." in run("conflicts", "--config", config)[1]
     code, output = run("conflicts", "resolve", cells[0], "--take", "channel", "--config", config)
     assert code == 2 and f"no open conflict {cells[0]}" in output
+
+
+def test_sync_refuses_a_paused_channel_instead_of_waiting_for_ever(
+    tmp_path: Path, store: tuple[ShopifySandbox, str]
+) -> None:
+    sandbox, base_url = store
+    config = str(configure(tmp_path, sandbox, base_url, "nexus_wins"))
+    assert run("channels", "pause", "shop", "--config", config)[0] == 0
+    code, output = run("sync", "--all", "--channel", "shop", "--config", config)
+    assert code == 2 and "shop is paused" in output

@@ -143,3 +143,17 @@ async def test_review_opens_one_conflict_and_changes_nothing(make_nexus: Callabl
         ]
         assert await on_hand(nexus) == dict.fromkeys(SKUS, 10)
         assert sandbox.levels()[EDITED] == 30
+
+
+async def test_the_background_cycle_reads_nothing_from_a_paused_channel(
+    make_nexus: Callable[..., Any],
+) -> None:
+    async with shopify(make_nexus) as (nexus, sandbox):
+        await linked(nexus, "shop")
+        await sandbox.set_available(EDITED, 25)
+        await nexus.channel_states.pause("shop", reason="maintenance")
+        reconciler = nexus.reconciler("shop")
+        assert (await reconciler.cycle(paced=True)).read == 0
+        assert sandbox.levels()[EDITED] == 25
+        await nexus.channel_states.resume("shop")
+        assert (await reconciler.cycle(paced=True)).read == len(SKUS)  # resumed: read again

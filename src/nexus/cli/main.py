@@ -213,6 +213,17 @@ def sync(
 
         async with nexus:
             nexus.check_channels()
+            # A paused or disconnected channel pushes nothing: waiting for its batch would hang.
+            health = await nexus.channel_states.all(fresh=True)
+            blocked = [
+                f"{name} is {health[name].state.value}"
+                for name in channel or nexus.channel_names()
+                if name in health and not health[name].may_push
+            ]
+            if blocked:
+                hint = "nexus channels resume, or fix its credentials"
+                err_console.print(f"[bold red]error:[/] {'; '.join(blocked)} ({hint})", soft_wrap=True)
+                raise typer.Exit(2)
             batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
             async with running(nexus, web=False, channels=channel):
                 with progress_bar(console) as progress:

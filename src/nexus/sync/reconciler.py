@@ -32,6 +32,7 @@ from nexus.sync.readings import Difference, ReadingWriter, ReconcileRound
 
 if TYPE_CHECKING:
     from nexus.engine import ChannelRuntime
+    from nexus.sync.channel_state import ChannelStates
     from nexus.sync.worker import Signals
 
 log = structlog.get_logger("nexus.reconciler")
@@ -48,6 +49,7 @@ class Reconciler:
         writer: ReadingWriter,
         signals: Signals,
         config: ReconcileConfig,
+        states: ChannelStates | None = None,
     ) -> None:
         self.runtime = runtime
         self.channel = runtime.name
@@ -56,6 +58,7 @@ class Reconciler:
         self.owner = writer.owner
         self.signals = signals
         self.config = config
+        self.states = states
 
     @property
     def step(self) -> int:
@@ -128,6 +131,8 @@ class Reconciler:
         while stop is None or not stop.is_set():
             if budget is not None:
                 await budget.acquire()
+            if paced and not await self._may_read():
+                break  # paused or disconnected: the next cycle starts where this one stopped
             round_ = await self.run_once(read_before=started)
             if round_ is None:
                 break
@@ -193,6 +198,11 @@ class Reconciler:
                 )
             await _sleep(max(0.0, self.config.period - elapsed), stop)
         log.info("reconciler stopped", channel=self.channel)
+
+    async def _may_read(self) -> bool:
+        """The background loop reads nothing from a paused or disconnected channel (a person
+        running `nexus reconcile` still may)."""
+        return self.states is None or (await self.states.get(self.channel)).may_push
 
     async def _interval(self) -> float:
         """No faster than reading the catalog once per period needs (the shared budget bucket
