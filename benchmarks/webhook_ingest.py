@@ -25,9 +25,10 @@ Variants, same run:
 - nexus:    the app as shipped (WebhookReceiver's GroupWriter, up to 256 rows per transaction).
 - baseline: the same app, with the receiver's GroupWriter replaced by one with max_batch=1, so
   every delivery is committed in a transaction of its own; everything else is identical.
-- ceiling (a reference, not a baseline): the same server stack (uvicorn via serve_app, FastAPI,
-  the same route path) with a route that only reads the body and answers 200: no verification,
-  no database. What this machine's HTTP stack can do at best.
+- ceiling (a reference, not a baseline): the same server stack (uvicorn via serve_app, the
+  app's `NexusApp` serving the same route path as a plain Starlette route) with an endpoint that
+  only reads the body and answers 200: no verification, no database. What this machine's HTTP
+  stack can do at best.
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -186,13 +187,18 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
 
 
 def _ceiling_app() -> FastAPI:
-    app = FastAPI()
+    """The same stack as the app's webhook route: `NexusApp` answering a plain Starlette route
+    ahead of FastAPI's per-request machinery, with an endpoint that only reads the body."""
+    from starlette.routing import Route
 
-    @app.post("/nexus/webhooks/{channel}")
-    async def receive_webhook(channel: str, request: Request) -> Response:
+    from nexus.web.app import NexusApp
+
+    async def receive_webhook(request: Request) -> Response:
         await request.body()
         return JSONResponse({"status": "accepted", "id": 0})
 
+    app = NexusApp()
+    app.webhook_route = Route("/nexus/webhooks/{channel}", receive_webhook, methods=["POST"])
     return app
 
 

@@ -6,6 +6,12 @@
                                          enabled channel can be built; each channel's state
     GET  /nexus/metrics                  Prometheus text format (nexus.observability.metrics)
 
+The webhook route is served by a plain Starlette `Route` ahead of FastAPI's stack (`NexusApp`):
+it uses no FastAPI validation, and FastAPI's per-request machinery (dependency solving, its
+telemetry wrapper) cost about as much CPU as ingesting the delivery itself
+(docs/benchmarks.md, section 2). The same handler stays registered on FastAPI for the OpenAPI
+schema and for anything the fast path does not match (wrong method: 405 as before).
+
 The webhook route stores the delivery durably before it answers (see `nexus.webhooks.receiver`)
 and hands the stored row to a task of its own, so processing never delays the answer nor holds
 the connection. Deliveries still "received" after a crash, and deferred ones, are processed by
@@ -23,6 +29,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from nexus.observability.metrics import CONTENT_TYPE
 from nexus.sync.channel_state import readiness
@@ -37,9 +45,29 @@ METRICS_PATH = "/nexus/metrics"
 READYZ_PATH = "/nexus/readyz"
 
 
+class NexusApp(FastAPI):
+    """FastAPI, with the webhook route answered before FastAPI's own per-request stack."""
+
+    webhook_route: Route | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.webhook_route
+        if route is not None and scope["type"] == "http":
+            if self.root_path:
+                scope["root_path"] = self.root_path
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                scope["app"] = self
+                await route.handle(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(nexus: Nexus) -> FastAPI:
     receiver = WebhookReceiver(nexus)
-    processor = WebhookProcessor(nexus)
+    # Processing yields the one SQLite writer to the deliveries waiting for their commit.
+    processor = WebhookProcessor(nexus, yield_to=receiver.turn)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -50,15 +78,29 @@ def create_app(nexus: Nexus) -> FastAPI:
             # "received" for the next process_pending.
             await processor.aclose()
 
-    app = FastAPI(title="Nexus", summary="Inventory sync across sales channels", lifespan=lifespan)
+    app = NexusApp(title="Nexus", summary="Inventory sync across sales channels", lifespan=lifespan)
     app.state.nexus = nexus
     app.state.webhook_receiver = receiver
     app.state.webhook_processor = processor
 
     base = "/" + nexus.settings.webhook_base_path.strip("/")
 
-    @app.post(
-        f"{base.rstrip('/')}/{{channel}}",
+    path = f"{base.rstrip('/')}/{{channel}}"
+
+    async def receive_webhook(channel: str, request: Request) -> Response:
+        try:
+            receipt = await receiver.receive(channel, request.headers.items(), request.stream())
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening for the answer
+        processor.schedule(receipt)
+        return JSONResponse(receipt.as_json(), status_code=receipt.status_code)
+
+    async def webhook_endpoint(request: Request) -> Response:
+        return await receive_webhook(request.path_params["channel"], request)
+
+    app.webhook_route = Route(path, webhook_endpoint, methods=["POST"])
+    app.post(
+        path,
         summary="Receive a webhook delivery",
         responses={
             200: {"description": "stored (or a duplicate of a stored delivery)"},
@@ -67,14 +109,7 @@ def create_app(nexus: Nexus) -> FastAPI:
             404: {"description": "unknown channel"},
             413: {"description": "body over the channel's webhook_max_bytes"},
         },
-    )
-    async def receive_webhook(channel: str, request: Request) -> Response:
-        try:
-            receipt = await receiver.receive(channel, request.headers.items(), request.stream())
-        except ClientDisconnect:
-            return Response(status_code=400)  # nobody is listening for the answer
-        processor.schedule(receipt)
-        return JSONResponse(receipt.as_json(), status_code=receipt.status_code)
+    )(receive_webhook)
 
     @app.get(HEALTHZ_PATH, summary="Health check")
     async def healthz() -> Response:

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import enum
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -69,9 +69,20 @@ class Attempt(enum.Enum):
 
 
 class WebhookProcessor:
-    def __init__(self, nexus: Nexus, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        nexus: Nexus,
+        *,
+        batch_size: int = 100,
+        chunk_size: int = 16,
+        yield_to: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.nexus = nexus
         self.batch_size = batch_size
+        self.chunk_size = chunk_size  # deliveries per write transaction of the route's processing
+        # Awaited before each of those transactions: the web app passes the receiver's `turn`,
+        # so a group commit that senders are waiting on goes before the next processing chunk.
+        self._yield_to = yield_to
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduled: list[Receipt] = []
         self._batcher: asyncio.Task[None] | None = None
@@ -106,11 +117,20 @@ class WebhookProcessor:
                         webhook_log_id=receipt.log_id or 0,
                     )
                 )
-            try:
-                await self.process_many([r.log_id for r in batch if r.log_id is not None])
-            except Exception:
-                # The rows are still "received": process_pending picks them up.
-                log.exception("webhook processing failed", webhook_log_ids=[r.log_id for r in batch])
+            ids = [r.log_id for r in batch if r.log_id is not None]
+            # Short transactions: SQLite has one writer, and the receiver's group commits (which
+            # the senders are waiting on) queue behind a processing transaction. The write lock
+            # is FIFO, so between two chunks a waiting group commit goes first; `yield_to` waits
+            # for it.
+            for start in range(0, len(ids), self.chunk_size):
+                chunk = ids[start : start + self.chunk_size]
+                if self._yield_to is not None:
+                    await self._yield_to()
+                try:
+                    await self.process_many(chunk)
+                except Exception:
+                    # The rows are still "received": process_pending picks them up.
+                    log.exception("webhook processing failed", webhook_log_ids=chunk)
 
     async def drain(self) -> None:
         """Wait until every scheduled delivery has been attempted."""

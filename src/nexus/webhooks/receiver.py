@@ -96,6 +96,10 @@ class WebhookReceiver:
         self.nexus = nexus
         self._writer = GroupWriter(nexus.db, max_batch=max_batch)
 
+    async def turn(self) -> None:
+        """Wait until the deliveries now waiting for a commit have theirs (`GroupWriter.turn`)."""
+        await self._writer.turn()
+
     async def receive(
         self,
         channel: str,
@@ -161,6 +165,7 @@ class WebhookReceiver:
                 "attempts": 0,
                 "next_attempt_at": None,
                 "received_at": received_at,
+                "error": None,  # the same keys as a rejected row: one executemany for a group
             }
         )
         self.nexus.metrics.webhook_received(channel, meta.topic, duplicate=log_id is None)
@@ -195,6 +200,7 @@ class WebhookReceiver:
             "headers": _masked(headers),
             "body": body,
             "attempts": 0,
+            "next_attempt_at": None,
             "received_at": received_at,
             "error": error[:ERROR_MAX_LENGTH],
         }
@@ -223,6 +229,18 @@ class GroupWriter:
         self._max_batch = max_batch
         self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._committed = asyncio.Event()  # set (and cleared) after every group is written
+
+    @property
+    def busy(self) -> bool:
+        """Rows are queued or being written: callers are waiting for a commit."""
+        return bool(self._queue) or (self._flusher is not None and not self._flusher.done())
+
+    async def turn(self) -> None:
+        """Return at once when idle, else after the group being written (or queued) is committed:
+        other writers call this between their transactions so that ingestion goes first."""
+        if self.busy:
+            await self._committed.wait()
 
     async def insert(self, values: dict[str, Any]) -> int | None:
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
@@ -252,16 +270,61 @@ class GroupWriter:
                 continue
             for (_, future), row_id in zip(batch, ids, strict=True):
                 _settle(future, row_id)
+            self._committed.set()
+            self._committed.clear()
 
     async def _write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Insert `rows` in one transaction; each row's new id, or None for a duplicate.
+
+        One executemany per set of keys (the receiver gives accepted and rejected rows the same
+        keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as multi-row
+        `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the group
+        instead of one per row."""
+        ids: list[int | None] = [None] * len(rows)
         async with self._db.transaction() as session:
             # Core, not the ORM: one statement compiled once, each row only binds its values.
             connection = await session.connection()
             statement = _insert_statement(connection.dialect.name)
-            ids: list[int | None] = []
-            for values in rows:
-                ids.append((await connection.execute(statement, values)).scalar_one_or_none())
-            return ids
+            for positions in _by_keys(rows):
+                part = [rows[i] for i in positions]
+                returned = (await connection.execute(statement, part)).all()
+                for i, row_id in zip(positions, _match(part, returned), strict=True):
+                    ids[i] = row_id
+        return ids
+
+
+def _by_keys(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Positions of `rows`, grouped by their set of keys (one executemany each), first seen first."""
+    groups: dict[frozenset[str], list[int]] = {}
+    for i, values in enumerate(rows):
+        groups.setdefault(frozenset(values), []).append(i)
+    return list(groups.values())
+
+
+def _match(rows: Sequence[dict[str, Any]], returned: Sequence[Any]) -> list[int | None]:
+    """Each row's id from the rows RETURNING reported, None for a row the conflict clause skipped.
+
+    The statement inserts the rows in the order given, and the ids it assigns grow with that order
+    (SQLite: max(rowid) + 1 under the writer's lock; PostgreSQL: one nextval per row, in order),
+    so the returned rows sorted by id are the inserted rows, a subsequence of `rows` in order.
+    Of two rows with the same (channel, delivery id, event id) only the first can be inserted: the
+    second meets the first's unique constraint, or the same one the first met."""
+    inserted = sorted(returned, key=lambda r: r[0])
+    ids: list[int | None] = []
+    n = 0
+    for values in rows:
+        if n < len(inserted) and tuple(inserted[n][1:]) == _identity(values):
+            ids.append(inserted[n][0])
+            n += 1
+        else:
+            ids.append(None)
+    if n != len(inserted):  # cannot happen while the reasoning above holds; never guess an id
+        raise RuntimeError(f"{len(inserted) - n} inserted webhook rows could not be matched to their callers")
+    return ids
+
+
+def _identity(values: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return values.get("channel"), values.get("delivery_id"), values.get("event_id")
 
 
 def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | None) -> None:
@@ -274,11 +337,12 @@ def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | N
 
 
 @functools.cache
-def _insert_statement(dialect: str) -> ReturningInsert[int]:
+def _insert_statement(dialect: str) -> ReturningInsert[tuple[int, str, str | None, str | None]]:
     # `ON CONFLICT DO NOTHING` without a target covers both unique constraints (delivery, event).
     table = WebhookLog.__table__
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)  # type: ignore[arg-type]
+    statement = insert(table).on_conflict_do_nothing()  # type: ignore[arg-type]
+    return statement.returning(table.c.id, table.c.channel, table.c.delivery_id, table.c.event_id)
 
 
 def normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
