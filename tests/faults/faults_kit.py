@@ -189,7 +189,8 @@ async def unsettled(nexus: Nexus, sandbox: ShopifySandbox) -> list[str]:
         if row.dirty_since is not None or row.lease_owner is not None:
             reasons.append(f"{row.sku} pending (attempts {row.attempts}, {row.last_error})")
         elif levels.get(row.sku) != row.desired_qty:
-            reasons.append(f"{row.sku}: channel {levels.get(row.sku)}, desired {row.desired_qty}")
+            shows, wanted, believed = levels.get(row.sku), row.desired_qty, row.remote_qty
+            reasons.append(f"{row.sku}: channel {shows}, desired {wanted}, believed {believed}")
     async with nexus.db.read() as session:
         received = await session.scalar(
             select(func.count()).select_from(WebhookLog).where(WebhookLog.status == "received")
