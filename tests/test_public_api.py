@@ -35,3 +35,19 @@ def test_the_driver_contract_stands_alone() -> None:
 def test_importing_an_error_does_not_start_the_engine() -> None:
     loaded = _loaded_after("from nexus import NexusError")
     assert "nexus.engine" not in loaded and "nexus.storage.models" not in loaded
+
+
+def test_every_error_and_event_is_public() -> None:
+    import dataclasses
+    import inspect
+
+    from nexus import errors, events
+
+    raised = {n for n, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == "nexus.errors"}
+    emitted = {
+        n
+        for n, c in inspect.getmembers(events, inspect.isclass)
+        if c.__module__ == "nexus.events" and dataclasses.is_dataclass(c) and c.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    }
+    assert raised - set(nexus.__all__) == set()
+    assert emitted - set(nexus.__all__) == set()
