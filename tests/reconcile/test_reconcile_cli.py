@@ -123,3 +123,14 @@ def test_sync_refuses_a_paused_channel_instead_of_waiting_for_ever(
     assert run("channels", "pause", "shop", "--config", config)[0] == 0
     code, output = run("sync", "--all", "--channel", "shop", "--config", config)
     assert code == 2 and "shop is paused" in output
+
+
+def test_sync_stops_when_the_channel_disconnects_under_it(
+    tmp_path: Path, store: tuple[ShopifySandbox, str]
+) -> None:
+    sandbox, base_url = store
+    config = str(configure(tmp_path, sandbox, base_url, "nexus_wins"))
+    sandbox.revoke_token()
+    code, output = run("sync", "--all", "--channel", "shop", "--config", config)
+    assert code == 1, output
+    assert "shop is disconnected" in output and "is left queued" in output

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -211,26 +211,41 @@ def sync(
     async def go() -> None:
         from nexus.runtime import running
 
-        async with nexus:
-            nexus.check_channels()
-            # A paused or disconnected channel pushes nothing: waiting for its batch would hang.
+        targets = channel or nexus.channel_names()
+
+        async def blocked() -> list[str]:
+            # A paused or disconnected channel pushes nothing: its batch would never complete.
             health = await nexus.channel_states.all(fresh=True)
-            blocked = [
+            return [
                 f"{name} is {health[name].state.value}"
-                for name in channel or nexus.channel_names()
+                for name in targets
                 if name in health and not health[name].may_push
             ]
-            if blocked:
-                hint = "nexus channels resume, or fix its credentials"
-                err_console.print(f"[bold red]error:[/] {'; '.join(blocked)} ({hint})", soft_wrap=True)
-                raise typer.Exit(2)
+
+        def refuse(reasons: list[str], code: int) -> NoReturn:
+            hint = "nexus channels resume, or fix its credentials"
+            err_console.print(f"[bold red]error:[/] {'; '.join(reasons)} ({hint})", soft_wrap=True)
+            raise typer.Exit(code)
+
+        async with nexus:
+            nexus.check_channels()
+            if reasons := await blocked():
+                refuse(reasons, 2)
             batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
             async with running(nexus, web=False, channels=channel):
                 with progress_bar(console) as progress:
                     task = progress.add_task("Syncing", total=None)
-                    status = await nexus.batch(batch_id).wait(
-                        timeout=None, interval=0.2, on_progress=show_batch(progress, task)
+                    waiting = asyncio.ensure_future(
+                        nexus.batch(batch_id).wait(
+                            timeout=None, interval=0.2, on_progress=show_batch(progress, task)
+                        )
                     )
+                    while not waiting.done():
+                        await asyncio.wait([waiting], timeout=1.0)
+                        if not waiting.done() and (reasons := await blocked()):
+                            waiting.cancel()
+                            refuse([*reasons, f"batch {batch_id} is left queued"], 1)
+                    status = waiting.result()
         console.print(f"Batch {batch_id}: {status.processed} pushed, {status.failed} failed")
         if status.failed:
             raise typer.Exit(1)

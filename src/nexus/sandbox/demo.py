@@ -118,7 +118,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             served[channel.name] = (await stack.enter_async_context(serve_app(channel.sandbox.app))).base_url
             summary.channels[channel.name] = ChannelSummary(channel.name)
         nexus_settings = NexusSettings(
-            database_url=f"sqlite+aiosqlite:///{options.database}",
+            database_url=f"sqlite+aiosqlite:///{options.database.resolve()}",
             channels={c.name: c.config(served[c.name]) for c in demo_channels},
             worker=WorkerConfig(poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30),
         )
