@@ -28,6 +28,7 @@ class ChannelStatus:
     dead_letters: int
     last_sync: datetime | None
     tokens: float | None
+    state: str = "connected"  # connected, throttled, paused or disconnected (nexus.sync.channel_state)
 
 
 async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
@@ -42,6 +43,7 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
                 )
             ).all()
         )
+    health = await nexus.channel_states.all(fresh=True)
     statuses = []
     for name, config in nexus.settings.channels.items():
         row = counts.get(name, QueueCounts())
@@ -65,6 +67,7 @@ async def channel_status(nexus: Nexus) -> list[ChannelStatus]:
                 dead_letters=int(letters.get(name, 0)),
                 last_sync=last_sync,
                 tokens=tokens,
+                state=health[name].state.value,
             )
         )
     return statuses

@@ -134,3 +134,18 @@ def test_sync_stops_when_the_channel_disconnects_under_it(
     code, output = run("sync", "--all", "--channel", "shop", "--config", config)
     assert code == 1, output
     assert "shop is disconnected" in output and "is left queued" in output
+
+
+def test_status_shows_each_channel_state_and_speaks_json(
+    tmp_path: Path, store: tuple[ShopifySandbox, str]
+) -> None:
+    import json
+
+    sandbox, base_url = store
+    config = str(configure(tmp_path, sandbox, base_url, "nexus_wins"))
+    assert run("channels", "pause", "shop", "--config", config)[0] == 0
+    code, output = run("status", "--json", "--config", config)
+    assert code == 0
+    states = {row["channel"]: row["state"] for row in json.loads(output)}
+    assert states == {"shop": "paused", "pos": "connected"}
+    assert "paused" in run("status", "--config", config)[1]

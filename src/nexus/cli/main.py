@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -254,15 +256,31 @@ def sync(
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
-    """A table per channel: listings, dirty, failed, last sync."""
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per channel, for scripts.")
+    ] = False,
+) -> None:
+    """A table per channel: listings, dirty, in flight, failed, dead letters, last sync, state."""
     nexus = _load(config)
 
     async def go() -> None:
         async with nexus:
             rows = await nexus.status()
+        if as_json:
+            print(json.dumps([dataclasses.asdict(row) for row in rows], default=str, indent=2))
+            return
         table = Table(
-            "channel", "driver", "listings", "dirty", "in flight", "failed", "dead letters", "last sync"
+            "channel",
+            "driver",
+            "listings",
+            "dirty",
+            "in flight",
+            "failed",
+            "dead letters",
+            "last sync",
+            "state",
         )
         for row in rows:
             table.add_row(
@@ -274,6 +292,7 @@ def status(config: ConfigOption = None) -> None:
                 str(row.failed),
                 str(row.dead_letters),
                 row.last_sync.isoformat(timespec="seconds") if row.last_sync else "never",
+                row.state,
             )
         console.print(table)
 
