@@ -35,13 +35,14 @@ async def running(
     port: int = 8000,
     channels: list[str] | None = None,
     concurrency: int | None = None,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[RunningService]:
     """Start the requested parts; on exit, stop them and let in-flight pushes finish.
 
     `concurrency` push rounds run side by side per channel (default `worker.concurrency`); on
     PostgreSQL they claim disjoint listings with SKIP LOCKED, on SQLite one after the other.
     """
-    from nexus.web import create_app
+    from nexus.web import create_app, create_metrics_app
     from nexus.webhooks.processor import WebhookProcessor
 
     service = RunningService(stop=asyncio.Event())
@@ -67,6 +68,11 @@ async def running(
             async with serve_app(create_app(nexus), host=host, port=port) as server:
                 service.base_url = server.base_url
                 yield service
+        elif metrics_port is not None:
+            # A worker's own counters, for Prometheus to scrape beside the web nodes'.
+            async with serve_app(create_metrics_app(nexus), host=host, port=metrics_port) as server:
+                service.base_url = server.base_url
+                yield service
         else:
             yield service
     finally:
@@ -87,11 +93,24 @@ async def running(
 
 
 async def serve_forever(
-    nexus: Nexus, *, web: bool, workers: bool, host: str, port: int, concurrency: int | None = None
+    nexus: Nexus,
+    *,
+    web: bool,
+    workers: bool,
+    host: str,
+    port: int,
+    concurrency: int | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM; in-flight work finishes before the process exits."""
     async with running(
-        nexus, web=web, workers=workers, host=host, port=port, concurrency=concurrency
+        nexus,
+        web=web,
+        workers=workers,
+        host=host,
+        port=port,
+        concurrency=concurrency,
+        metrics_port=metrics_port,
     ) as service:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -143,7 +143,17 @@ def serve(
 
 
 @app.command()
-def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -> None:
+def worker(
+    config: ConfigOption = None,
+    concurrency: ConcurrencyOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve this process's /nexus/metrics on this port."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address for --metrics-port.")
+    ] = "127.0.0.1",
+) -> None:
     """Run push workers and the webhook processor, without the web app. Start as many as you
     like, on as many machines: with PostgreSQL and Redis they share the work and the buckets.
     SIGTERM stops claiming, lets pushes in flight finish (worker.shutdown_grace) and releases
@@ -158,7 +168,15 @@ def worker(config: ConfigOption = None, concurrency: ConcurrencyOption = None) -
 
             await require_schema(nexus.db)
 
-            await serve_forever(nexus, web=False, workers=True, host="", port=0, concurrency=concurrency)
+            await serve_forever(
+                nexus,
+                web=False,
+                workers=True,
+                host=metrics_host,
+                port=0,
+                concurrency=concurrency,
+                metrics_port=metrics_port,
+            )
 
     _run(go)
 

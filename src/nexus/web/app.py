@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
@@ -132,3 +133,16 @@ def create_app(nexus: Nexus) -> FastAPI:
         return Response(await nexus.metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def create_metrics_app(nexus: Nexus) -> Starlette:
+    """What a `nexus worker --metrics-port` process serves: its own counters (pushes, 429s,
+    reconciliation) live in that process, so a scrape of the web nodes alone would miss them."""
+
+    async def metrics(_: Request) -> Response:
+        return Response(await nexus.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route(METRICS_PATH, metrics), Route(HEALTHZ_PATH, healthz)])
