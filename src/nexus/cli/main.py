@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from nexus.cli import batches, channels, dlq, webhooks
 from nexus.cli.ui import progress_bar, show_batch
@@ -65,6 +66,11 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
     except NexusError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:
+        # The database refused or vanished: one line, not a wall of driver internals.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        err_console.print(f"[bold red]database error:[/] {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
