@@ -79,3 +79,29 @@ def test_rate_limit_utilisation_runs(
     assert summary["goal_met"] is False  # a measurement, reported, never an error
     out = capsys.readouterr().out
     assert "nexus / per-worker utilisation" in out and "-> FAIL" in out
+
+
+def test_propagation_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    propagation = load("propagation", monkeypatch)
+
+    summary = propagation.main(["--rates", "4", "--duration", "1", "--drain", "20"])
+
+    results = {result["variant"]: result for result in summary["results"]}
+    assert results.keys() == {"nexus", "poll"}
+    for result in results.values():
+        assert result["sales"] == 4 and result["acked"] + result["missing"] == 4
+        assert result["deliveries"] > 0
+    out = capsys.readouterr().out
+    assert "p99 ms" in out and "ratio poll / nexus" in out
+
+
+def test_memory_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    memory = load("memory", monkeypatch)
+
+    summary = memory.main(["--skus", "20", "--sales", "6", "--sales-rate", "20", "--timeout", "60"])
+
+    assert summary["listings"] == 80
+    assert [phase["name"] for phase in summary["phases"]] == ["start", "items", "import", "sync", "sales"]
+    assert summary["peak_rss_mib"] > 0 and summary["facts"]["left_after_sync"] == (0, 0)
+    out = capsys.readouterr().out
+    assert "peak RSS" in out and "CPU per listing per channel" in out

@@ -1,0 +1,560 @@
+"""Propagation latency: a sale on one channel, until every other channel holds the new level.
+
+ISSUE 13 point 3: "two or more sandbox channels with limits that do not bind; sales on channel A at
+10, 100 and 500 per second; for every sale, the time from the sale's webhook reaching Nexus to the
+other channels acknowledging the new level. Report p50 / p99 / max and the backlog. Baseline in the
+same run: the same engine with wake-ups off (poll only)."
+
+One run (a variant, then each rate in turn):
+
+1. A separate process (this file with `--serve-sandboxes`) holds --channels ShopifySandboxes with
+   limits that never bind (bucket and restore rate 1e9), each seeded with the same S single-variant
+   products (available 1000) and served on loopback by `nexus.web.server.serve_app`. It also makes
+   the sales (`simulate_sale` on channel A, paced to the rate by an absolute schedule) and delivers
+   their webhooks (`orders/create` and `inventory_levels/update` from every store, so the other
+   stores' echoes of Nexus's own pushes arrive too) with --webhook-concurrency delivery workers.
+   So this process runs Nexus alone.
+2. This process: Nexus on SQLite in a temp dir (embedded mode), its items (on_hand 1000, equal to the
+   stores), `import_channel` for every channel, then `nexus.runtime.running` (web app on loopback,
+   one push worker per channel, the webhook processor). Nexus's own token bucket is lifted.
+3. Each rate R uses its own R x D SKUs, each sold once (D = --duration seconds of sales), so a sale
+   is known by its SKU. Per sale:
+       arrival  = the earliest `received_at` of channel A's WebhookLog rows for that SKU (the order
+                  names the SKU, the level its inventory item), set by the receiver on arrival;
+       acked    = when the last other channel's `AfterInventorySync` for that SKU was dispatched
+                  (the store answered the push that carries the new level);
+       latency  = acked - arrival  (Nexus's part);  end-to-end = acked - the sale in the store.
+   After the sales, up to --drain seconds for everything to arrive; a sale not acknowledged by then
+   is counted as "missing" and its latency as infinite (so p99/max read "inf").
+   Backlog, sampled every 0.25 s during the sales and the drain: rows stored but not yet
+   processed (WebhookLog status 'received'), dirty listings, and (from the sandbox process) the
+   deliveries the stores have queued but not yet delivered.
+
+Variants, each with its own sandbox process and database, in the same invocation:
+
+- nexus: as shipped (a stored stock change calls `Nexus.notify`, which wakes the channel's push
+  workers at once).
+- poll (the baseline): the same engine with `Nexus.notify` replaced by a no-op on the instance, so
+  push workers find work only by polling, every `worker.poll_interval` (--baseline-poll, default
+  the configuration's default, 1 s). Deliveries are still processed on arrival (the receiver hands
+  them to the processor directly, not through a wake-up).
+
+    .venv/bin/python benchmarks/propagation.py                        # 10, 100, 500 sales/s, 10 s each
+    .venv/bin/python benchmarks/propagation.py --rates 100 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+THIS_FILE = Path(__file__).resolve()
+UNLIMITED = 1e9
+STOCK = 1000
+TOPICS = ("orders/create", "inventory_levels/update")
+VARIANTS = ("nexus", "poll")
+
+
+# -- the sandbox process ------------------------------------------------------------------------
+
+
+async def serve_sandboxes(config: dict[str, Any]) -> None:
+    """Serve the stores; obey JSON commands on stdin, answer one JSON line each on stdout."""
+    from nexus.sandbox.shopify import ShopifySandbox
+    from nexus.web.server import serve_app
+
+    sandboxes = []
+    for index in range(config["channels"]):
+        sandbox = ShopifySandbox(
+            seed=index + 1,
+            shop_domain=f"bench-{index}.myshopify.com",
+            maximum_available=UNLIMITED,
+            restore_rate=UNLIMITED,
+            webhook_concurrency=config["webhook_concurrency"],
+        )
+        sandbox.seed_catalog(config["skus"], quantity=STOCK)
+        sandboxes.append(sandbox)
+    first = sandboxes[0]
+    items = {str(first.variant_ids(sku)[1]): sku for sku in first.levels()}
+
+    def reply(body: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(body) + "\n")
+        sys.stdout.flush()
+
+    async with contextlib.AsyncExitStack() as stack:
+        urls = [(await stack.enter_async_context(serve_app(s.app))).base_url for s in sandboxes]
+        reply(
+            {
+                "urls": urls,
+                "location_ids": [s.location_id for s in sandboxes],
+                "items": items,
+                "pid": os.getpid(),
+            }
+        )
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            command = json.loads(line)
+            if command["cmd"] == "subscribe":
+                for sandbox, address in zip(sandboxes, command["addresses"], strict=True):
+                    for topic in TOPICS:
+                        sandbox.subscribe(topic, address)
+                reply({"ok": True})
+            elif command["cmd"] == "sales":
+                reply(await _sell(sandboxes, command["skus"], command["rate"]))
+            elif command["cmd"] == "pending":
+                reply({"pending": sum(s.deliveries.pending for s in sandboxes)})
+            elif command["cmd"] == "quit":
+                break
+        for sandbox in sandboxes:
+            await sandbox.aclose()
+
+
+async def _sell(sandboxes: list[Any], skus: list[str], rate: float) -> dict[str, Any]:
+    """Sell one of each SKU on the first store, sale k at start + k / rate."""
+    store = sandboxes[0]
+    sold: dict[str, float] = {}
+    max_pending = 0
+    start = time.monotonic()
+    for k, sku in enumerate(skus):
+        delay = start + k / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif k % 20 == 0:
+            await asyncio.sleep(0)  # let the deliveries go out even when behind schedule
+        await store.simulate_sale(sku)
+        sold[sku] = time.time()
+        max_pending = max(max_pending, sum(s.deliveries.pending for s in sandboxes))
+    took = time.monotonic() - start
+    return {"sold": sold, "seconds": took, "max_pending": max_pending}
+
+
+# -- the Nexus process ---------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    rates: list[float]
+    duration: float
+    channels: int
+    webhook_concurrency: int
+    drain: float
+    variants: list[str]
+    baseline_poll: float | None
+
+
+@dataclass
+class RateResult:
+    variant: str
+    rate: float
+    sales: int
+    selling_seconds: float  # how long the store took to make them (above D: the store fell behind)
+    acked: int
+    missing: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    e2e_p50_ms: float
+    e2e_p99_ms: float
+    processed_p50_ms: float  # arrival -> the first of the sale's deliveries processed (stock changed)
+    max_received_backlog: int  # WebhookLog rows stored, not yet processed
+    max_dirty: int  # listings waiting for a push
+    max_store_pending: int  # deliveries queued in the stores, not yet delivered (seen at each sale)
+    deliveries: int  # WebhookLog rows for this rate's window
+    cpu_seconds: float  # this process, during the sales and the drain
+
+
+class SandboxProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls, config: dict[str, Any]) -> AsyncIterator[tuple[SandboxProcess, dict[str, Any]]]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(THIS_FILE),
+            "--serve-sandboxes",
+            json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,
+        )
+        me = cls(process)
+        try:
+            hello = await me._read()
+            yield me, hello
+        finally:
+            with contextlib.suppress(Exception):
+                await me.ask({"cmd": "quit"}, answer=False)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox process ended")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def ask(self, command: dict[str, Any], *, answer: bool = True) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        await self.process.stdin.drain()
+        return await self._read() if answer else {}
+
+
+def channel_name(index: int) -> str:
+    return f"shop-{chr(ord('a') + index)}"
+
+
+def settings_for(database: Path, hello: dict[str, Any], options: Options, *, variant: str) -> Any:
+    from nexus.config import NexusSettings
+
+    worker: dict[str, Any] = {"lease_seconds": 60, "shutdown_grace": 5.0}
+    if variant == "poll" and options.baseline_poll is not None:
+        worker["poll_interval"] = options.baseline_poll
+    return NexusSettings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        log_level="warning",
+        channels={
+            channel_name(i): {
+                "driver": "shopify",
+                "base_url": url,
+                "credentials": {"access_token": "shpat_sandbox", "webhook_secret": "sandbox-webhook-secret"},
+                "settings": {"location_id": str(hello["location_ids"][i]), "variants_per_product": 1},
+                "rate_limit": {"capacity": UNLIMITED, "refill_per_second": UNLIMITED},
+            }
+            for i, url in enumerate(hello["urls"])
+        },
+        worker=worker,
+    )
+
+
+def sku_ranges(options: Options) -> list[list[str]]:
+    ranges, next_index = [], 1
+    for rate in options.rates:
+        count = max(1, round(rate * options.duration))
+        ranges.append([f"SKU-{i:06d}" for i in range(next_index, next_index + count)])
+        next_index += count
+    return ranges
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_variant(variant: str, options: Options) -> list[RateResult]:
+    from nexus.domain.catalog import ItemSpec
+    from nexus.engine import Nexus
+    from nexus.events import AfterInventorySync
+    from nexus.runtime import running
+    from nexus.sandbox.shopify import ean13
+    from nexus.storage.models import ChannelMapping, WebhookLog
+
+    ranges = sku_ranges(options)
+    total = sum(len(r) for r in ranges)
+    config = {"channels": options.channels, "skus": total, "webhook_concurrency": options.webhook_concurrency}
+    results: list[RateResult] = []
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-prop-") as tmp:
+        async with SandboxProcess.start(config) as (stores, hello):
+            settings = settings_for(Path(tmp) / "nexus.db", hello, options, variant=variant)
+            items: dict[str, str] = hello["items"]
+            others = [channel_name(i) for i in range(1, options.channels)]
+            async with Nexus(settings, source="benchmark") as nexus:
+                await nexus.migrate()
+                await nexus.add_items(
+                    ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=STOCK)
+                    for i in range(1, total + 1)
+                )
+                for i in range(options.channels):
+                    report = await nexus.import_channel(channel_name(i))
+                    if report.linked != total:
+                        raise RuntimeError(f"import linked {report.linked} of {total} listings")
+                if variant == "poll":
+                    nexus.notify = lambda channels=None: None  # type: ignore[method-assign]
+                acked: dict[tuple[str, str], float] = {}
+
+                def on_sync(event: AfterInventorySync) -> None:
+                    acked.setdefault((event.channel, event.sku), time.time())
+
+                nexus.events.listen(AfterInventorySync, on_sync)
+                async with running(nexus, port=0) as service:
+                    base = f"{service.base_url}{settings.webhook_base_path}"
+                    await stores.ask(
+                        {
+                            "cmd": "subscribe",
+                            "addresses": [f"{base}/{channel_name(i)}" for i in range(options.channels)],
+                        }
+                    )
+                    await settle(nexus, stores, ChannelMapping, WebhookLog, timeout=120)
+                    for rate, skus in zip(options.rates, ranges, strict=True):
+                        results.append(
+                            await measure_rate(
+                                nexus,
+                                stores,
+                                variant,
+                                rate,
+                                skus,
+                                items,
+                                others,
+                                acked,
+                                options,
+                                ChannelMapping,
+                                WebhookLog,
+                            )
+                        )
+    return results
+
+
+async def counts(nexus: Any, mapping: Any, log_model: Any) -> tuple[int, int]:
+    async with nexus.db.read() as session:
+        received = (
+            await session.execute(
+                select(func.count()).select_from(log_model).where(log_model.status == "received")
+            )
+        ).scalar_one()
+        dirty = (
+            await session.execute(
+                select(func.count()).select_from(mapping).where(mapping.dirty_since.is_not(None))
+            )
+        ).scalar_one()
+    return int(received), int(dirty)
+
+
+async def settle(nexus: Any, stores: SandboxProcess, mapping: Any, log_model: Any, *, timeout: float) -> bool:
+    """Until nothing is queued anywhere (twice in a row), or `timeout`."""
+    end, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < end:
+        received, dirty = await counts(nexus, mapping, log_model)
+        pending = (await stores.ask({"cmd": "pending"}))["pending"]
+        quiet = quiet + 1 if received == dirty == pending == 0 else 0
+        if quiet >= 2:
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
+async def measure_rate(
+    nexus: Any,
+    stores: SandboxProcess,
+    variant: str,
+    rate: float,
+    skus: list[str],
+    items: dict[str, str],
+    others: list[str],
+    acked: dict[tuple[str, str], float],
+    options: Options,
+    mapping: Any,
+    log_model: Any,
+) -> RateResult:
+    from datetime import UTC, datetime
+
+    wanted = set(skus)
+    window_start = datetime.now(UTC)
+    cpu0 = cpu_seconds()
+    backlog: list[tuple[int, int]] = []
+    selling = asyncio.create_task(stores.ask({"cmd": "sales", "skus": skus, "rate": rate}))
+
+    def done() -> bool:
+        return all((channel, sku) in acked for sku in skus for channel in others)
+
+    while not selling.done():
+        backlog.append(await counts(nexus, mapping, log_model))
+        await asyncio.wait({selling}, timeout=0.25)
+    sales = selling.result()
+    end = time.monotonic() + options.drain
+    while time.monotonic() < end and not done():
+        backlog.append(await counts(nexus, mapping, log_model))
+        await asyncio.sleep(0.25)
+    cpu = cpu_seconds() - cpu0
+    await settle(nexus, stores, mapping, log_model, timeout=options.drain)  # before the next rate
+
+    arrival: dict[str, float] = {}
+    processed: dict[str, float] = {}
+    deliveries = 0
+    async with nexus.db.read() as session:
+        rows = await session.execute(
+            select(log_model.received_at, log_model.processed_at, log_model.topic, log_model.body).where(
+                log_model.channel == channel_name(0), log_model.received_at >= window_start
+            )
+        )
+        for received_at, processed_at, topic, body in rows:
+            deliveries += 1
+            payload = json.loads(body)
+            if topic == "orders/create":
+                sku = payload["line_items"][0]["sku"]
+            else:
+                sku = items.get(str(payload.get("inventory_item_id")), "")
+            if sku in wanted:
+                stamp = received_at.replace(tzinfo=UTC).timestamp()
+                arrival[sku] = min(arrival.get(sku, stamp), stamp)
+                if processed_at is not None:
+                    done_at = processed_at.replace(tzinfo=UTC).timestamp()
+                    processed[sku] = min(processed.get(sku, done_at), done_at)
+    latencies, e2e, missing = [], [], 0
+    for sku in skus:
+        times = [acked.get((channel, sku)) for channel in others]
+        if sku not in arrival or any(t is None for t in times):
+            missing += 1
+            latencies.append(math.inf)
+            e2e.append(math.inf)
+            continue
+        last = max(t for t in times if t is not None)
+        latencies.append((last - arrival[sku]) * 1000)
+        e2e.append((last - sales["sold"][sku]) * 1000)
+    return RateResult(
+        variant=variant,
+        rate=rate,
+        sales=len(skus),
+        selling_seconds=sales["seconds"],
+        acked=len(skus) - missing,
+        missing=missing,
+        p50_ms=percentile(latencies, 0.5),
+        p99_ms=percentile(latencies, 0.99),
+        max_ms=max(latencies),
+        e2e_p50_ms=percentile(e2e, 0.5),
+        e2e_p99_ms=percentile(e2e, 0.99),
+        processed_p50_ms=percentile(
+            [(processed[sku] - arrival[sku]) * 1000 for sku in skus if sku in processed and sku in arrival],
+            0.5,
+        ),
+        max_received_backlog=max((b[0] for b in backlog), default=0),
+        max_dirty=max((b[1] for b in backlog), default=0),
+        max_store_pending=sales["max_pending"],
+        deliveries=deliveries,
+        cpu_seconds=cpu,
+    )
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return "inf" if math.isinf(value) else "nan" if math.isnan(value) else f"{value:.0f}"
+
+
+def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
+    print(
+        f"propagation: {options.channels} Shopify sandboxes (limits that never bind) in their own process, "
+        f"Nexus embedded (SQLite) alone in this one; sales on {channel_name(0)} for {options.duration:g} s "
+        f"per rate; latency = last other channel's AfterInventorySync - the sale's first webhook's "
+        f"received_at; "
+        f"e2e = from the sale in the store; drain up to {options.drain:g} s"
+    )
+    print(
+        f"  {'variant':<7} {'rate/s':>6} {'sales':>6} {'sold in':>7} {'acked':>6} {'missing':>7} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'e2e p50':>8} {'e2e p99':>8} {'proc p50':>8} "
+        f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'cpu s':>6}"
+    )
+    for r in results:
+        print(
+            f"  {r.variant:<7} {r.rate:>6g} {r.sales:>6} {r.selling_seconds:>6.1f}s {r.acked:>6} "
+            f"{r.missing:>7} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} {_ms(r.max_ms):>7} {_ms(r.e2e_p50_ms):>8} "
+            f"{_ms(r.e2e_p99_ms):>8} {_ms(r.processed_p50_ms):>8} {r.max_received_backlog:>6} "
+            f"{r.max_dirty:>6} {r.max_store_pending:>7} {r.deliveries:>6} {r.cpu_seconds:>6.1f}"
+        )
+    ratios: dict[str, Any] = {}
+    for rate in options.rates:
+        here = {r.variant: r for r in results if r.rate == rate}
+        if "nexus" in here and "poll" in here:
+            n, b = here["nexus"], here["poll"]
+
+            def ratio(x: float, y: float) -> float | None:
+                finite = math.isfinite(x) and math.isfinite(y) and y > 0
+                return x / y if finite else None
+
+            entry = {"p50": ratio(b.p50_ms, n.p50_ms), "p99": ratio(b.p99_ms, n.p99_ms)}
+            ratios[f"{rate:g}"] = entry
+            print(
+                f"  {rate:g} sales/s: ratio poll / nexus  p50 "
+                + (f"{entry['p50']:.1f}x" if entry["p50"] is not None else "n/a")
+                + "  p99 "
+                + (f"{entry['p99']:.1f}x" if entry["p99"] is not None else "n/a")
+            )
+    return {"options": asdict(options), "results": [asdict(r) for r in results], "ratios": ratios}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--rates", default="10,100,500", help="sales per second, comma-separated (10,100,500)"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of sales per rate (10)")
+    parser.add_argument("--channels", type=int, default=2, help="sandbox channels, >= 2 (2)")
+    parser.add_argument("--webhook-concurrency", type=int, default=16, help="delivery workers per store (16)")
+    parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait after the sales (60)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="nexus,poll (both)")
+    parser.add_argument(
+        "--baseline-poll", type=float, help="the poll variant's worker.poll_interval (default 1)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the summary to this file")
+    parser.add_argument("--serve-sandboxes", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if set(variants) - set(VARIANTS) or args.channels < 2:
+        raise SystemExit(f"variants are {', '.join(VARIANTS)}; at least 2 channels")
+    options = Options(
+        rates=[float(r) for r in args.rates.split(",") if r.strip()],
+        duration=args.duration,
+        channels=args.channels,
+        webhook_concurrency=args.webhook_concurrency,
+        drain=args.drain,
+        variants=variants,
+        baseline_poll=args.baseline_poll,
+    )
+    results: list[RateResult] = []
+    for variant in variants:
+        results.extend(asyncio.run(run_variant(variant, options)))
+    summary = report(options, results)
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary
+
+
+def _quiet_logs() -> None:
+    import structlog
+
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+if __name__ == "__main__":
+    args = parse_args(sys.argv[1:])
+    _quiet_logs()
+    if args.serve_sandboxes is not None:
+        asyncio.run(serve_sandboxes(json.loads(args.serve_sandboxes)))
+    else:
+        main(sys.argv[1:])
