@@ -156,4 +156,14 @@ async def test_the_background_cycle_reads_nothing_from_a_paused_channel(
         assert (await reconciler.cycle(paced=True)).read == 0
         assert sandbox.levels()[EDITED] == 25
         await nexus.channel_states.resume("shop")
-        assert (await reconciler.cycle(paced=True)).read == len(SKUS)  # resumed: read again
+        assert (await reconciler.cycle()).read == len(SKUS)  # resumed: read again
+
+
+async def test_refused_credentials_while_reading_disconnect_the_channel(
+    make_nexus: Callable[..., Any],
+) -> None:
+    async with shopify(make_nexus) as (nexus, sandbox):
+        await linked(nexus, "shop")
+        sandbox.revoke_token()
+        assert (await nexus.reconciler("shop").cycle()).read == 0
+        assert (await nexus.channel_states.get("shop", fresh=True)).state.value == "disconnected"

@@ -24,6 +24,7 @@ import structlog
 
 from nexus.config import ReconcileConfig
 from nexus.domain.reconcile import Finding, judge
+from nexus.errors import ChannelAuthError
 from nexus.ratelimit.bucket import BoundLimiter
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.storage.models import utcnow
@@ -118,6 +119,10 @@ class Reconciler:
             return await self.runtime.driver.read_levels(
                 [listing.update(listing.desired) for listing in claimed]
             )
+        except ChannelAuthError as exc:  # channel-wide: a state, as when a push is refused
+            if self.states is not None:
+                await self.states.disconnect(self.channel, str(exc))
+            return {}
         except Exception as exc:  # the listings are read again next cycle
             log.warning("reading levels back failed", channel=self.channel, error=str(exc))
             return {}
