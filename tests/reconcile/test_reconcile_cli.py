@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,10 @@ def test_dry_run_reports_then_reconcile_fixes(tmp_path: Path, store: tuple[Shopi
     code, output = run("reconcile", "--dry-run", "--channel", "shop", "--config", config)
     assert code == 0, output
     assert "SKU-000002" in output and "42" in output and "1 listings differ (dry run" in output
+    code, output = run("reconcile", "--dry-run", "--json", "--channel", "shop", "--config", config)
+    assert [(d["sku"], d["believed"], d["observed"], d["finding"]) for d in json.loads(output)] == [
+        ("SKU-000002", 10, 42, "pushed")
+    ]
     assert sandbox.available("SKU-000002") == 42
 
     code, output = run("reconcile", "--channel", "shop", "--config", config)
@@ -102,6 +107,11 @@ def test_review_conflicts_are_listed_and_settled(tmp_path: Path, store: tuple[Sh
     assert run("reconcile", "--channel", "shop", "--config", config)[0] == 0
     assert sandbox.available("SKU-000003") == 25  # review: nothing moves
 
+    code, output = run("conflicts", "--json", "--config", config)
+    listed = json.loads(output)
+    assert [(c["sku"], c["believed"], c["observed"], c["desired"]) for c in listed] == [
+        ("SKU-000003", 10, 25, 10)
+    ]
     code, output = run("conflicts", "--config", config)
     assert code == 0
     row = next(line for line in output.splitlines() if "SKU-000003" in line)

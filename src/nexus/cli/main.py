@@ -332,6 +332,7 @@ def reconcile(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only report the differences: no lease, no booking, no push.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The differences as a JSON list.")] = False,
 ) -> None:
     """Read every listing back now and settle what differs (docs/consistency.md, "Reconciliation")."""
     nexus = _load(config)
@@ -360,7 +361,11 @@ def reconcile(
                     worker = nexus.push_worker(name)
                     while await worker.run_once() is not None:
                         pass
-        _show_differences(differences, dry_run=dry_run)
+        if as_json:
+            rows = [{**dataclasses.asdict(d), "finding": d.finding.value} for d in differences]
+            print(json.dumps(rows, indent=2))
+        else:
+            _show_differences(differences, dry_run=dry_run)
         if unread:
             err_console.print(f"{unread} listings could not be read; they are read again next cycle")
             return 1
@@ -402,6 +407,7 @@ def conflicts(
     ctx: typer.Context,
     config: ConfigOption = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list, for scripts.")] = False,
 ) -> None:
     """List open conflicts (channel policy `review`)."""
     if ctx.invoked_subcommand is not None:
@@ -411,6 +417,9 @@ def conflicts(
     async def go() -> None:
         async with nexus:
             rows = await open_conflicts(nexus.db, channel)
+        if as_json:
+            print(json.dumps([dataclasses.asdict(row) for row in rows], default=str, indent=2))
+            return
         if not rows:
             console.print("No open conflicts.")
             return
