@@ -150,9 +150,7 @@ def list_(
             item.error,
         )
     console.print(table)
-    shown = f"{page.offset + 1}-{page.offset + len(page.items)} of {page.total}"
-    following = f"; next page: --offset {page.next_offset}" if page.next_offset is not None else ""
-    console.print(f"{shown} dead letters{following}")
+    console.print(page.footer("dead letters"))
 
 
 @app.command()

@@ -98,8 +98,7 @@ def list_(
             item.error or "",
         )
     console.print(table)
-    following = f"; next page: --offset {page.next_offset}" if page.next_offset is not None else ""
-    console.print(f"{page.offset + 1}-{page.offset + len(page.items)} of {page.total} deliveries{following}")
+    console.print(page.footer("deliveries"))
 
 
 @app.command()

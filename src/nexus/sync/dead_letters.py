@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.vocabulary import DeadLetterStatus
 from nexus.errors import DeadLetterError, UnknownDeadLetterError
+from nexus.paging import OffsetPage
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, DeadLetter, DeadLetterHistory, utcnow
 from nexus.sync.queue import ListingQueue
@@ -146,26 +147,7 @@ class DeadLetterDetail:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetterPage:
-    items: list[DeadLetterView]
-    total: int  # how many match, over every page
-    offset: int
-    limit: int
-
-    @property
-    def next_offset(self) -> int | None:
-        following = self.offset + len(self.items)
-        return following if following < self.total else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "items": [item.as_dict() for item in self.items],
-            "total": self.total,
-            "offset": self.offset,
-            "limit": self.limit,
-            "next_offset": self.next_offset,
-        }
+DeadLetterPage = OffsetPage[DeadLetterView]
 
 
 @dataclass(frozen=True, slots=True)

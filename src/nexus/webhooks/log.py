@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.errors import NexusError
 from nexus.masking import mask_secrets
+from nexus.paging import OffsetPage
 from nexus.storage.database import Database
 from nexus.storage.models import WebhookLog, utcnow
 
@@ -97,26 +98,7 @@ class WebhookDetail:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookPage:
-    items: list[WebhookView]
-    total: int
-    offset: int
-    limit: int
-
-    @property
-    def next_offset(self) -> int | None:
-        following = self.offset + len(self.items)
-        return following if following < self.total else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "items": [item.as_dict() for item in self.items],
-            "total": self.total,
-            "offset": self.offset,
-            "limit": self.limit,
-            "next_offset": self.next_offset,
-        }
+WebhookPage = OffsetPage[WebhookView]
 
 
 @dataclass(frozen=True, slots=True)
