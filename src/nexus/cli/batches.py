@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nexus.cli.dlq import ConfigOption, JsonOption, _with_nexus, emit_json
+from nexus.cli.ui import summary_grid
 from nexus.engine import Nexus
 from nexus.sync.batches import BatchDetail, BatchView, list_batches, retry_failed, show_batch
 
@@ -81,9 +82,7 @@ def show(batch_id: BatchId, config: ConfigOption = None, as_json: JsonOption = F
         emit_json(detail.as_dict())
         return
     batch = detail.batch
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
+    summary = summary_grid()
     summary.add_row("batch", batch.id)
     summary.add_row("trigger", batch.trigger)
     summary.add_row("status", batch.status)

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nexus.cli.ui import summary_grid
 from nexus.domain.vocabulary import DeadLetterStatus
 from nexus.engine import Nexus
 from nexus.sync.dead_letters import (
@@ -171,9 +172,7 @@ def show(
         emit_json(detail.as_dict())
         return
     letter, listing = detail.letter, detail.listing
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
+    summary = summary_grid()
     summary.add_row("dead letter", str(letter.id))
     summary.add_row("status", letter.status)
     summary.add_row("channel", letter.channel)

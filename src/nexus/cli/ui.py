@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from nexus.api import BatchStatus
 
@@ -27,3 +28,11 @@ def show_batch(progress: Progress, task: TaskID) -> Callable[[BatchStatus], None
         progress.update(task, total=status.total, completed=status.processed + status.failed)
 
     return update
+
+
+def summary_grid() -> Table:
+    """Two columns, labels in bold: the head of every `show` command."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    return grid

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nexus.cli.dlq import AGE, UNITS, ConfigOption, JsonOption, _with_nexus, emit_json, fail
+from nexus.cli.ui import summary_grid
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.engine import Nexus
 from nexus.webhooks.log import (
@@ -119,9 +120,7 @@ def show(
         emit_json(detail.as_dict())
         return
     item = detail.delivery
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
+    summary = summary_grid()
     for label, value in (
         ("delivery", str(item.id)),
         ("channel", item.channel),
