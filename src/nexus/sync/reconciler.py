@@ -181,6 +181,9 @@ class Reconciler:
             log.warning("channel cannot read its levels back: no reconciliation", channel=self.channel)
             return
         log.info("reconciler started", channel=self.channel, owner=self.owner)
+        # The first read waits one pacing step: a process that starts (or a fleet that restarts
+        # together) spends its first moments on the pushes waiting for it, not on reading back.
+        await _sleep(await self._interval(), stop)
         while not stop.is_set():
             started = utcnow()
             try:
