@@ -181,6 +181,22 @@ class Segment:
             return self.landed
         return Span.stamped(self.flight.earliest, semantics.stamp_precision)
 
+    def before_landing(self, level: int, span: Span) -> bool:
+        """A reading above this push's quantity, stamped before the push was answered, was taken
+        before the push landed: from the landing until the next push (sent after this answer)
+        the level is at most the quantity, since only sales move it inside a segment. This
+        holds whatever `landing` assumes: a push whose echo never came is placed where its
+        flight began, which is wrong when sales in the flight left exactly the pushed quantity
+        and the last one's report was dropped (the push then changed nothing and sent no echo;
+        the earlier sales' reports would be taken for news after the push and ignored)."""
+        return (
+            self.pinned is None
+            and self.flight is not None
+            and self.pushed_qty is not None
+            and level > self.pushed_qty
+            and span.latest <= self.flight.latest
+        )
+
     def may_echo(self, span: Span, semantics: Semantics, now: datetime) -> bool:
         """A report stamped within this push's flight may be the push's own (its echo)."""
         return (
@@ -278,6 +294,8 @@ def place_reading(
     for index in range(len(segments) - 1, -1, -1):
         # Here the reading is surely before the push that ended this segment, if any.
         segment = segments[index]
+        if overwrites and index > 0 and segment.before_landing(level, span):
+            continue
         landing = segment.landing(semantics, now)
         if landing is None or span.after(landing.latest):
             if segment.level is None:
