@@ -27,7 +27,14 @@ Limit-allowed minimum (bucket starts full, mutation costs 10 points, 250 items p
 When the bucket never empties (N <= 50,000 items at 250 per request) time_min is 0 and the bound
 is the server's and Nexus's own speed: the ratio is then reported as n/a and items/s is the figure.
 
+--latency-ms L1,L2,...: each case again with the sandboxes adding that network latency per
+request (`latency_ms` of every sandbox: half before the store sees a request, half before its
+answer starts), as a remote store would; the set-up (import) runs without it. A pusher with one
+request in flight cannot beat requests x latency ("one in flight" in the output); the limit-allowed
+minimum does not change with latency, so a pipelined pusher can still reach it.
+
     .venv/bin/python benchmarks/catalog_sync.py                       # N = 5000, real limits
+    .venv/bin/python benchmarks/catalog_sync.py --latency-ms 0,150    # both cases in one run
     .venv/bin/python benchmarks/catalog_sync.py --skus 100000 --repeat 1     # the bucket empties
 """
 
@@ -72,6 +79,7 @@ UNLIMITED = 1e12
 class Run:
     skus: int
     time_scale: float
+    latency_ms: float
     nexus_seconds: float
     requests: int
     throttled: int
@@ -111,15 +119,19 @@ def limit_minimum(requests: int, time_scale: float) -> float:
 
 @contextlib.contextmanager
 def lifted(sandbox: ShopifySandbox) -> Iterator[None]:
-    """Set-up traffic (the import) does not wait for the bucket; afterwards it is full again."""
+    """Set-up traffic (the import) does not wait for the bucket nor for the network latency;
+    afterwards the bucket is full again."""
     bucket = sandbox.bucket
     rate = bucket.restore_rate
     bucket.restore_rate = UNLIMITED
+    latency = sandbox.network.ms
+    sandbox.network.set_ms(0)
     try:
         yield
     finally:
         bucket.currently_available()  # refills to the maximum at the lifted rate
         bucket.restore_rate = rate
+        sandbox.network.set_ms(latency)
 
 
 @contextlib.asynccontextmanager
@@ -138,9 +150,13 @@ async def loopback(app: Any, *, nodelay: bool) -> AsyncIterator[LoopbackServer]:
         yield server
 
 
-def make_sandbox(skus: int, time_scale: float) -> ShopifySandbox:
+def make_sandbox(skus: int, time_scale: float, latency_ms: float = 0.0) -> ShopifySandbox:
     sandbox = ShopifySandbox(
-        seed=1, maximum_available=BUCKET_POINTS, restore_rate=RESTORE_PER_SECOND, time_scale=time_scale
+        seed=1,
+        maximum_available=BUCKET_POINTS,
+        restore_rate=RESTORE_PER_SECOND,
+        time_scale=time_scale,
+        latency_ms=latency_ms,
     )
     sandbox.seed_catalog(skus, quantity=10)
     return sandbox
@@ -222,12 +238,17 @@ async def measure_nexus(settings: NexusSettings, sandbox: ShopifySandbox) -> tup
 
 
 async def measure_baseline(
-    updates: list[NexusInventoryUpdate], time_scale: float, skus: int, workdir: Path, nodelay: bool
+    updates: list[NexusInventoryUpdate],
+    time_scale: float,
+    skus: int,
+    workdir: Path,
+    nodelay: bool,
+    latency_ms: float = 0.0,
 ) -> tuple[float, float, int, int]:
     """One request per listing, in a loop.
 
     Returns (measured seconds, seconds for `skus` listings, requests, THROTTLED answers)."""
-    sandbox = make_sandbox(len(updates), time_scale)
+    sandbox = make_sandbox(len(updates), time_scale, latency_ms)
     try:
         async with loopback(sandbox.app, nodelay=nodelay) as shop:
             refill = RESTORE_PER_SECOND * time_scale
@@ -271,12 +292,14 @@ async def measure_baseline(
     return measured, total, sandbox.stats.requests, sandbox.stats.throttled
 
 
-async def run_once(skus: int, time_scale: float, baseline_listings: int, nodelay: bool = False) -> Run:
+async def run_once(
+    skus: int, time_scale: float, baseline_listings: int, nodelay: bool = False, latency_ms: float = 0.0
+) -> Run:
     baseline_listings = max(1, min(baseline_listings, skus))
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         workdir = Path(tmp)
         database = workdir / "nexus.db"
-        sandbox = make_sandbox(skus, time_scale)
+        sandbox = make_sandbox(skus, time_scale, latency_ms)
         try:
             async with loopback(sandbox.app, nodelay=nodelay) as shop:
                 await prepare(database, shop.base_url, sandbox, skus)
@@ -297,11 +320,12 @@ async def run_once(skus: int, time_scale: float, baseline_listings: int, nodelay
         finally:
             await sandbox.aclose()
         measured, baseline_total, base_requests, base_throttled = await measure_baseline(
-            updates, time_scale, skus, workdir, nodelay
+            updates, time_scale, skus, workdir, nodelay, latency_ms
         )
     return Run(
         skus=skus,
         time_scale=time_scale,
+        latency_ms=latency_ms,
         nexus_seconds=elapsed,
         requests=requests,
         throttled=throttled,
@@ -330,6 +354,9 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         "skus": first.skus,
         "time_scale": first.time_scale,
         "repeat": len(runs),
+        "latency_ms": first.latency_ms,
+        # One request in flight at a time cannot finish sooner than this (the round trips alone).
+        "one_in_flight_seconds": first.requests * first.latency_ms / 1000,
         "tcp_nodelay": nodelay,
         "nexus_seconds": nexus_s,
         "items_per_second": first.skus / nexus_s,
@@ -352,7 +379,8 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
     print(
         f"catalog sync: {first.skus} SKUs, Shopify sandbox bucket {BUCKET_POINTS:.0f} points, "
         f"restore {RESTORE_PER_SECOND:.0f}/s x time_scale {first.time_scale:g} "
-        f"= {RESTORE_PER_SECOND * first.time_scale:g}/s; loopback server: "
+        f"= {RESTORE_PER_SECOND * first.time_scale:g}/s; added network latency "
+        f"{first.latency_ms:g} ms per request; loopback server: "
         + ("serve_app + TCP_NODELAY workaround" if nodelay else "serve_app as shipped")
     )
     for n, run in enumerate(runs, start=1):
@@ -379,6 +407,12 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         f"  limit-allowed minimum: {time_min:.3f} s -> measured/minimum = "
         f"{_fmt_ratio(summary['ratio_to_minimum'])} (target <= 1.1)"
     )
+    if first.latency_ms > 0:
+        one = summary["one_in_flight_seconds"]
+        print(
+            f"  one request in flight at a time needs >= {one:.3f} s for {first.requests} requests at "
+            f"{first.latency_ms:g} ms -> measured / that = {nexus_s / one:.2f}"
+        )
     label = f"extrapolated from the first {first.baseline_listings}" if first.extrapolated else "measured"
     print(
         f"  baseline (one request per listing): {baseline_s:.2f} s for {first.skus} listings ({label}; "
@@ -406,6 +440,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
     parser.add_argument(
+        "--latency-ms",
+        default="0",
+        help="network latency the sandboxes add per request, in ms; comma-separated for several "
+        "cases in one run (e.g. 0,150); default 0",
+    )
+    parser.add_argument(
         "--tcp-nodelay",
         action="store_true",
         help="work around serve_app's missing TCP_NODELAY (see `loopback`); default: serve_app as shipped",
@@ -414,12 +454,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """The summary of the first --latency-ms case, with every case's summary under "cases"."""
     args = parse_args(argv)
-    runs = [
-        asyncio.run(run_once(args.skus, args.time_scale, args.baseline_listings, args.tcp_nodelay))
-        for _ in range(args.repeat)
-    ]
-    return report(runs, nodelay=args.tcp_nodelay)
+    latencies = [float(value) for value in args.latency_ms.split(",") if value.strip()]
+    cases = []
+    for latency_ms in latencies:
+        runs = [
+            asyncio.run(
+                run_once(args.skus, args.time_scale, args.baseline_listings, args.tcp_nodelay, latency_ms)
+            )
+            for _ in range(args.repeat)
+        ]
+        cases.append(report(runs, nodelay=args.tcp_nodelay))
+    if len(cases) > 1:
+        print("by latency (same run):")
+        base = cases[0]
+        for case in cases:
+            print(
+                f"  {case['latency_ms']:g} ms: nexus {case['nexus_seconds']:.3f} s "
+                f"({case['nexus_seconds'] / base['nexus_seconds']:.2f}x the {base['latency_ms']:g} ms case), "
+                f"baseline {case['baseline_seconds']:.1f} s, ratio baseline / nexus {case['speedup']:.1f}x"
+            )
+    return {**cases[0], "cases": cases}
 
 
 def _quiet_logs() -> None:

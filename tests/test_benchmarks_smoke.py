@@ -21,13 +21,19 @@ def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_catalog_sync_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     catalog_sync = load("catalog_sync", monkeypatch)
 
-    summary = catalog_sync.main(["--skus", "30", "--baseline-listings", "4", "--repeat", "1"])
+    summary = catalog_sync.main(
+        ["--skus", "30", "--baseline-listings", "4", "--repeat", "1", "--latency-ms", "0,20"]
+    )
 
-    assert summary["requests"] == summary["ideal_requests"] == 1
-    assert summary["throttled"] == 0
-    assert summary["out_of_sync"] == 0
-    assert summary["baseline_extrapolated"] is True
-    assert "ratio baseline_time / nexus_time" in capsys.readouterr().out
+    assert [case["latency_ms"] for case in summary["cases"]] == [0, 20]
+    for case in summary["cases"]:
+        assert case["requests"] == case["ideal_requests"] == 1
+        assert case["throttled"] == 0
+        assert case["out_of_sync"] == 0
+        assert case["baseline_extrapolated"] is True
+    out = capsys.readouterr().out
+    assert "ratio baseline_time / nexus_time" in out
+    assert "added network latency 20 ms per request" in out and "by latency (same run):" in out
 
 
 def test_webhook_ingest_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

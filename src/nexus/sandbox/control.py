@@ -11,6 +11,8 @@ it lets a person (or a test) poke a running sandbox with curl, and every answer 
     GET  /_sandbox/stats            the counters of SandboxStats
     POST /_sandbox/credentials      {"valid": false|true}  break or fix the credentials (where the
                                     channel passes `credentials`): its API answers 401 meanwhile
+    GET  /_sandbox/latency          {"ms": n}  the network latency added to every request
+    PUT  /_sandbox/latency          {"ms": n}  change it (`nexus.sandbox.base.NetworkLatency`)
 
 A channel names its words in a `ControlSurface` (Shopify's quantity is "available", Etsy's sale
 is a "receipt", Etsy subscribes an "event_type") and may add routes of its own.
@@ -137,6 +139,15 @@ def control_routes(
         credentials(valid)
         return answer({"valid": valid})
 
+    async def latency(request: Request) -> Response:
+        if request.method != "GET":
+            body = await read_json(request)
+            ms = body.get("ms") if isinstance(body, dict) else None
+            if not isinstance(ms, int | float) or isinstance(ms, bool) or not ms >= 0:
+                return answer({"error": 'expected {"ms": <number >= 0>}'}, 400)
+            sandbox.network.set_ms(ms)
+        return answer({"ms": sandbox.network.ms})
+
     return [
         Route("/_sandbox", about, methods=["GET"]),
         Route("/_sandbox/levels", levels, methods=["GET"]),
@@ -145,5 +156,6 @@ def control_routes(
         Route("/_sandbox/webhooks", webhooks, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/credentials", set_credentials, methods=["POST"]),
+        Route("/_sandbox/latency", latency, methods=["GET", "PUT"]),
         *extra,
     ]

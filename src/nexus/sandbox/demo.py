@@ -49,6 +49,7 @@ class DemoOptions:
     plan: str = "plus"
     channels: tuple[str, ...] = ("shopify",)
     time_scale: float = 10.0  # Amazon, Etsy, WooCommerce: their limits' and retries' clocks run faster
+    latency_ms: float = 0.0  # network latency every sandbox adds per request
     quiet: bool = False
 
 
@@ -104,7 +105,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
     summary = DemoSummary(skus=options.skus)
     _fresh_database(options.database)
 
-    settings = DemoSettings(options.skus, options.seed, options.plan, options.time_scale)
+    settings = DemoSettings(options.skus, options.seed, options.plan, options.time_scale, options.latency_ms)
     demo_channels: list[DemoChannel] = []
     skus = [f"{PREFIX}{i:06d}" for i in range(1, options.skus + 1)]  # the sandboxes number from 1
     starting = {sku: rng.randint(0, 40) for sku in skus}
@@ -439,6 +440,7 @@ def command(
     plan: str,
     channels: str,
     time_scale: float,
+    latency_ms: float = 0.0,
 ) -> Callable[[], Awaitable[int]]:
     """`nexus demo` (the `nexus.commands` entry point): check the options, then return the run,
     whose exit code is 1 when the demo ends with anything out of sync or not adding up."""
@@ -449,6 +451,8 @@ def command(
         raise typer.BadParameter(f"choose among {', '.join(KINDS)}", param_hint="--channels")
     if time_scale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--time-scale")
+    if not latency_ms >= 0:
+        raise typer.BadParameter("must be zero or more", param_hint="--latency-ms")
     options = DemoOptions(
         skus=skus,
         duration=duration,
@@ -459,6 +463,7 @@ def command(
         plan=plan,
         channels=kinds,
         time_scale=time_scale,
+        latency_ms=latency_ms,
     )
 
     async def run() -> int:

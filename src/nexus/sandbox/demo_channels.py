@@ -32,6 +32,7 @@ class DemoSettings:
     seed: int
     plan: str = "plus"
     time_scale: float = 10.0
+    latency_ms: float = 0.0  # network latency every sandbox adds per request (a remote store)
 
 
 @dataclass
@@ -78,6 +79,7 @@ def _shopify(demo: DemoSettings) -> DemoChannel:
         restore_rate=restore,
         webhook_retry_base_seconds=0.5,
         webhook_concurrency=8,
+        latency_ms=demo.latency_ms,
     )
     sandbox.seed_catalog(demo.skus, quantity=10, prefix=PREFIX)
     for n in range(3):  # products the merchant never created in Nexus: reported as unmatched
@@ -104,7 +106,9 @@ def _shopify(demo: DemoSettings) -> DemoChannel:
 
 def _woocommerce(demo: DemoSettings) -> DemoChannel:
     # WooCommerce itself has no rate limit (host_rate_limit None, as on most hosts).
-    sandbox = WooCommerceSandbox(seed=demo.seed, time_scale=demo.time_scale, webhook_concurrency=4)
+    sandbox = WooCommerceSandbox(
+        seed=demo.seed, time_scale=demo.time_scale, webhook_concurrency=4, latency_ms=demo.latency_ms
+    )
     sandbox.seed_catalog(demo.skus, quantity=10, prefix=PREFIX)
 
     def config(base_url: str) -> ChannelConfig:
@@ -126,7 +130,11 @@ def _woocommerce(demo: DemoSettings) -> DemoChannel:
 def _amazon(demo: DemoSettings) -> DemoChannel:
     # Documented SP-API usage plans, run `time_scale` times faster; feeds process in seconds.
     sandbox = AmazonSandbox(
-        seed=demo.seed, time_scale=demo.time_scale, feed_processing_seconds=5.0, sns_retry_delay=5.0
+        seed=demo.seed,
+        time_scale=demo.time_scale,
+        feed_processing_seconds=5.0,
+        sns_retry_delay=5.0,
+        latency_ms=demo.latency_ms,
     )
     sandbox.seed_catalog(demo.skus, quantity=10, prefix=PREFIX)
 
@@ -146,7 +154,10 @@ def _etsy(demo: DemoSettings) -> DemoChannel:
     never show a sold-out SKU. Each demo listing also sells a gift-wrapped variant that Nexus
     does not manage (it stays unmatched), so the demo SKU's own product can go to 0."""
     sandbox = EtsySandbox(
-        seed=demo.seed, time_scale=demo.time_scale, webhook_retry_schedule=(0.5, 1.0, 2.0, 4.0, 8.0)
+        seed=demo.seed,
+        time_scale=demo.time_scale,
+        webhook_retry_schedule=(0.5, 1.0, 2.0, 4.0, 8.0),
+        latency_ms=demo.latency_ms,
     )
     for i in range(1, demo.skus + 1):
         sku = f"{PREFIX}{i:06d}"

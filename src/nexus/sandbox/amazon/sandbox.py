@@ -34,6 +34,7 @@ from nexus.sandbox.amazon.sns import SnsTopic
 from nexus.sandbox.amazon.store import Listing, ListingsStore, now_iso
 from nexus.sandbox.amazon.throttle import UsagePlans
 from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.base import add_network_latency
 from nexus.sandbox.delivery import DeliveryQueue
 from nexus.sandbox.stats import SandboxStats
 
@@ -63,6 +64,7 @@ class AmazonSandbox:
         eventbridge_envelope: bool = True,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        latency_ms: float = 0.0,
     ) -> None:
         """Knobs beyond the shared spec:
 
@@ -109,6 +111,8 @@ class AmazonSandbox:
             auto_confirm=auto_confirm,
         )
         self.app: Starlette = build_app(self)
+        # latency_ms: a fixed network delay per request (`nexus.sandbox.base.NetworkLatency`).
+        self.network = add_network_latency(self.app, latency_ms)
         self._seeded = 0
 
     # -- configuration a channel needs ----------------------------------------------------------

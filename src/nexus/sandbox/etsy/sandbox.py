@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from nexus.sandbox.base import add_network_latency
 from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.etsy.app import build_app
 from nexus.sandbox.etsy.limits import RateLimits
@@ -58,6 +59,7 @@ class EtsySandbox:
         duplicate_rate: float = 0.0,
         seed: int | None = None,
         clock: Callable[[], float] | None = None,
+        latency_ms: float = 0.0,
     ) -> None:
         """Knobs beyond the shared ones:
 
@@ -111,6 +113,8 @@ class EtsySandbox:
             faults=faults,
         )
         self.app: Starlette = build_app(self)
+        # latency_ms: a fixed network delay per request (`nexus.sandbox.base.NetworkLatency`).
+        self.network = add_network_latency(self.app, latency_ms)
         self._seeded = 0
 
     # --- configuration for a Nexus channel -----------------------------------------------------

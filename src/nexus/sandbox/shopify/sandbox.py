@@ -16,6 +16,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.base import add_network_latency
 from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.shopify.api import AdminGraphQL
 from nexus.sandbox.shopify.app import build_app
@@ -52,6 +53,7 @@ class ShopifySandbox:
         webhook_retry_base_seconds: float = 60.0,
         webhook_concurrency: int = 1,
         response_latency: float = 0.0,
+        latency_ms: float = 0.0,
     ) -> None:
         """Extra knobs beyond the shared spec:
 
@@ -99,6 +101,8 @@ class ShopifySandbox:
         )
         self.graphql = AdminGraphQL(self, self.bucket, self.stats, throttled_status=throttled_status)
         self.app: Starlette = build_app(self)
+        # latency_ms: a fixed network delay per request (`nexus.sandbox.base.NetworkLatency`).
+        self.network = add_network_latency(self.app, latency_ms)
         self._next_order_number = 1001
         self._seeded = 0
         self._failures: list[tuple[int, float | None]] = []  # refusals still to answer (fail_next)

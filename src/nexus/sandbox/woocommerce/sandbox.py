@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.barcodes import ean13
+from nexus.sandbox.base import add_network_latency
 from nexus.sandbox.delivery import DeliveryQueue, Faults
 from nexus.sandbox.stats import SandboxStats
 from nexus.sandbox.woocommerce.api import RestApi
@@ -61,6 +62,7 @@ class WooCommerceSandbox:
         seed: int | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        latency_ms: float = 0.0,
     ) -> None:
         """Knobs beyond the shared spec:
 
@@ -106,6 +108,8 @@ class WooCommerceSandbox:
         )
         self.api = RestApi(self)
         self.app: Starlette = build_app(self)
+        # latency_ms: a fixed network delay per request (`nexus.sandbox.base.NetworkLatency`).
+        self.network = add_network_latency(self.app, latency_ms)
         self._seeded = 0
 
     # --- catalogue ---------------------------------------------------------------------------
