@@ -489,6 +489,9 @@ def demo(
         float,
         typer.Option(help="How much faster the Amazon, Etsy and WooCommerce sandboxes' clocks run."),
     ] = 10.0,
+    latency_ms: Annotated[
+        float, typer.Option(help="Network latency every sandbox adds per request, in ms (a remote store).")
+    ] = 0.0,
 ) -> None:
     """Sync a catalog to sandbox stores and let sales flow back (see the README)."""
     # The demo lives with the sandboxes, which a production process never imports: found
@@ -510,6 +513,7 @@ def demo(
         plan=plan,
         channels=channels,
         time_scale=time_scale,
+        latency_ms=latency_ms,
     )
     code = _run(run_demo)
     if code:
