@@ -384,6 +384,31 @@ class ListingQueue:
         )
         return int(cast("CursorResult[Any]", result).rowcount)
 
+    @staticmethod
+    async def listing_page(
+        session: AsyncSession,
+        channel: str,
+        *,
+        dirty: bool | None = None,
+        failed: bool | None = None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ChannelMapping], int]:
+        """A page of `channel`'s listings (oldest first) and how many match: `dirty` marked for a
+        push or not, `failed` dead-lettered or not; None: either (what the API's listing shows)."""
+        conditions: list[ColumnElement[bool]] = [ChannelMapping.channel == channel]
+        if dirty is not None:
+            column = ChannelMapping.dirty_since
+            conditions.append(column.is_not(None) if dirty else column.is_(None))
+        if failed is not None:
+            column = ChannelMapping.failed_at
+            conditions.append(column.is_not(None) if failed else column.is_(None))
+        total = await session.scalar(select(func.count()).select_from(ChannelMapping).where(*conditions))
+        statement = (
+            select(ChannelMapping).where(*conditions).order_by(ChannelMapping.id).limit(limit).offset(offset)
+        )
+        return list((await session.execute(statement)).scalars()), int(total or 0)
+
 
 def _claimed(row: ChannelMapping, *, reclaimed: bool) -> ClaimedListing:
     return ClaimedListing(

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.errors import NexusError
@@ -40,12 +40,18 @@ class WebhookLogError(NexusError):
 
 @dataclass(frozen=True, slots=True)
 class WebhookFilter:
-    """Which deliveries: every criterion given must hold; `since`: received at most that long ago."""
+    """Which deliveries: every criterion given must hold; `since`: received at most that long ago;
+    `remote_id`: the channel's delivery or event id; `received_from`/`received_to`: a date range
+    (from inclusive, to exclusive)."""
 
     channel: str | None = None
     status: WebhookStatus | None = None
     topic: str | None = None
     since: timedelta | None = None
+    verified: bool | None = None
+    remote_id: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
 
     def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -57,6 +63,16 @@ class WebhookFilter:
             conditions.append(WebhookLog.topic == self.topic)
         if self.since is not None:
             conditions.append(WebhookLog.received_at >= now - self.since)
+        if self.verified is not None:
+            conditions.append(WebhookLog.verified.is_(self.verified))
+        if self.remote_id is not None:
+            conditions.append(
+                or_(WebhookLog.delivery_id == self.remote_id, WebhookLog.event_id == self.remote_id)
+            )
+        if self.received_from is not None:
+            conditions.append(WebhookLog.received_at >= self.received_from)
+        if self.received_to is not None:
+            conditions.append(WebhookLog.received_at < self.received_to)
         return conditions
 
 
