@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import structlog
 
+from nexus.access.tokens import TokenStore
 from nexus.api import BatchHandle, CatalogHandle, ProductHandle
 from nexus.config import ChannelConfig, NexusSettings, load_settings, resolve_credentials, validate_channel
 from nexus.domain.allocation import Allocator
@@ -97,6 +98,7 @@ class Nexus:
         self.drivers = DriverRegistry()
         self.metrics = Metrics(self)  # its own registry: never prometheus-client's global one
         self.channel_states = ChannelStates(self)  # connected, throttled, paused, disconnected
+        self.tokens = TokenStore(self.db)  # who may use the API and the dashboard
         safe_structlog_defaults()  # no traceback with locals, even where nobody configured logs
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis: Redis | None = None

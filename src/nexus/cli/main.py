@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from nexus.cli import batches, channels, dlq, webhooks
+from nexus.cli import batches, channels, dlq, tokens, webhooks
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import DEFAULT_CONFIG_FILE, NO_FILE
 from nexus.domain.reconcile import Finding
@@ -400,6 +400,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(batches.app, name="batches")
 app.add_typer(channels.app, name="channels")
+app.add_typer(tokens.app, name="token")
 
 
 @conflicts_app.callback(invoke_without_command=True)

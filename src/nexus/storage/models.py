@@ -326,3 +326,50 @@ class ChannelStateRow(Base):
     next_probe_at: Mapped[datetime | None] = mapped_column()
     # When the state shown (connected, throttled, paused, disconnected) began.
     since: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """An API/dashboard token (`nexus.access.tokens`). Only a SHA-256 of the secret is kept: the
+    secrets are 256 random bits, so a fast hash is as safe as a slow one and costs nothing per
+    request."""
+
+    __tablename__ = "nexus_api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown by `nexus token list` to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser. The cookie carries a random secret; only its hash is kept,
+    with the CSRF token its forms must echo. Revoking the token ends its sessions."""
+
+    __tablename__ = "nexus_dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("nexus_api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class OperatorAction(Base):
+    """Who did what, when: one row per state-changing API or dashboard action."""
+
+    __tablename__ = "nexus_operator_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any] | None] = mapped_column()

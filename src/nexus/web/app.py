@@ -35,6 +35,8 @@ from starlette.types import Receive, Scope, Send
 
 from nexus.observability.metrics import CONTENT_TYPE
 from nexus.sync.channel_state import readiness
+from nexus.web.auth import HostAuth
+from nexus.web.errors import install_error_handlers
 from nexus.webhooks.processor import WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
 
@@ -65,7 +67,9 @@ class NexusApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(nexus: Nexus) -> FastAPI:
+def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
+    """The app; `auth` replaces Nexus's token check for the API and the dashboard with the host
+    application's own (see `nexus.web.auth`)."""
     receiver = WebhookReceiver(nexus)
     # Processing yields the one SQLite writer to the deliveries waiting for their commit.
     processor = WebhookProcessor(nexus, yield_to=receiver.turn)
@@ -81,6 +85,8 @@ def create_app(nexus: Nexus) -> FastAPI:
 
     app = NexusApp(title="Nexus", summary="Inventory sync across sales channels", lifespan=lifespan)
     app.state.nexus = nexus
+    app.state.nexus_auth = auth
+    install_error_handlers(app)
     app.state.webhook_receiver = receiver
     app.state.webhook_processor = processor
 
