@@ -10,7 +10,7 @@ tests keep their own settings):
 The rule (`outcome`): a call either returns or raises a `WebhookError` (the receiver's documented
 401 / 413 / 400). Any other exception is a bug: the receiver answers it with a 500. Events carry
 whole quantities: a sale sells at least one unit, a level is >= 0 unless the channel's format
-allows oversold (negative) levels. (Nothing beyond `MAX_QUANTITY` is the goal, not yet met.)
+allows oversold (negative) levels, and nothing is beyond `MAX_QUANTITY` (the stock columns).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from nexus.drivers.contract import InboundEvent, ObservedLevel, SaleEvent, WebhookRequest
+from nexus.drivers.contract import MAX_QUANTITY, InboundEvent, ObservedLevel, SaleEvent, WebhookRequest
 from nexus.errors import WebhookError
 
 T = TypeVar("T")
@@ -43,8 +43,6 @@ settings.register_profile(
 )
 FUZZ = settings(settings.get_profile("fuzz"))
 
-# Quantities live in 32-bit INTEGER columns (items.on_hand, ledger deltas, listings' levels).
-MAX_QUANTITY = 2**31 - 1
 
 # Examples run and refusals met per property; printed at the end of the session (conftest.py).
 RUNS: Counter[str] = Counter()
@@ -72,8 +70,7 @@ def check_events(events: object, *, negative_levels: bool) -> list[InboundEvent]
         assert isinstance(event, SaleEvent | ObservedLevel), f"not an inbound event: {event!r}"
         quantity = event.quantity
         assert isinstance(quantity, int) and not isinstance(quantity, bool), f"{quantity!r} is not whole"
-        # Not yet: abs(quantity) <= MAX_QUANTITY. Every channel still passes on quantities beyond
-        # the stock columns (test_fuzz_regressions.py, test_quantities_beyond_the_stock_columns...).
+        assert abs(quantity) <= MAX_QUANTITY, f"beyond the 32-bit stock columns: {event!r}"
         if isinstance(event, SaleEvent):
             assert quantity >= 1, f"a sale of {quantity} units: {event!r}"
             assert event.order_id and event.line_id, f"a sale without its keys: {event!r}"

@@ -150,17 +150,12 @@ def test_a_woocommerce_order_status_that_is_not_a_string_is_refused() -> None:
         driver.parse_webhook(woo_delivery("order.created", json.dumps(order).encode()))
 
 
-# -- known, unfixed: quantities beyond the 32-bit stock columns parse in every channel -------------
+# -- quantities beyond the 32-bit stock columns are a 400 at ingest, in every channel --------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, unfixed: no channel bounds quantities by the INTEGER stock columns (2**31 - 1); "
-    "a signed 10**20 is accepted at ingest and fails later in processing (PostgreSQL) instead of a 400",
-)
 @pytest.mark.parametrize("where", ["shopify sale", "shopify level", "rest level"])
 def test_quantities_beyond_the_stock_columns_are_refused(where: str) -> None:
-    from tests.fuzz.fuzz_kit import MAX_QUANTITY
+    from nexus.drivers.contract import MAX_QUANTITY
 
     if where.startswith("shopify"):
         driver = create_shopify(make_context(_offline(), settings={"location_id": 24826418}))

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from nexus.drivers.dto import NexusInventoryUpdate, NexusProduct, Page, PushResult
+from nexus.errors import WebhookPayloadError
 from nexus.ratelimit.config import RateLimitConfig
 
 
@@ -82,6 +83,17 @@ class ListingRef:
     remote_sku: str | None = None
 
 
+# Stock lives in 32-bit INTEGER columns (on hand, ledger deltas, listings' levels). No channel
+# sells or shows more than that; a delivery that says so is refused with a 400 at ingest, here,
+# for every driver at once, instead of failing later in processing.
+MAX_QUANTITY = 2**31 - 1
+
+
+def _checked_quantity(event: str, quantity: int) -> None:
+    if abs(quantity) > MAX_QUANTITY:
+        raise WebhookPayloadError(f"{event} quantity {quantity} is beyond what a stock level can hold")
+
+
 @dataclass(frozen=True, slots=True)
 class SaleEvent:
     """Units sold on the channel. The channel already took them off its own level."""
@@ -92,6 +104,9 @@ class SaleEvent:
     line_id: str
     occurred_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        _checked_quantity("a sale's", self.quantity)
+
 
 @dataclass(frozen=True, slots=True)
 class ObservedLevel:
@@ -100,6 +115,9 @@ class ObservedLevel:
     listing: ListingRef
     quantity: int
     observed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _checked_quantity("a level's", self.quantity)
 
 
 InboundEvent = SaleEvent | ObservedLevel
