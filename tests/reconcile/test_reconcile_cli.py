@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,11 @@ from rich.console import Console
 from tests.threaded_server import served_in_thread
 from typer.testing import CliRunner
 
+from nexus.channels.rest import RestDriver
 from nexus.cli import main as cli
 from nexus.cli.main import app
 from nexus.domain.catalog import ItemSpec
+from nexus.drivers.contract import ChannelContext
 from nexus.engine import Nexus
 from nexus.sandbox.shopify import ShopifySandbox
 
@@ -92,8 +95,17 @@ def test_dry_run_reports_then_reconcile_fixes(tmp_path: Path, store: tuple[Shopi
 
 
 def test_a_channel_that_cannot_read_levels_is_refused(
-    tmp_path: Path, store: tuple[ShopifySandbox, str]
+    tmp_path: Path, store: tuple[ShopifySandbox, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every built-in driver reads levels; a third-party one may not declare it. The REST driver
+    # stands in for one here, its declaration taken away.
+    built = RestDriver.__init__
+
+    def without_reads(self: RestDriver, ctx: ChannelContext) -> None:
+        built(self, ctx)
+        self.capabilities = dataclasses.replace(self.capabilities, reads_levels=False)
+
+    monkeypatch.setattr(RestDriver, "__init__", without_reads)
     sandbox, base_url = store
     config = str(configure(tmp_path, sandbox, base_url, "nexus_wins"))
     code, output = run("reconcile", "--channel", "pos", "--config", config)

@@ -45,11 +45,16 @@ SETTINGS: dict[str, Any] = {
         "event_id_path": "sale_id",
     },
 }
+# The read modes of `read_levels`: by item, by batch (the default reads through list_url pages).
+READ_BY_ITEM: dict[str, Any] = {"read_url": "/api/items/{id}", "read_items_path": "item"}
+READ_BY_BATCH: dict[str, Any] = {"read_url": "/api/items?ids={ids}", "read_batch_size": 2}
 CREDENTIALS = {"api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET}
 
 
 class PosBackOffice:
-    """Items with stock, a batch stock endpoint answering per item, an API key, a 429 knob."""
+    """Items with stock, a batch stock endpoint answering per item, an API key, a 429 knob.
+    Reading back: `GET /api/items?ids=1,2` (a batch), `GET /api/items/{id}` (one item, 404
+    when unknown)."""
 
     def __init__(self, skus: int = 5) -> None:
         self.items = {
@@ -65,7 +70,11 @@ class PosBackOffice:
         self.requests: list[tuple[str, str]] = []
         self.throttle_next = 0
         self.app = Starlette(
-            routes=[Route("/api/items", self._list), Route("/api/stock", self._stock, methods=["POST"])]
+            routes=[
+                Route("/api/items", self._list),
+                Route("/api/items/{item_id}", self._item),
+                Route("/api/stock", self._stock, methods=["POST"]),
+            ]
         )
 
     def level(self, sku: str) -> int | None:
@@ -87,9 +96,22 @@ class PosBackOffice:
         refused = self._refused(request)
         if refused is not None:
             return refused
+        ids = request.query_params.get("ids")
+        if ids is not None:
+            wanted = ids.split(",")
+            return JSONResponse({"data": {"items": [self.items[i] for i in wanted if i in self.items]}})
         page = int(request.query_params.get("page", "1"))
         rows = list(self.items.values())[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         return JSONResponse({"data": {"items": rows, "page": page}})
+
+    async def _item(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        item = self.items.get(request.path_params["item_id"])
+        if item is None:
+            return JSONResponse({"error": "no such item"}, status_code=404)
+        return JSONResponse({"item": item})
 
     async def _stock(self, request: Request) -> Response:
         refused = self._refused(request)

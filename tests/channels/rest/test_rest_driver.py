@@ -9,7 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pos_testkit import CREDENTIALS, LEVEL, SALE, SETTINGS, PosBackOffice, signed
+from pos_testkit import (
+    CREDENTIALS,
+    LEVEL,
+    READ_BY_BATCH,
+    READ_BY_ITEM,
+    SALE,
+    SETTINGS,
+    PosBackOffice,
+    signed,
+)
 
 from nexus.channels.rest import RestDriver, create_driver
 from nexus.drivers.contract import ChannelContext, ObservedLevel, SaleEvent
@@ -45,9 +54,14 @@ async def pos(**settings: Any) -> AsyncIterator[tuple[PosBackOffice, RestDriver]
 
 
 class TestRestConformance(DriverConformance):
+    """`read_levels` through the list pages (no `read_url`); the subclasses read by item and by
+    batch, and the kit's checks run again for each."""
+
+    read_settings: dict[str, Any] = {}  # the settings of its read mode
+
     @contextlib.asynccontextmanager
     async def channel(self) -> AsyncIterator[ConformanceChannel]:
-        async with pos() as (office, driver):
+        async with pos(**self.read_settings) as (office, driver):
 
             async def read_level(u: NexusInventoryUpdate) -> int | None:
                 return office.level(u.sku)
@@ -60,6 +74,54 @@ class TestRestConformance(DriverConformance):
                 webhooks=[signed(SALE), signed(LEVEL)],
                 signature_headers=["x-pos-signature"],
             )
+
+
+class TestRestConformanceReadByItem(TestRestConformance):
+    read_settings = READ_BY_ITEM
+
+
+class TestRestConformanceReadByBatch(TestRestConformance):
+    read_settings = READ_BY_BATCH
+
+
+def reads(office: PosBackOffice) -> list[tuple[str, str]]:
+    return [r for r in office.requests if r[0] == "GET"]
+
+
+async def test_read_levels_by_item_is_one_get_per_listing_and_leaves_out_a_404() -> None:
+    async with pos(**READ_BY_ITEM) as (office, driver):
+        assert (driver.capabilities.reads_levels, driver.capabilities.read_batch_size) == (True, 1)
+        office.items["2"]["stock"]["available"] = 7  # changed behind Nexus's back
+        ghost = NexusInventoryUpdate(99, "GHOST", "99", 1)
+        levels = await driver.read_levels([update(office, 1, 0), ghost, update(office, 2, 0)])
+        assert levels == {1: 4, 2: 7}
+        assert reads(office) == [("GET", "/api/items/1"), ("GET", "/api/items/99"), ("GET", "/api/items/2")]
+
+
+async def test_read_levels_by_batch_sends_read_batch_size_listings_a_request() -> None:
+    async with pos(**READ_BY_BATCH) as (office, driver):
+        assert driver.capabilities.read_batch_size == 2
+        office.items["5"]["stock"]["available"] = 0
+        levels = await driver.read_levels([update(office, n, 0) for n in (1, 3, 5)])
+        assert levels == {1: 4, 3: 4, 5: 0}
+        assert len(reads(office)) == 2  # 1,3 then 5
+
+
+async def test_read_levels_through_the_list_stops_once_every_listing_is_found() -> None:
+    async with pos() as (office, driver):
+        office.items["2"]["stock"]["available"] = 9
+        assert await driver.read_levels([update(office, 2, 0), update(office, 1, 0)]) == {1: 4, 2: 9}
+        assert reads(office) == [("GET", "/api/items")]  # page 1 held both: page 2 is not read
+        office.requests.clear()
+        assert await driver.read_levels([NexusInventoryUpdate(99, "GHOST", "99", 1)]) == {}
+        assert len(reads(office)) == 4  # pages 1-3 hold the five items, page 4 is empty
+
+
+async def test_a_read_answer_naming_another_item_is_not_read() -> None:
+    # A back office that answers an unknown id with some default item must not lend its level.
+    async with pos(read_url="/api/items/{id}", read_items_path="item") as (office, driver):
+        confused = dataclasses.replace(update(office, 3, 0), remote_id="1")  # asks for 1, is SKU 3
+        assert await driver.read_levels([confused]) == {}
 
 
 async def test_list_products_reads_items_through_the_configured_paths_and_pages() -> None:
@@ -150,6 +212,10 @@ async def test_webhooks_are_verified_with_the_configured_hmac_and_parsed_by_path
         ({"batch_size": 0}, "channels.pos.settings.batch_size"),
         ({"auth_template": "Bearer {token}"}, "channels.pos.settings.auth_template"),
         ({"colour": "blue"}, "channels.pos.settings.colour"),
+        ({"read_url": "/api/items"}, "channels.pos.settings.read_url"),  # no placeholder
+        ({"read_url": "/api/items/{id}?skus={skus}"}, "channels.pos.settings.read_url"),
+        ({"read_url": "https://elsewhere.example/{id}"}, "channels.pos.settings.read_url"),
+        ({"read_batch_size": 0}, "channels.pos.settings.read_batch_size"),
     ],
 )
 async def test_a_wrong_setting_is_named(settings: dict[str, Any], key: str) -> None:
@@ -182,3 +248,39 @@ async def test_an_engine_configured_with_driver_rest_imports_and_pushes(
         while await nexus.push_worker("pos").run_once() is not None:
             pass
         assert [office.level(f"SKU-{n:06d}") for n in range(1, 6)] == [11, 12, 13, 14, 15]
+
+
+async def test_the_reconciler_reads_a_rest_channel_back_and_pushes_over_an_admin_edit(
+    make_nexus: Callable[..., Any],
+) -> None:
+    from nexus.domain.catalog import ItemSpec
+    from nexus.domain.reconcile import Finding
+
+    office = PosBackOffice()
+    async with serve_app(office.app) as server:
+        nexus = await make_nexus(
+            channels={
+                "pos": {
+                    "driver": "rest",
+                    "base_url": server.base_url,
+                    "credentials": CREDENTIALS,
+                    "settings": {**SETTINGS, **READ_BY_BATCH},
+                }
+            }
+        )
+        await nexus.add_items([ItemSpec(f"SKU-{n:06d}", title=str(n), on_hand=10 + n) for n in range(1, 6)])
+        assert (await nexus.import_channel("pos")).linked == 5
+        worker = nexus.push_worker("pos")
+        while await worker.run_once() is not None:
+            pass
+        office.items["2"]["stock"]["available"] = 30  # an edit in the back office, no webhook
+        reconciler = nexus.reconciler("pos")
+
+        found = {(d.sku, d.believed, d.observed, d.finding) for d in await reconciler.differences()}
+        assert found == {("SKU-000002", 12, 30, Finding.PUSHED)}  # nexus_wins, the default
+        cycle = await reconciler.cycle()
+        assert (cycle.read, cycle.unread, cycle.findings[Finding.AGREES]) == (5, 0, 4)
+        while await worker.run_once() is not None:
+            pass
+        assert [office.level(f"SKU-{n:06d}") for n in range(1, 6)] == [11, 12, 13, 14, 15]
+        assert await reconciler.differences() == []

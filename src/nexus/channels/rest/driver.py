@@ -1,13 +1,16 @@
 """A driver for in-house systems and point-of-sale back offices, configured instead of coded.
 
 No compare-and-set (a generic API has none), so pushes are absolute quantities; per-item results
-are read from the answer when `results_path` says where they are.
+are read from the answer when `results_path` says where they are. Levels are read back (by the
+reconciler, and after a worker died mid-push) through `read_url`: one GET per listing
+(`{id}`/`{sku}`), one per `read_batch_size` listings (`{ids}`/`{skus}`), or, unset, by paging
+through `list_url`.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nexus.channels.rest import paths, webhooks
@@ -35,9 +38,17 @@ class RestDriver(InventoryDriver):
         self._ctx = ctx
         self.settings = RestSettings.from_context(ctx)
         webhook = self.settings.webhook
+        read_batch_size = {
+            "item": 1,
+            "batch": self.settings.read_batch_size,
+            # Pages until every listing asked for is found: a step as large as a push batch.
+            "list": self.settings.batch_size,
+        }[self.settings.read_mode]
         self.capabilities = DriverCapabilities(
             max_batch_size=self.settings.batch_size,
             compare_and_set=False,
+            reads_levels=True,
+            read_batch_size=read_batch_size,
         )
         if webhook is not None and webhook.secret not in ctx.credentials:
             raise ConfigError(
@@ -84,6 +95,72 @@ class RestDriver(InventoryDriver):
                 if product.remote_id == remote_id:
                     return product
         raise TerminalChannelError(f"no item {remote_id} in the list", status=404)
+
+    async def read_levels(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        """The channel's level per listing id; a listing it does not have (absent from the answer,
+        or a 404 for its own GET) or whose quantity is not an integer is left out."""
+        mode = self.settings.read_mode
+        if mode == "item":
+            levels: dict[int, int] = {}
+            for update in updates:
+                level = await self._read_one(update)
+                if level is not None:
+                    levels[update.listing_id] = level
+            return levels
+        if mode == "batch":
+            levels = {}
+            size = self.settings.read_batch_size
+            for start in range(0, len(updates), size):
+                levels.update(await self._read_batch(updates[start : start + size]))
+            return levels
+        return await self._read_through_list(updates)
+
+    async def _read_one(self, update: NexusInventoryUpdate) -> int | None:
+        settings = self.settings
+        assert settings.read_url is not None
+        path = settings.read_url.format(id=_quote(update.remote_id), sku=_quote(update.sku), ids="", skus="")
+        try:
+            document = await self.client.request("GET", path)
+        except TerminalChannelError as exc:
+            if exc.status == 404:  # not on the channel: left out, not a failed read
+                return None
+            raise
+        item = paths.get(document, settings.read_items_path or "")
+        if not isinstance(item, Mapping) or _names_another(item, update, settings):
+            return None
+        return _level(item, settings)
+
+    async def _read_batch(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        settings = self.settings
+        assert settings.read_url is not None
+        path = settings.read_url.format(
+            ids=",".join(_quote(u.remote_id) for u in updates),
+            skus=",".join(_quote(u.sku) for u in updates),
+            id="",
+            sku="",
+        )
+        document = await self.client.request("GET", path)
+        items_path = settings.read_items_path if settings.read_items_path is not None else settings.items_path
+        items = paths.get(document, items_path)
+        if not isinstance(items, list):
+            raise TerminalChannelError(f"no list at read_items_path {items_path!r} in the answer of {path}")
+        return _match(updates, (item for item in items if isinstance(item, Mapping)), settings)
+
+    async def _read_through_list(self, updates: Sequence[NexusInventoryUpdate]) -> dict[int, int]:
+        by_id = {u.remote_id: u.listing_id for u in updates}
+        by_sku = {u.sku: u.listing_id for u in updates if u.sku}
+        levels: dict[int, int] = {}
+        async for page in iterate_products(self):
+            for product in page:
+                for variant in product.variants:
+                    listing = by_id.get(variant.remote_id)
+                    if listing is None and variant.sku:
+                        listing = by_sku.get(variant.sku)
+                    if listing is not None and variant.quantity is not None:
+                        levels[listing] = variant.quantity
+            if len(levels) == len(updates):
+                break  # the rest of the catalog holds nothing asked for
+        return levels
 
     # -- pushing ------------------------------------------------------------------------------
 
@@ -161,3 +238,39 @@ class RestDriver(InventoryDriver):
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         return webhooks.parse(request, self._webhook())
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _level(item: Mapping[str, Any], settings: RestSettings) -> int | None:
+    quantity = paths.get(item, settings.quantity_path)
+    return quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None
+
+
+def _names_another(item: Mapping[str, Any], update: NexusInventoryUpdate, settings: RestSettings) -> bool:
+    """The answer names an item other than the listing asked for (never read its level)."""
+    remote_id = text(paths.get(item, settings.id_path))
+    sku = text(paths.get(item, settings.sku_path))
+    other_id = remote_id is not None and remote_id != update.remote_id
+    return other_id or (sku is not None and sku != update.sku)
+
+
+def _match(
+    updates: Sequence[NexusInventoryUpdate], items: Iterable[Mapping[str, Any]], settings: RestSettings
+) -> dict[int, int]:
+    """Levels of the listings asked for, matched by id (by SKU where the item carries no id)."""
+    by_id = {u.remote_id: u.listing_id for u in updates}
+    by_sku = {u.sku: u.listing_id for u in updates if u.sku}
+    levels: dict[int, int] = {}
+    for item in items:
+        remote_id = text(paths.get(item, settings.id_path))
+        if remote_id is not None:
+            listing = by_id.get(remote_id)
+        else:
+            listing = by_sku.get(text(paths.get(item, settings.sku_path)) or "")
+        level = _level(item, settings)
+        if listing is not None and level is not None:
+            levels[listing] = level
+    return levels

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nexus.config import ChannelSettings, HttpUrl
 
+READ_PLACEHOLDERS = ("id", "sku", "ids", "skus")
+
 
 class WebhookSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,15 +66,48 @@ class RestSettings(ChannelSettings):
     result_sku_path: str = "sku"
     result_error_path: str = "error"
 
+    read_url: str | None = Field(
+        default=None,
+        description="GET, relative to base_url, reading levels back: {id} or {sku} reads one listing, "
+        "{ids} or {skus} read_batch_size listings (comma-separated); unset: pages through list_url",
+    )
+    read_items_path: str | None = Field(
+        default=None,
+        description="where the read answer holds the item ({id}/{sku}) or the list of items "
+        "({ids}/{skus}); unset: the document itself, or items_path for a list",
+    )
+    read_batch_size: int = Field(default=50, ge=1, description="listings per {ids}/{skus} read")
+
     rate_capacity: float = Field(default=20, gt=0)
     rate_per_second: float = Field(default=10, gt=0)
     timeout_seconds: float = Field(default=30, gt=0)
 
     webhook: WebhookSettings | None = None
 
-    @field_validator("list_url", "push_url")
+    @field_validator("list_url", "push_url", "read_url")
     @classmethod
-    def _relative(cls, value: str) -> str:
+    def _relative(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if "://" in value:
             raise ValueError("give a path relative to base_url, so requests cannot go to another host")
         return value if value.startswith("/") else f"/{value}"
+
+    @field_validator("read_url")
+    @classmethod
+    def _one_read_placeholder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = [name for name in READ_PLACEHOLDERS if "{" + name + "}" in value]
+        if len(found) != 1:
+            raise ValueError(
+                "hold exactly one of {id}, {sku} (one listing a request) or {ids}, {skus} (a batch)"
+            )
+        return value
+
+    @property
+    def read_mode(self) -> Literal["list", "item", "batch"]:
+        """How `read_levels` reads: through list_url pages, one GET per listing, or batches."""
+        if self.read_url is None:
+            return "list"
+        return "batch" if "{ids}" in self.read_url or "{skus}" in self.read_url else "item"
