@@ -228,6 +228,61 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class PeakTracer:
+    """--trace: tracemalloc from the import on, and a snapshot whenever Python's traced memory
+    reaches a new high (10 % above the last snapshot's), so the allocation sites at the peak can be
+    printed. Tracing costs CPU and memory of its own: its runs measure *where*, not how much RSS."""
+
+    def __init__(self, frames: int = 8) -> None:
+        self.frames = frames
+        self.snapshot: Any = None
+        self.snapshot_mib = 0.0
+        self.phase = ""
+        self.snapshot_phase = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        import tracemalloc
+
+        tracemalloc.start(self.frames)
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    async def _sample(self) -> None:
+        import tracemalloc
+
+        while True:
+            current, _ = tracemalloc.get_traced_memory()
+            if current > self.snapshot_mib * 1.1 * 2**20:
+                self.snapshot = tracemalloc.take_snapshot()
+                self.snapshot_mib = current / 2**20
+                self.snapshot_phase = self.phase
+            await asyncio.sleep(0.2)
+
+    def report(self, top: int = 25) -> None:
+        import tracemalloc
+
+        if self._task is not None:
+            self._task.cancel()
+        if self.snapshot is None:
+            return
+        _, peak = tracemalloc.get_traced_memory()
+        print(
+            f"  tracemalloc: peak traced {peak / 2**20:.1f} MiB; "
+            f"largest snapshot {self.snapshot_mib:.1f} MiB "
+            f"(taken in phase {self.snapshot_phase!r}); its top allocation sites:"
+        )
+        snapshot = self.snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        for stat in snapshot.statistics("lineno")[:top]:
+            frame = stat.traceback[0]
+            print(f"    {stat.size / 2**20:7.2f} MiB {stat.count:>8} blocks  {frame.filename}:{frame.lineno}")
+        print("  by caller chain (top 6):")
+        for stat in snapshot.statistics("traceback")[:6]:
+            print(f"    {stat.size / 2**20:7.2f} MiB {stat.count:>8} blocks")
+            for line in stat.traceback.format(limit=self.frames):
+                print(f"      {line}")
+        tracemalloc.stop()
+
+
 @dataclass
 class Phase:
     name: str
@@ -237,7 +292,9 @@ class Phase:
     peak_rss_mib: float  # the process's peak so far
 
 
-async def run(skus: int, sales: int, sales_rate: float, timeout: float) -> tuple[list[Phase], dict[str, Any]]:
+async def run(
+    skus: int, sales: int, sales_rate: float, timeout: float, tracer: PeakTracer | None = None
+) -> tuple[list[Phase], dict[str, Any]]:
     from nexus.config import NexusSettings
     from nexus.domain.catalog import ItemSpec
     from nexus.engine import Nexus
@@ -252,6 +309,8 @@ async def run(skus: int, sales: int, sales_rate: float, timeout: float) -> tuple
         now, cpu = time.monotonic(), cpu_seconds()
         phases.append(Phase(name, now - clock[0], cpu - clock[1], rss_mib(), peak_rss_mib()))
         clock[:] = [now, cpu]
+        if tracer is not None:
+            tracer.phase = f"after {name}"
 
     phase("start")
     facts: dict[str, Any] = {}
@@ -274,6 +333,8 @@ async def run(skus: int, sales: int, sales_rate: float, timeout: float) -> tuple
                     for i in range(1, skus + 1)
                 )
                 phase("items")
+                if tracer is not None:
+                    tracer.start()
                 for kind in KINDS:
                     report = await nexus.import_channel(f"{kind}-bench")
                     if report.linked != skus:
@@ -375,14 +436,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=3600.0, help="max seconds to wait for a phase (3600)"
     )
     parser.add_argument("--json", type=Path, help="also write the summary to this file")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="tracemalloc from the import on: print the allocation sites at the traced peak "
+        "(slower, and its RSS figures include tracemalloc's own memory)",
+    )
     parser.add_argument("--serve-sandboxes", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    phases, facts = asyncio.run(run(args.skus, args.sales, args.sales_rate, args.timeout))
+    tracer = PeakTracer() if args.trace else None
+    phases, facts = asyncio.run(run(args.skus, args.sales, args.sales_rate, args.timeout, tracer))
     summary = report(args.skus, args.sales, phases, facts)
+    if tracer is not None:
+        tracer.report()
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary

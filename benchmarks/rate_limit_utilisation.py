@@ -412,11 +412,11 @@ async def loopback(app: Any) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def temporary_database(admin_dsn: str) -> AsyncIterator[str]:
+async def temporary_database(admin_dsn: str, prefix: str = "nexus_bench_rl_") -> AsyncIterator[str]:
     """A fresh PostgreSQL database (an SQLAlchemy URL), dropped with its connections afterwards."""
     import asyncpg  # type: ignore[import-untyped]
 
-    name = f"nexus_bench_rl_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
         connection = await asyncpg.connect(admin_dsn, timeout=10)
@@ -434,11 +434,11 @@ async def temporary_database(admin_dsn: str) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def temporary_namespace(redis_url: str) -> AsyncIterator[str]:
+async def temporary_namespace(redis_url: str, prefix: str = "nexus-bench-rl-") -> AsyncIterator[str]:
     """A Redis namespace of one's own; its keys are deleted afterwards."""
     from redis.asyncio import Redis
 
-    namespace = f"nexus-bench-rl-{uuid.uuid4().hex[:12]}"
+    namespace = f"{prefix}{uuid.uuid4().hex[:12]}"
     try:
         yield namespace
     finally:

@@ -111,3 +111,28 @@ def test_memory_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     assert summary["peak_rss_mib"] > 0 and summary["facts"]["left_after_sync"] == (0, 0)
     out = capsys.readouterr().out
     assert "peak RSS" in out and "CPU per listing per channel" in out
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_scale_out_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    postgres_admin_dsn: str,
+    redis_server_url: str,
+) -> None:
+    scale_out = load("scale_out", monkeypatch)
+
+    sizes = ["--channels", "2", "--skus", "40", "--processes", "1,2", "--warmup", "0", "--duration", "1"]
+    summary = scale_out.main([*sizes, "--postgres", postgres_admin_dsn, "--redis", redis_server_url])
+
+    runs = summary["runs"]
+    assert [run["processes"] for run in runs] == [1, 2]
+    for run in runs:
+        assert run["throttled"] == 0
+        # The stores' own count: what the window saw, never more than the catalog.
+        assert 0 <= run["applied"] <= 2 * 40 and run["unpushed_at_end"] >= 0
+        assert run["cpu_workers"] > 0
+    out = capsys.readouterr().out
+    assert "ratio pushes/s against 1 process(es) in the same run" in out

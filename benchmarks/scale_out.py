@@ -1,0 +1,607 @@
+"""Scale-out: pushes/s with 1, 2 and 4 `nexus worker` processes on PostgreSQL + Redis, when no
+channel's limit binds, and where the bound then is.
+
+ISSUE 13 point 5: "pushes/s with 1, 2 and 4 worker processes on PostgreSQL + Redis when the
+channel's limit does not bind (many channels), showing where the database becomes the bound."
+
+One run per process count P, one after the other in the same invocation:
+
+1. A separate process (this file with `--serve-sandboxes`) holds --channels (8) ShopifySandboxes
+   whose limits never bind (bucket and restore 1e9), each seeded with the same --skus (4000)
+   single-variant products at 10 available, served on loopback. Between runs it sets every level
+   back to 10, so every run has the whole catalog to push.
+2. A fresh PostgreSQL database (created for the run, dropped after it) and a Redis namespace of its
+   own (its keys deleted after it). Set-up, not measured: items (on hand 11..40, so every listing
+   needs a push), `import_channel` for each channel, then every listing marked clean.
+3. P processes of the real CLI, `nexus worker --config nexus.toml --concurrency C` (C = 2 push
+   rounds in flight per channel per process), with `batch_size` --batch-size (25) and the
+   channels' own buckets lifted. Once all are up, `catalog().sync_all()` marks every listing dirty
+   and Redis wakes the workers.
+4. After a warm-up (--warmup, 3 s), a window of --duration (15) seconds:
+       pushes/s    listings the stores applied in the window / its length (the stores count them:
+                   `quantities_set`), and requests/s (inventorySetQuantities calls)
+       ratio       pushes/s / the 1-process run's pushes/s (the baseline, same invocation)
+       CPU         seconds of CPU in the window (/proc/<pid>/stat) of: the worker processes; the
+                   PostgreSQL backends serving this run's database (pg_stat_activity); every
+                   postgres process on the machine (the server is shared: other sessions' work is
+                   in that figure); redis-server; the sandbox process; and the whole machine's
+                   busy share (/proc/stat, 2 cores here, everyone's work included)
+       database    from pg_stat_database (this database): commits and rows updated per push, and
+                   pg_stat_activity sampled every 0.1 s: the mean number of this run's backends
+                   running a statement, and what the waiting ones wait on (Lock, LWLock, IO, ...)
+   `work left` says whether listings were still unpushed when the window closed (it must: else the
+   workers ran out of work and the rate is not their ceiling).
+
+    .venv/bin/python benchmarks/scale_out.py                          # 1, 2 and 4 processes
+    .venv/bin/python benchmarks/scale_out.py --processes 1,4 --batch-size 250
+
+A run killed with SIGKILL leaves its database (nexus_bench_so_*) behind; its workers die with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rate_limit_utilisation import (
+    DEFAULT_POSTGRES,
+    DEFAULT_REDIS,
+    NEXUS_CLI,
+    Fleet,
+    temporary_database,
+    temporary_namespace,
+)
+from sqlalchemy import update
+
+THIS_FILE = Path(__file__).resolve()
+UNLIMITED = 1e9
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- the sandbox process ------------------------------------------------------------------------
+
+
+async def serve_sandboxes(config: dict[str, Any]) -> None:
+    from nexus.sandbox.shopify import ShopifySandbox
+    from nexus.web.server import serve_app
+
+    sandboxes = []
+    for _ in range(config["channels"]):
+        sandbox = ShopifySandbox(seed=1, maximum_available=UNLIMITED, restore_rate=UNLIMITED)
+        sandbox.seed_catalog(config["skus"], quantity=10)
+        sandboxes.append(sandbox)
+
+    def reply(body: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(body) + "\n")
+        sys.stdout.flush()
+
+    async with contextlib.AsyncExitStack() as stack:
+        channels = {}
+        for index, sandbox in enumerate(sandboxes):
+            url = (await stack.enter_async_context(serve_app(sandbox.app))).base_url
+            channels[f"shop-{index}"] = {
+                "driver": "shopify",
+                "base_url": url,
+                "credentials": {
+                    "access_token": sandbox.access_token,
+                    "webhook_secret": sandbox.webhook_secret,
+                },
+                "settings": {"location_id": str(sandbox.location_id), "variants_per_product": 1},
+            }
+        reply({"channels": channels, "pid": os.getpid()})
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            command = json.loads(line)["cmd"]
+            if command == "stats":
+                reply(
+                    {
+                        "applied": sum(s.stats.quantities_set for s in sandboxes),
+                        "requests": sum(s.stats.requests for s in sandboxes),
+                        "throttled": sum(s.stats.throttled for s in sandboxes),
+                    }
+                )
+            elif command == "reset":
+                for sandbox in sandboxes:  # no subscriptions: no webhook is sent
+                    for sku in sandbox.levels():
+                        await sandbox.set_available(sku, 10)
+                reply({"ok": True})
+            elif command == "quit":
+                break
+        for sandbox in sandboxes:
+            await sandbox.aclose()
+
+
+class SandboxProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls, config: dict[str, Any]) -> AsyncIterator[tuple[SandboxProcess, dict[str, Any]]]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(THIS_FILE),
+            "--serve-sandboxes",
+            json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,
+        )
+        me = cls(process)
+        try:
+            yield me, await me.read()
+        finally:
+            with contextlib.suppress(Exception):
+                await me.ask("quit", answer=False)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox process ended")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def ask(self, command: str, *, answer: bool = True) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps({"cmd": command}) + "\n").encode())
+        await self.process.stdin.drain()
+        return await self.read() if answer else {}
+
+
+# -- CPU accounting ------------------------------------------------------------------------------
+
+
+def process_cpu(pid: int) -> float | None:
+    """utime + stime of `pid` in seconds; None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+    return found
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
+@dataclass
+class CpuSnapshot:
+    per_pid: dict[int, float]
+    machine: tuple[float, float]
+    at: float
+
+
+def cpu_snapshot(pids: set[int]) -> CpuSnapshot:
+    per_pid = {}
+    for pid in pids:
+        value = process_cpu(pid)
+        if value is not None:
+            per_pid[pid] = value
+    return CpuSnapshot(per_pid, machine_busy(), time.monotonic())
+
+
+def cpu_between(before: CpuSnapshot, after: CpuSnapshot, pids: set[int]) -> float:
+    """CPU seconds `pids` used between the snapshots (processes present in both)."""
+    return sum(
+        after.per_pid[p] - before.per_pid[p] for p in pids if p in before.per_pid and p in after.per_pid
+    )
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    channels: int
+    skus: int
+    batch_size: int
+    concurrency: int
+    processes: list[int]
+    warmup: float
+    duration: float
+    postgres: str
+    redis: str
+    keep_logs: Path | None = None
+
+
+@dataclass
+class RunResult:
+    processes: int
+    window_seconds: float
+    applied: int
+    requests: int
+    throttled: int
+    unpushed_at_end: int
+    cpu_workers: float
+    cpu_pg_backends: float
+    cpu_pg_all: float
+    cpu_redis: float
+    cpu_sandboxes: float
+    machine_busy_share: float  # of all cores, everyone's work included
+    commits: int
+    rows_updated: int
+    backends_active_mean: float  # this run's backends running a statement, mean over the samples
+    waits: dict[str, float] = field(default_factory=dict)  # wait_event_type -> mean backends waiting
+    loadavg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the window's start and end
+
+    @property
+    def pushes_per_second(self) -> float:
+        return self.applied / self.window_seconds
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.window_seconds
+
+    def per_thousand(self, seconds: float) -> float:
+        return seconds / self.applied * 1000 if self.applied else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "pushes_per_second": self.pushes_per_second,
+            "requests_per_second": self.requests_per_second,
+        }
+
+
+def settings_for(
+    options: Options, channels: dict[str, Any], *, database_url: str, namespace: str, redis: bool
+) -> Any:
+    from nexus.config import NexusSettings
+
+    return NexusSettings(
+        database_url=database_url,
+        redis_url=options.redis if redis else None,
+        redis_namespace=namespace,
+        log_level="info",  # the fleet waits for the "nexus running" info line
+        channels={
+            name: {
+                **config,
+                "batch_size": options.batch_size,
+                "rate_limit": {"capacity": UNLIMITED, "refill_per_second": UNLIMITED},
+            }
+            for name, config in channels.items()
+        },
+        worker={"poll_interval": 0.2, "lease_seconds": 60, "shutdown_grace": 2.0},
+    )
+
+
+async def prepare(settings: Any, skus: int, channels: list[str]) -> None:
+    from nexus.domain.catalog import ItemSpec
+    from nexus.engine import Nexus
+    from nexus.sandbox.shopify import ean13
+    from nexus.storage.models import ChannelMapping
+
+    rng = random.Random(7)
+    async with Nexus(settings, source="benchmark set-up") as nexus:
+        await nexus.migrate()
+        await nexus.add_items(
+            # The stores show 10 of everything; Nexus wants 11..40, so every listing needs a push.
+            ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=rng.randint(11, 40))
+            for i in range(1, skus + 1)
+        )
+        for channel in channels:
+            report = await nexus.import_channel(channel)
+            if report.linked != skus:
+                raise RuntimeError(f"{channel}: import linked {report.linked} of {skus} listings")
+        # Clean: the work starts for every process at once, with sync_all once all are up.
+        async with nexus.db.transaction() as session:
+            await session.execute(update(ChannelMapping).values(dirty_since=None))
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def run_one(
+    processes: int, options: Options, stores: SandboxProcess, hello: dict[str, Any]
+) -> RunResult:
+    import asyncpg  # type: ignore[import-untyped]
+
+    from nexus.engine import Nexus
+
+    await stores.ask("reset")
+    applied_before = (await stores.ask("stats"))["applied"]  # the stores' counters run across runs
+    channels: dict[str, Any] = hello["channels"]
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-so-") as tmp:
+        workdir = Path(tmp)
+        fleet = Fleet(workdir)
+        async with (
+            temporary_database(options.postgres, prefix="nexus_bench_so_") as database_url,
+            temporary_namespace(options.redis, prefix="nexus-bench-so-") as namespace,
+        ):
+            settings = settings_for(
+                options, channels, database_url=database_url, namespace=namespace, redis=True
+            )
+            setup = settings_for(
+                options, channels, database_url=database_url, namespace=namespace, redis=False
+            )
+            await prepare(setup, options.skus, list(channels))
+            config = workdir / "nexus.toml"
+            config.write_text(settings.to_toml(), encoding="utf-8")
+            database = database_url.rsplit("/", 1)[1]
+            stats_db = await asyncpg.connect(asyncpg_dsn(database_url), timeout=10)
+            try:
+                await fleet.start(
+                    [
+                        str(NEXUS_CLI),
+                        "worker",
+                        "--config",
+                        str(config),
+                        "--concurrency",
+                        str(options.concurrency),
+                    ],
+                    processes,
+                )
+                await fleet.wait_ready(timeout=180)
+                async with Nexus(settings) as nexus:
+                    await nexus.catalog().sync_all()
+                await asyncio.sleep(options.warmup)
+                fleet.check_alive()
+                result = await window(
+                    processes, options, stores, fleet, stats_db, database, hello["pid"], applied_before
+                )
+            finally:
+                await stats_db.close()
+                await fleet.stop()
+                if options.keep_logs is not None:
+                    _keep_logs(workdir, options.keep_logs / f"processes-{processes}")
+    return result
+
+
+def _keep_logs(workdir: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("worker-*.log"):
+        (target / log.name).write_bytes(log.read_bytes())
+
+
+async def window(
+    processes: int,
+    options: Options,
+    stores: SandboxProcess,
+    fleet: Fleet,
+    stats_db: Any,
+    database: str,
+    sandbox_pid: int,
+    applied_before: int,
+) -> RunResult:
+    own_backend = await stats_db.fetchval("SELECT pg_backend_pid()")
+
+    async def backends() -> set[int]:
+        rows = await stats_db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+        return {row["pid"] for row in rows} - {own_backend}
+
+    async def db_counters() -> tuple[int, int]:
+        row = await stats_db.fetchrow(
+            "SELECT xact_commit, tup_updated FROM pg_stat_database WHERE datname = $1", database
+        )
+        return int(row["xact_commit"]), int(row["tup_updated"])
+
+    workers = {process.pid for process, _ in fleet.processes}
+    pg_all = set(pids_named("postgres"))
+    redis = set(pids_named("redis-server"))
+    mine = await backends()
+    watched = workers | pg_all | redis | mine | {sandbox_pid}
+
+    await stats_db.execute("SELECT pg_stat_clear_snapshot()")
+    start_db = await db_counters()
+    start_stores = await stores.ask("stats")
+    start_cpu = cpu_snapshot(watched)
+    load_start = os.getloadavg()[0]
+    samples, active, waits = 0, 0, Counter[str]()
+    end = start_cpu.at + options.duration
+    while time.monotonic() < end:
+        rows = await stats_db.fetch(
+            "SELECT state, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
+            database,
+            own_backend,
+        )
+        samples += 1
+        for row in rows:
+            if row["state"] == "active":
+                active += 1
+                if row["wait_event_type"] and row["wait_event_type"] != "Client":
+                    waits[row["wait_event_type"]] += 1
+        await asyncio.sleep(0.1)
+    end_cpu = cpu_snapshot(watched)
+    end_stores = await stores.ask("stats")
+    await stats_db.execute("SELECT pg_stat_clear_snapshot()")
+    await asyncio.sleep(1.1)  # backends flush their counters to pg_stat_database within a second
+    await stats_db.execute("SELECT pg_stat_clear_snapshot()")
+    end_db = await db_counters()
+    fleet.check_alive()
+    elapsed = end_cpu.at - start_cpu.at
+    busy = (end_cpu.machine[0] - start_cpu.machine[0]) / max(1.0, end_cpu.machine[1] - start_cpu.machine[1])
+    total = options.channels * options.skus
+    return RunResult(
+        processes=processes,
+        window_seconds=elapsed,
+        applied=end_stores["applied"] - start_stores["applied"],
+        requests=end_stores["requests"] - start_stores["requests"],
+        throttled=end_stores["throttled"] - start_stores["throttled"],
+        unpushed_at_end=total - (end_stores["applied"] - applied_before),
+        cpu_workers=cpu_between(start_cpu, end_cpu, workers),
+        cpu_pg_backends=cpu_between(start_cpu, end_cpu, mine),
+        cpu_pg_all=cpu_between(start_cpu, end_cpu, pg_all | mine),
+        cpu_redis=cpu_between(start_cpu, end_cpu, redis),
+        cpu_sandboxes=cpu_between(start_cpu, end_cpu, {sandbox_pid}),
+        machine_busy_share=busy,
+        commits=end_db[0] - start_db[0],
+        rows_updated=end_db[1] - start_db[1],
+        backends_active_mean=active / samples if samples else 0.0,
+        waits={kind: count / samples for kind, count in waits.most_common()} if samples else {},
+        loadavg=(load_start, os.getloadavg()[0]),
+    )
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
+    base = runs[0]
+    cores = os.cpu_count() or 1
+    print(
+        f"scale-out: {options.channels} Shopify sandboxes x {options.skus} SKUs = "
+        f"{options.channels * options.skus} listings, limits lifted; PostgreSQL + Redis; "
+        f"`nexus worker --concurrency {options.concurrency}`, batch_size {options.batch_size}; "
+        f"window {options.duration:g} s after {options.warmup:g} s of warm-up; {cores} cores"
+    )
+    head = (
+        f"  {'procs':>5} {'pushes/s':>9} {'ratio':>6} {'req/s':>6} {'429':>4} {'work left':>9} "
+        f"{'cpu/1k pushes (s): workers':>27} {'pg mine':>7} {'pg all':>6} {'redis':>5} {'stores':>6} "
+        f"{'machine busy':>12} {'commits/push':>12} {'pg active':>9}  waits (mean backends)"
+    )
+    print(head)
+    for run in runs:
+        waits = ", ".join(f"{kind} {mean:.2f}" for kind, mean in run.waits.items()) or "-"
+        print(
+            f"  {run.processes:>5} {run.pushes_per_second:>9,.0f} "
+            f"{run.pushes_per_second / base.pushes_per_second:>5.2f}x "
+            f"{run.requests_per_second:>6,.0f} {run.throttled:>4} {run.unpushed_at_end:>9} "
+            f"{run.per_thousand(run.cpu_workers):>27.2f} {run.per_thousand(run.cpu_pg_backends):>7.2f} "
+            f"{run.per_thousand(run.cpu_pg_all):>6.2f} {run.per_thousand(run.cpu_redis):>5.2f} "
+            f"{run.per_thousand(run.cpu_sandboxes):>6.2f} {run.machine_busy_share:>11.0%} "
+            f"{run.commits / run.applied if run.applied else float('nan'):>12.3f} "
+            f"{run.backends_active_mean:>9.2f}  {waits}"
+        )
+    print("  CPU in the window, seconds per second of wall time (cores in use):")
+    for run in runs:
+        seconds = run.window_seconds
+        print(
+            f"    {run.processes} process(es): workers {run.cpu_workers / seconds:.2f}, postgres (this "
+            f"database's backends) {run.cpu_pg_backends / seconds:.2f}, all postgres processes "
+            f"{run.cpu_pg_all / seconds:.2f}, redis {run.cpu_redis / seconds:.2f}, sandboxes "
+            f"{run.cpu_sandboxes / seconds:.2f}; machine busy {run.machine_busy_share * cores:.2f} of "
+            f"{cores} cores; loadavg {run.loadavg[0]:.1f} -> {run.loadavg[1]:.1f}"
+        )
+    ratios = ", ".join(f"{r.processes}: {r.pushes_per_second / base.pushes_per_second:.2f}x" for r in runs)
+    print(f"  ratio pushes/s against {base.processes} process(es) in the same run: {ratios}")
+    ran_out = [r.processes for r in runs if r.unpushed_at_end <= 0]
+    if ran_out:
+        print(f"  WARNING: work ran out in the window with {ran_out} process(es): raise --skus")
+    return {"options": {**asdict(options), "keep_logs": None}, "runs": [r.as_dict() for r in runs]}
+
+
+def _int_list(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--channels", type=int, default=8, help="Shopify sandboxes (8)")
+    parser.add_argument("--skus", type=int, default=4000, help="SKUs, each listed on every channel (4000)")
+    parser.add_argument("--batch-size", type=int, default=25, help="listings per push request (25)")
+    parser.add_argument("--concurrency", type=int, default=2, help="push rounds per channel per process (2)")
+    parser.add_argument("--processes", type=_int_list, default=[1, 2, 4], help="worker processes (1,2,4)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window (3)")
+    parser.add_argument("--duration", type=float, default=15.0, help="measured window in seconds (15)")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin DSN (temporary databases)")
+    parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL (a temporary namespace)")
+    parser.add_argument("--json", type=Path, help="also write the summary to this file")
+    parser.add_argument("--keep-logs", type=Path, help="copy each run's worker logs here")
+    parser.add_argument("--serve-sandboxes", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+async def run_all(options: Options) -> list[RunResult]:
+    runs = []
+    config = {"channels": options.channels, "skus": options.skus}
+    async with SandboxProcess.start(config) as (stores, hello):
+        for processes in options.processes:
+            runs.append(await run_one(processes, options, stores, hello))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    options = Options(
+        channels=args.channels,
+        skus=args.skus,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        processes=args.processes,
+        warmup=args.warmup,
+        duration=args.duration,
+        postgres=args.postgres,
+        redis=args.redis,
+        keep_logs=args.keep_logs,
+    )
+    runs = asyncio.run(_stopped_by_sigterm(run_all(options)))
+    summary = report(options, runs)
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary
+
+
+async def _stopped_by_sigterm(run: Coroutine[Any, Any, list[RunResult]]) -> list[RunResult]:
+    """SIGTERM cancels the run as Ctrl-C does, so its finally blocks stop the workers and drop the
+    database and the Redis keys."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _quiet_logs() -> None:
+    import logging
+
+    import structlog
+
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+if __name__ == "__main__":
+    arguments = parse_args(sys.argv[1:])
+    _quiet_logs()
+    if arguments.serve_sandboxes is not None:
+        asyncio.run(serve_sandboxes(json.loads(arguments.serve_sandboxes)))
+    else:
+        try:
+            main(sys.argv[1:])
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            print("interrupted: workers stopped, temporary database and Redis keys removed", file=sys.stderr)
+            sys.exit(130)
