@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 from nexus.observability.metrics import CONTENT_TYPE
 from nexus.sync.channel_state import readiness
 from nexus.web.auth import HostAuth
+from nexus.web.dashboard import dashboard_router
 from nexus.web.errors import install_error_handlers
 from nexus.webhooks.processor import WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
@@ -138,6 +139,7 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(await nexus.metrics.render(), media_type=CONTENT_TYPE)
 
+    app.include_router(dashboard_router(nexus))  # /nexus/: the dashboard (nexus.web.dashboard)
     return app
 
 
