@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from nexus.observability.metrics import CONTENT_TYPE
 from nexus.sync.channel_state import readiness
+from nexus.web.api import API_PREFIX, api_router, docs_router
 from nexus.web.auth import HostAuth
 from nexus.web.dashboard import dashboard_router
 from nexus.web.errors import install_error_handlers
@@ -84,7 +85,14 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
             # "received" for the next process_pending.
             await processor.aclose()
 
-    app = NexusApp(title="Nexus", summary="Inventory sync across sales channels", lifespan=lifespan)
+    # No docs_url/redoc_url: FastAPI's pages load their assets from a CDN; /nexus/api/docs is served here.
+    app = NexusApp(
+        title="Nexus",
+        summary="Inventory sync across sales channels",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.nexus = nexus
     app.state.nexus_auth = auth
     install_error_handlers(app)
@@ -140,6 +148,8 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
         return Response(await nexus.metrics.render(), media_type=CONTENT_TYPE)
 
     app.include_router(dashboard_router(nexus))  # /nexus/: the dashboard (nexus.web.dashboard)
+    app.include_router(api_router(nexus), prefix=API_PREFIX)  # the REST API (nexus.web.api)
+    app.include_router(docs_router())  # /nexus/api/docs and /nexus/api/v1/openapi.json
     return app
 
 

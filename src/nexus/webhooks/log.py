@@ -38,6 +38,10 @@ class WebhookLogError(NexusError):
     """A webhook-log request that cannot be done (an unknown id, reprocessing a rejected delivery)."""
 
 
+class UnknownWebhookError(WebhookLogError):
+    """No stored delivery has that id."""
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookFilter:
     """Which deliveries: every criterion given must hold; `since`: received at most that long ago;
@@ -179,7 +183,7 @@ async def show_webhook(db: Database, log_id: int, *, body_limit: int = BODY_LIMI
     async with db.read() as session:
         row = await session.get(WebhookLog, log_id)
         if row is None:
-            raise WebhookLogError(f"no webhook delivery {log_id}")
+            raise UnknownWebhookError(f"no webhook delivery {log_id}")
         body = row.body or b""
         return WebhookDetail(
             delivery=_view(row),
@@ -205,7 +209,7 @@ async def reprocess_webhooks(nexus: Nexus, ids: Sequence[int]) -> ReprocessResul
         }
         missing = [str(log_id) for log_id in wanted if log_id not in rows]
         if missing:
-            raise WebhookLogError(f"no webhook delivery {', '.join(missing)}")
+            raise UnknownWebhookError(f"no webhook delivery {', '.join(missing)}")
         rejected = [str(log_id) for log_id in wanted if rows[log_id].status == WebhookStatus.REJECTED]
         if rejected:
             raise WebhookLogError(
