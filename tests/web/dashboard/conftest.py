@@ -28,6 +28,7 @@ from nexus.web.server import serve_app
 
 CHROMIUM = os.environ.get("NEXUS_CHROMIUM", "/usr/bin/chromium")
 CHANNEL = "shopify"
+OUTLET = "outlet"  # a second Shopify store selling the same stock
 SKUS = [f"SKU-{n:06d}" for n in range(1, 13)]
 ACCESS_TOKEN = "shpat_dashboard_test"
 WEBHOOK_SECRET = "whsec_dashboard_test"
@@ -55,8 +56,9 @@ def chromium_path() -> str:
 @dataclass
 class Dashboard:
     nexus: Nexus
-    sandbox: ShopifySandbox
+    sandbox: ShopifySandbox  # the store of CHANNEL
     store_url: str
+    outlet: ShopifySandbox  # the store of OUTLET
     base_url: str
     manage_token: str
     view_token: str
@@ -115,31 +117,40 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0)
 
 
 @contextlib.asynccontextmanager
-async def linked_store(
+async def linked_stores(
     make_nexus: Callable[..., Any], **worker: Any
-) -> AsyncIterator[tuple[Nexus, ShopifySandbox, str]]:
-    sandbox = ShopifySandbox(
-        access_token=ACCESS_TOKEN, webhook_secret=WEBHOOK_SECRET, webhook_retry_base_seconds=0.2
-    )
-    sandbox.seed_catalog(len(SKUS), quantity=10)
-    try:
-        async with serve_app(sandbox.app) as served:
-            nexus: Nexus = await make_nexus(
-                channels={
-                    CHANNEL: {
-                        "driver": "shopify",
-                        "base_url": served.base_url,
-                        "credentials": {"access_token": ACCESS_TOKEN, "webhook_secret": WEBHOOK_SECRET},
-                        "settings": {"location_id": str(sandbox.location_id)},
-                    }
-                },
-                worker={"backoff_base": 0.05, "poll_interval": 0.05, **worker},
+) -> AsyncIterator[tuple[Nexus, dict[str, tuple[ShopifySandbox, str]]]]:
+    """Two Shopify stores selling the same stock (a sale on one is pushed to the other), their
+    catalogs imported."""
+    async with contextlib.AsyncExitStack() as stack:
+        stores: dict[str, tuple[ShopifySandbox, str]] = {}
+        for name in (CHANNEL, OUTLET):
+            sandbox = ShopifySandbox(
+                shop_domain=f"{name}.myshopify.com",
+                access_token=ACCESS_TOKEN,
+                webhook_secret=WEBHOOK_SECRET,
+                webhook_retry_base_seconds=0.2,
             )
-            await nexus.add_items(ItemSpec(sku=sku, title=f"Product {sku}", on_hand=10) for sku in SKUS)
-            await nexus.import_channel(CHANNEL)
-            yield nexus, sandbox, served.base_url
-    finally:
-        await sandbox.aclose()
+            sandbox.seed_catalog(len(SKUS), quantity=10)
+            stack.push_async_callback(sandbox.aclose)
+            served = await stack.enter_async_context(serve_app(sandbox.app))
+            stores[name] = (sandbox, served.base_url)
+        nexus: Nexus = await make_nexus(
+            channels={
+                name: {
+                    "driver": "shopify",
+                    "base_url": url,
+                    "credentials": {"access_token": ACCESS_TOKEN, "webhook_secret": WEBHOOK_SECRET},
+                    "settings": {"location_id": str(sandbox.location_id)},
+                }
+                for name, (sandbox, url) in stores.items()
+            },
+            worker={"backoff_base": 0.05, "poll_interval": 0.05, **worker},
+        )
+        await nexus.add_items(ItemSpec(sku=sku, title=f"Product {sku}", on_hand=10) for sku in SKUS)
+        for name in stores:
+            await nexus.import_channel(name)
+        yield nexus, stores
 
 
 @pytest.fixture
@@ -147,21 +158,27 @@ async def dashboard(make_nexus: Callable[..., Any], chromium_path: str) -> Async
     from playwright.async_api import async_playwright
 
     async with (
-        linked_store(make_nexus, probe_interval=0.3, state_ttl=0.1, throttle_threshold=3) as (
-            nexus,
-            sandbox,
-            store_url,
-        ),
+        linked_stores(make_nexus, probe_interval=0.3, state_ttl=0.1, throttle_threshold=3) as (nexus, stores),
         running(nexus, web=True, port=0) as service,
         async_playwright() as playwright,
     ):
         assert service.base_url is not None
-        for topic in TOPICS:
-            sandbox.subscribe(topic, f"{service.base_url}{nexus.settings.webhook_base_path}/{CHANNEL}")
+        for name, (sandbox, _) in stores.items():
+            for topic in TOPICS:
+                sandbox.subscribe(topic, f"{service.base_url}{nexus.settings.webhook_base_path}/{name}")
         _, manage = await nexus.tokens.create("ops", "manage")
         _, view = await nexus.tokens.create("watcher", "view")
         browser = await playwright.chromium.launch(executable_path=chromium_path)
         try:
-            yield Dashboard(nexus, sandbox, store_url, service.base_url, manage, view, browser)
+            yield Dashboard(
+                nexus,
+                stores[CHANNEL][0],
+                stores[CHANNEL][1],
+                stores[OUTLET][0],
+                service.base_url,
+                manage,
+                view,
+                browser,
+            )
         finally:
             await browser.close()
