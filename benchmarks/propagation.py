@@ -17,12 +17,17 @@ One run (a variant, then each rate in turn):
 2. This process: Nexus on SQLite in a temp dir (embedded mode), its items (on_hand 1000, equal to the
    stores), `import_channel` for every channel, then `nexus.runtime.running` (web app on loopback,
    one push worker per channel, the webhook processor). Nexus's own token bucket is lifted.
+   Scaled mode (--modes scaled): PostgreSQL + Redis (a temporary database and Redis namespace);
+   this process serves the web app and processes the webhooks (`running(workers=False)`), and
+   --workers (2) `nexus worker` processes push, woken through Redis.
 3. Each rate R uses its own R x D SKUs, each sold once (D = --duration seconds of sales), so a sale
    is known by its SKU. Per sale:
        arrival  = the earliest `received_at` of channel A's WebhookLog rows for that SKU (the order
                   names the SKU, the level its inventory item), set by the receiver on arrival;
-       acked    = when the last other channel's `AfterInventorySync` for that SKU was dispatched
-                  (the store answered the push that carries the new level);
+       acked    = embedded: when the last other channel's `AfterInventorySync` for that SKU was
+                  dispatched (the store answered the push that carries the new level); scaled: when
+                  the last other store applied the new level (the sandbox process records it: the
+                  event fires in the worker processes);
        latency  = acked - arrival  (Nexus's part);  end-to-end = acked - the sale in the store.
    After the sales, up to --drain seconds for everything to arrive; a sale not acknowledged by then
    is counted as "missing" and its latency as infinite (so p99/max read "inf").
@@ -34,13 +39,15 @@ Variants, each with its own sandbox process and database, in the same invocation
 
 - nexus: as shipped (a stored stock change calls `Nexus.notify`, which wakes the channel's push
   workers at once).
-- poll (the baseline): the same engine with `Nexus.notify` replaced by a no-op on the instance, so
-  push workers find work only by polling, every `worker.poll_interval` (--baseline-poll, default
+- poll (the baseline): the same engine with `Nexus.notify` replaced by a no-op on the instance
+  (scaled: in the web process, so no wake-up reaches Redis either), so push workers find work only
+  by polling, every `worker.poll_interval` (--baseline-poll, default
   the configuration's default, 1 s). Deliveries are still processed on arrival (the receiver hands
   them to the processor directly, not through a wake-up).
 
     .venv/bin/python benchmarks/propagation.py                        # 10, 100, 500 sales/s, 10 s each
     .venv/bin/python benchmarks/propagation.py --rates 100 --duration 20
+    .venv/bin/python benchmarks/propagation.py --modes embedded,scaled     # both modes, same run
 """
 
 from __future__ import annotations
@@ -56,8 +63,8 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +75,9 @@ UNLIMITED = 1e9
 STOCK = 1000
 TOPICS = ("orders/create", "inventory_levels/update")
 VARIANTS = ("nexus", "poll")
+MODES = ("embedded", "scaled")
+DEFAULT_POSTGRES = os.environ.get("NEXUS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+DEFAULT_REDIS = os.environ.get("NEXUS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 # -- the sandbox process ------------------------------------------------------------------------
@@ -90,6 +100,11 @@ async def serve_sandboxes(config: dict[str, Any]) -> None:
         sandbox.seed_catalog(config["skus"], quantity=STOCK)
         sandboxes.append(sandbox)
     first = sandboxes[0]
+    # (store index, SKU) -> when a push set that store's level to STOCK - 1, the level after the
+    # one sale each SKU gets: the other stores sell nothing, so only Nexus's pushes change them.
+    applied: dict[str, dict[str, float]] = {}
+    for index, sandbox in enumerate(sandboxes[1:], start=1):
+        _record_pushes(sandbox, applied.setdefault(str(index), {}))
     items = {str(first.variant_ids(sku)[1]): sku for sku in first.levels()}
 
     def reply(body: dict[str, Any]) -> None:
@@ -120,10 +135,27 @@ async def serve_sandboxes(config: dict[str, Any]) -> None:
                 reply(await _sell(sandboxes, command["skus"], command["rate"]))
             elif command["cmd"] == "pending":
                 reply({"pending": sum(s.deliveries.pending for s in sandboxes)})
+            elif command["cmd"] == "applied":
+                reply({"applied": applied})
             elif command["cmd"] == "quit":
                 break
         for sandbox in sandboxes:
             await sandbox.aclose()
+
+
+def _record_pushes(sandbox: Any, into: dict[str, float]) -> None:
+    """Wrap the store's level-changed hook: the first time a SKU's level reads STOCK - 1."""
+    store = sandbox.store
+    original = sandbox._level_changed
+
+    def changed(level: Any) -> None:
+        if level.available == STOCK - 1:
+            sku = store.items[level.item_id].sku
+            if sku is not None and sku not in into:
+                into[sku] = time.time()
+        original(level)
+
+    sandbox._level_changed = changed
 
 
 async def _sell(sandboxes: list[Any], skus: list[str], rate: float) -> dict[str, Any]:
@@ -157,6 +189,10 @@ class Options:
     drain: float
     variants: list[str]
     baseline_poll: float | None
+    modes: list[str] = field(default_factory=lambda: ["embedded"])
+    workers: int = 2  # scaled mode: `nexus worker` processes
+    postgres: str = ""
+    redis: str = ""
 
 
 @dataclass
@@ -178,6 +214,7 @@ class RateResult:
     max_store_pending: int  # deliveries queued in the stores, not yet delivered (seen at each sale)
     deliveries: int  # WebhookLog rows for this rate's window
     cpu_seconds: float  # this process, during the sales and the drain
+    mode: str = "embedded"
 
 
 class SandboxProcess:
@@ -228,15 +265,28 @@ def channel_name(index: int) -> str:
     return f"shop-{chr(ord('a') + index)}"
 
 
-def settings_for(database: Path, hello: dict[str, Any], options: Options, *, variant: str) -> Any:
+def settings_for(
+    database: Path | str,
+    hello: dict[str, Any],
+    options: Options,
+    *,
+    variant: str,
+    redis_url: str | None = None,
+    namespace: str = "nexus",
+    log_level: str = "warning",
+) -> Any:
+    """Embedded: `database` is the SQLite file; scaled: an SQLAlchemy URL, with Redis."""
     from nexus.config import NexusSettings
 
     worker: dict[str, Any] = {"lease_seconds": 60, "shutdown_grace": 5.0}
     if variant == "poll" and options.baseline_poll is not None:
         worker["poll_interval"] = options.baseline_poll
+    url = database if isinstance(database, str) else f"sqlite+aiosqlite:///{database}"
     return NexusSettings(
-        database_url=f"sqlite+aiosqlite:///{database}",
-        log_level="warning",
+        database_url=url,
+        redis_url=redis_url,
+        redis_namespace=namespace,
+        log_level=log_level,
         channels={
             channel_name(i): {
                 "driver": "shopify",
@@ -317,6 +367,10 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
                     )
                     await settle(nexus, stores, ChannelMapping, WebhookLog, timeout=120)
                     for rate, skus in zip(options.rates, ranges, strict=True):
+
+                        async def in_process() -> dict[tuple[str, str], float]:
+                            return acked
+
                         results.append(
                             await measure_rate(
                                 nexus,
@@ -326,12 +380,103 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
                                 skus,
                                 items,
                                 others,
-                                acked,
+                                in_process,
                                 options,
                                 ChannelMapping,
                                 WebhookLog,
                             )
                         )
+    return results
+
+
+async def run_scaled(variant: str, options: Options) -> list[RateResult]:
+    """PostgreSQL + Redis: this process serves the web app and processes the webhooks
+    (`running(workers=False)`), `options.workers` `nexus worker` processes push. The
+    acknowledgement is the moment each other store applied the new level (the sandbox process
+    records it), since AfterInventorySync fires in the worker processes."""
+    from rate_limit_utilisation import NEXUS_CLI, Fleet, temporary_database, temporary_namespace
+
+    from nexus.domain.catalog import ItemSpec
+    from nexus.engine import Nexus
+    from nexus.runtime import running
+    from nexus.sandbox.shopify import ean13
+    from nexus.storage.models import ChannelMapping, WebhookLog
+
+    ranges = sku_ranges(options)
+    total = sum(len(r) for r in ranges)
+    config = {"channels": options.channels, "skus": total, "webhook_concurrency": options.webhook_concurrency}
+    results: list[RateResult] = []
+    with tempfile.TemporaryDirectory(prefix="nexus-bench-prop-") as tmp:
+        workdir = Path(tmp)
+        fleet = Fleet(workdir)
+        async with (
+            SandboxProcess.start(config) as (stores, hello),
+            temporary_database(options.postgres, prefix="nexus_bench_prop_") as database_url,
+            temporary_namespace(options.redis, prefix="nexus-bench-prop-") as namespace,
+        ):
+            where = {"variant": variant, "redis_url": options.redis, "namespace": namespace}
+            # The workers log at info: the fleet waits for their "nexus running" line.
+            (workdir / "nexus.toml").write_text(
+                settings_for(database_url, hello, options, **where, log_level="info").to_toml(),
+                encoding="utf-8",
+            )
+            settings = settings_for(database_url, hello, options, **where)
+            items: dict[str, str] = hello["items"]
+            others = [channel_name(i) for i in range(1, options.channels)]
+            try:
+                async with Nexus(settings, source="benchmark") as nexus:
+                    await nexus.migrate()
+                    await nexus.add_items(
+                        ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=STOCK)
+                        for i in range(1, total + 1)
+                    )
+                    for i in range(options.channels):
+                        report = await nexus.import_channel(channel_name(i))
+                        if report.linked != total:
+                            raise RuntimeError(f"import linked {report.linked} of {total} listings")
+                    command = [str(NEXUS_CLI), "worker", "--config", str(workdir / "nexus.toml")]
+                    await fleet.start(command, options.workers)
+                    await fleet.wait_ready(timeout=180)
+                    if variant == "poll":
+                        # No wake-up leaves this process (nor Redis): the workers find work by polling.
+                        nexus.notify = lambda channels=None: None  # type: ignore[method-assign]
+
+                    async def from_stores() -> dict[tuple[str, str], float]:
+                        fleet.check_alive()
+                        applied = (await stores.ask({"cmd": "applied"}))["applied"]
+                        return {
+                            (channel_name(int(index)), sku): at
+                            for index, by_sku in applied.items()
+                            for sku, at in by_sku.items()
+                        }
+
+                    async with running(nexus, port=0, workers=False) as service:
+                        base = f"{service.base_url}{settings.webhook_base_path}"
+                        await stores.ask(
+                            {
+                                "cmd": "subscribe",
+                                "addresses": [f"{base}/{channel_name(i)}" for i in range(options.channels)],
+                            }
+                        )
+                        await settle(nexus, stores, ChannelMapping, WebhookLog, timeout=120)
+                        for rate, skus in zip(options.rates, ranges, strict=True):
+                            result = await measure_rate(
+                                nexus,
+                                stores,
+                                variant,
+                                rate,
+                                skus,
+                                items,
+                                others,
+                                from_stores,
+                                options,
+                                ChannelMapping,
+                                WebhookLog,
+                            )
+                            result.mode = "scaled"
+                            results.append(result)
+            finally:
+                await fleet.stop()
     return results
 
 
@@ -371,7 +516,7 @@ async def measure_rate(
     skus: list[str],
     items: dict[str, str],
     others: list[str],
-    acked: dict[tuple[str, str], float],
+    acks: Callable[[], Awaitable[dict[tuple[str, str], float]]],
     options: Options,
     mapping: Any,
     log_model: Any,
@@ -384,7 +529,7 @@ async def measure_rate(
     backlog: list[tuple[int, int]] = []
     selling = asyncio.create_task(stores.ask({"cmd": "sales", "skus": skus, "rate": rate}))
 
-    def done() -> bool:
+    def done(acked: dict[tuple[str, str], float]) -> bool:
         return all((channel, sku) in acked for sku in skus for channel in others)
 
     while not selling.done():
@@ -392,10 +537,11 @@ async def measure_rate(
         await asyncio.wait({selling}, timeout=0.25)
     sales = selling.result()
     end = time.monotonic() + options.drain
-    while time.monotonic() < end and not done():
+    while time.monotonic() < end and not done(await acks()):
         backlog.append(await counts(nexus, mapping, log_model))
         await asyncio.sleep(0.25)
     cpu = cpu_seconds() - cpu0
+    acked = await acks()
     await settle(nexus, stores, mapping, log_model, timeout=options.drain)  # before the next rate
 
     arrival: dict[str, float] = {}
@@ -464,27 +610,37 @@ def _ms(value: float) -> str:
 
 def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
     print(
-        f"propagation: {options.channels} Shopify sandboxes (limits that never bind) in their own process, "
-        f"Nexus embedded (SQLite) alone in this one; sales on {channel_name(0)} for {options.duration:g} s "
-        f"per rate; latency = last other channel's AfterInventorySync - the sale's first webhook's "
-        f"received_at; "
-        f"e2e = from the sale in the store; drain up to {options.drain:g} s"
+        f"propagation: {options.channels} Shopify sandboxes (limits that never bind) in their own process; "
+        f"sales on {channel_name(0)} for {options.duration:g} s per rate; latency = the last other "
+        f"channel's acknowledgement - the sale's first webhook's received_at; e2e = from the sale in "
+        f"the store; drain up to {options.drain:g} s"
     )
+    if "embedded" in options.modes:
+        print(
+            "  embedded: Nexus (SQLite) alone in this process, web app + processor + push workers; "
+            "acknowledgement = AfterInventorySync"
+        )
+    if "scaled" in options.modes:
+        print(
+            f"  scaled: PostgreSQL + Redis; this process serves the web app and processes webhooks, "
+            f"{options.workers} `nexus worker` processes push; acknowledgement = the other store applied "
+            f"the level (recorded by the sandbox process)"
+        )
     print(
-        f"  {'variant':<7} {'rate/s':>6} {'sales':>6} {'sold in':>7} {'acked':>6} {'missing':>7} "
+        f"  {'mode':<8} {'variant':<7} {'rate/s':>6} {'sales':>6} {'sold in':>7} {'acked':>6} {'missing':>7} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'e2e p50':>8} {'e2e p99':>8} {'proc p50':>8} "
         f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'cpu s':>6}"
     )
     for r in results:
         print(
-            f"  {r.variant:<7} {r.rate:>6g} {r.sales:>6} {r.selling_seconds:>6.1f}s {r.acked:>6} "
+            f"  {r.mode:<8} {r.variant:<7} {r.rate:>6g} {r.sales:>6} {r.selling_seconds:>6.1f}s {r.acked:>6} "
             f"{r.missing:>7} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} {_ms(r.max_ms):>7} {_ms(r.e2e_p50_ms):>8} "
             f"{_ms(r.e2e_p99_ms):>8} {_ms(r.processed_p50_ms):>8} {r.max_received_backlog:>6} "
             f"{r.max_dirty:>6} {r.max_store_pending:>7} {r.deliveries:>6} {r.cpu_seconds:>6.1f}"
         )
     ratios: dict[str, Any] = {}
-    for rate in options.rates:
-        here = {r.variant: r for r in results if r.rate == rate}
+    for mode, rate in [(m, r) for m in options.modes for r in options.rates]:
+        here = {r.variant: r for r in results if r.rate == rate and r.mode == mode}
         if "nexus" in here and "poll" in here:
             n, b = here["nexus"], here["poll"]
 
@@ -493,9 +649,9 @@ def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
                 return x / y if finite else None
 
             entry = {"p50": ratio(b.p50_ms, n.p50_ms), "p99": ratio(b.p99_ms, n.p99_ms)}
-            ratios[f"{rate:g}"] = entry
+            ratios[f"{mode} {rate:g}"] = entry
             print(
-                f"  {rate:g} sales/s: ratio poll / nexus  p50 "
+                f"  {mode} {rate:g} sales/s: ratio poll / nexus  p50 "
                 + (f"{entry['p50']:.1f}x" if entry["p50"] is not None else "n/a")
                 + "  p99 "
                 + (f"{entry['p99']:.1f}x" if entry["p99"] is not None else "n/a")
@@ -516,6 +672,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline-poll", type=float, help="the poll variant's worker.poll_interval (default 1)"
     )
+    parser.add_argument(
+        "--modes",
+        default="embedded",
+        help="embedded (SQLite, one process) and/or scaled (PostgreSQL + Redis, --workers worker "
+        "processes), comma-separated (embedded)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="scaled mode: worker processes (2)")
+    parser.add_argument(
+        "--postgres", default=DEFAULT_POSTGRES, help="scaled: admin DSN (temporary databases)"
+    )
+    parser.add_argument("--redis", default=DEFAULT_REDIS, help="scaled: Redis URL (a temporary namespace)")
     parser.add_argument("--json", type=Path, help="also write the summary to this file")
     parser.add_argument("--serve-sandboxes", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -524,8 +691,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if set(variants) - set(VARIANTS) or args.channels < 2:
-        raise SystemExit(f"variants are {', '.join(VARIANTS)}; at least 2 channels")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(variants) - set(VARIANTS) or set(modes) - set(MODES) or args.channels < 2:
+        raise SystemExit(f"variants are {', '.join(VARIANTS)}; modes {', '.join(MODES)}; at least 2 channels")
     options = Options(
         rates=[float(r) for r in args.rates.split(",") if r.strip()],
         duration=args.duration,
@@ -534,10 +702,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         drain=args.drain,
         variants=variants,
         baseline_poll=args.baseline_poll,
+        modes=modes,
+        workers=args.workers,
+        postgres=args.postgres,
+        redis=args.redis,
     )
     results: list[RateResult] = []
-    for variant in variants:
-        results.extend(asyncio.run(run_variant(variant, options)))
+    for mode in modes:
+        for variant in variants:
+            run = run_variant if mode == "embedded" else run_scaled
+            results.extend(asyncio.run(run(variant, options)))
     summary = report(options, results)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -101,6 +101,30 @@ def test_propagation_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     assert "p99 ms" in out and "ratio poll / nexus" in out
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_propagation_scaled_mode_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    postgres_admin_dsn: str,
+    redis_server_url: str,
+) -> None:
+    propagation = load("propagation", monkeypatch)
+
+    sizes = ["--rates", "4", "--duration", "1", "--drain", "20", "--workers", "2"]
+    summary = propagation.main(
+        [*sizes, "--modes", "scaled", "--postgres", postgres_admin_dsn, "--redis", redis_server_url]
+    )
+
+    results = {result["variant"]: result for result in summary["results"]}
+    assert results.keys() == {"nexus", "poll"}
+    for result in results.values():
+        assert result["mode"] == "scaled"
+        assert result["sales"] == 4 and result["acked"] + result["missing"] == 4
+    assert "scaled 4 sales/s: ratio poll / nexus" in capsys.readouterr().out
+
+
 def test_memory_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     memory = load("memory", monkeypatch)
 
