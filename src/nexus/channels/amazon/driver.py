@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -237,18 +237,21 @@ class AmazonDriver(InventoryDriver):
             )
         return PushResult.retry(update.listing_id, f"patchListingsItem answered status {status!r}")
 
-    async def _push_feed(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
-        messages = [
-            FeedMessage(
+    def _feed_messages(self, updates: Sequence[NexusInventoryUpdate]) -> Iterator[FeedMessage]:
+        """Message k + 1 is updates[k]: made one at a time while the document is encoded, so a
+        feed round never holds all its messages as objects at once."""
+        code = self.settings.fulfillment_channel_code
+        for number, update in enumerate(updates, start=1):
+            yield FeedMessage(
                 message_id=number,
                 sku=_remote_sku(update),
                 product_type=self._product_type(update),
-                patches=[fulfillment_patch(self.settings.fulfillment_channel_code, update.quantity)],
+                patches=[fulfillment_patch(code, update.quantity)],
             )
-            for number, update in enumerate(updates, start=1)
-        ]
+
+    async def _push_feed(self, updates: Sequence[NexusInventoryUpdate]) -> list[PushResult]:
         try:
-            feed_id, report = await self._run_feed(messages)
+            feed_id, report = await self._run_feed(self._feed_messages(updates))
         except _FeedNotCreated as exc:
             # createFeed allows one feed every two minutes once its burst is spent: waiting would
             # park every listing for the whole feed window. Patches have their own bucket (5/s);
@@ -259,8 +262,8 @@ class AmazonDriver(InventoryDriver):
             return [PushResult.from_error(u.listing_id, exc) for u in updates]
         feed_errors = report.feed_errors()
         results = []
-        for message, update in zip(messages, updates, strict=True):
-            errors = report.errors(message.message_id)
+        for message_id, update in enumerate(updates, start=1):
+            errors = report.errors(message_id)
             if errors:
                 results.append(
                     PushResult.terminal(
@@ -268,8 +271,8 @@ class AmazonDriver(InventoryDriver):
                         f"Amazon refused the listing update: {describe_issues(errors)}",
                         detail={
                             "feedId": feed_id,
-                            "messageId": message.message_id,
-                            "issues": [dict(i) for i in report.by_message[message.message_id]],
+                            "messageId": message_id,
+                            "issues": [dict(i) for i in report.by_message[message_id]],
                         },
                     )
                 )
@@ -285,7 +288,7 @@ class AmazonDriver(InventoryDriver):
                 results.append(PushResult.ok(update.listing_id, update.quantity))
         return results
 
-    async def _run_feed(self, messages: Sequence[FeedMessage]) -> tuple[str, feeds.ProcessingReport]:
+    async def _run_feed(self, messages: Iterable[FeedMessage]) -> tuple[str, feeds.ProcessingReport]:
         content = feeds.feed_document(self.settings.seller_id, self.settings.issue_locale, messages)
         create_feed = self.client.limiter("createFeed")
         try:
