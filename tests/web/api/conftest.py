@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.sync.sync_kit import Engine, register
 
 from nexus.access.tokens import Role
+from nexus.errors import TerminalChannelError
+from nexus.storage.models import Conflict, WebhookLog
+from nexus.sync.dead_letters import DeadLetterFilter, list_dead_letters
 from nexus.web import create_app
-from tests.sync.sync_kit import Engine, register
 
 PREFIX = "/nexus/api/v1"
 
@@ -33,7 +36,9 @@ class Api:
             return {}
         return {"Authorization": f"Bearer {self.view if role == 'view' else self.manage}"}
 
-    async def call(self, method: str, path: str, role: str | None = "manage", **kwargs: Any) -> httpx.Response:
+    async def call(
+        self, method: str, path: str, role: str | None = "manage", **kwargs: Any
+    ) -> httpx.Response:
         headers = {**self.auth(role), **kwargs.pop("headers", {})}
         return await self.client.request(method, PREFIX + path, headers=headers, **kwargs)
 
@@ -60,5 +65,61 @@ async def api(make_nexus: Callable[..., Any]) -> AsyncIterator[Api]:
     _, view = await nexus.tokens.create("laptop", Role.VIEW)
     _, manage = await nexus.tokens.create("ops", Role.MANAGE)
     app = create_app(nexus)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nexus.test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://nexus.test"
+    ) as client:
         yield Api(engine, client, view, manage)
+
+
+async def dead_letter(api: Api, sku: str, channel: str = "m", error: str = "404 listing not found") -> int:
+    """Sell one of `sku` while `channel` refuses it for good: one dead letter; its id."""
+    driver = api.engine.driver(channel)
+    driver.fail_listing(TerminalChannelError(error, status=404), sku=sku, times=None)
+    await api.nexus.product(sku).adjust(-1)
+    for name in api.nexus.channel_names():
+        await api.drain(name)
+    driver.clear_failures()
+    page = await list_dead_letters(api.nexus.db, DeadLetterFilter(channel=channel, sku=sku))
+    return page.items[0].id
+
+
+async def stored_webhook(
+    api: Api,
+    *,
+    channel: str = "m",
+    status: str = "processed",
+    verified: bool = True,
+    delivery_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes = b'{"sale": 1}',
+) -> int:
+    async with api.nexus.db.transaction() as session:
+        row = WebhookLog(
+            channel=channel,
+            topic="stock",
+            delivery_id=delivery_id,
+            status=status,
+            http_status=200 if verified else 401,
+            verified=verified,
+            headers=headers or {},
+            body=body,
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
+
+
+async def conflict(api: Api, sku: str = "B", channel: str = "m") -> int:
+    listing = await api.engine.listing(sku, channel)
+    async with api.nexus.db.transaction() as session:
+        row = Conflict(
+            channel=channel,
+            listing_id=listing.id,
+            sku=sku,
+            believed=listing.remote_qty,
+            observed=(listing.remote_qty or 0) + 3,
+            desired=listing.desired_qty,
+        )
+        session.add(row)
+        await session.flush()
+        return row.id

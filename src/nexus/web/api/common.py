@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from nexus.access.actions import record_action
@@ -29,7 +29,7 @@ from nexus.errors import (
     UnknownSkuError,
 )
 from nexus.sync.listings import ChannelBlockedError
-from nexus.web.api.schemas import ErrorOut
+from nexus.web.api.schemas import MAX_ID, ErrorOut
 from nexus.web.auth import manage_access, view_access
 from nexus.web.errors import ApiError
 from nexus.webhooks.log import UnknownWebhookError, WebhookLogError
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nexus.engine import Nexus
 
 MAX_LIMIT = 500
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id")]
 ROLE_KEY = "x-required-role"
 
 # Most specific first: the first class an error is an instance of decides.

@@ -22,7 +22,7 @@ from nexus.sync.dead_letters import (
     resolve_dead_letters,
     show_dead_letter,
 )
-from nexus.web.api.common import MAX_LIMIT, PageParams, recorded, resource_router
+from nexus.web.api.common import MAX_LIMIT, PageParams, RowId, recorded, resource_router
 from nexus.web.api.schemas import (
     DeadLetterDetailOut,
     DeadLetterOut,
@@ -109,7 +109,7 @@ def router(nexus: Nexus) -> APIRouter:
         response_model=DeadLetterDetailOut,
         summary="A dead letter with its payload, history and the listing's current state",
     )
-    async def dead_letter(principal: ViewAccess, letter_id: int) -> dict[str, Any]:
+    async def dead_letter(principal: ViewAccess, letter_id: RowId) -> dict[str, Any]:
         detail = (await show_dead_letter(nexus.db, letter_id)).as_dict()
         detail["payload"] = mask_secrets(detail["payload"])
         return detail

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from nexus.access.actions import list_actions
 from nexus.sync.conflicts import open_conflicts, resolve_conflict
 from nexus.sync.history import list_push_audit
-from nexus.web.api.common import PageParams, page_of, recorded, resource_router, sliced
+from nexus.web.api.common import PageParams, RowId, page_of, recorded, resource_router, sliced
 from nexus.web.api.schemas import (
     ActionOut,
     ConflictOut,
@@ -72,7 +72,7 @@ def router(nexus: Nexus) -> APIRouter:
         summary="Settle a conflict for Nexus or for the channel",
         responses={409: {"description": "the listing has a request in flight; try again shortly"}},
     )
-    async def resolve(principal: ManageAccess, conflict_id: int, body: ConflictResolveIn) -> dict[str, Any]:
+    async def resolve(principal: ManageAccess, conflict_id: RowId, body: ConflictResolveIn) -> dict[str, Any]:
         change = await resolve_conflict(nexus.db, nexus.allocator, conflict_id, body.take)
         if change is not None:
             await nexus.after_changes([change])

@@ -5,13 +5,14 @@ document them, they compute nothing (except a batch's progress, a pure function 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from nexus.domain.vocabulary import MovementReason
 
 T = TypeVar("T")
+MAX_ID = 2**63 - 1  # the largest row id either backend stores
 
 SKU = Field(min_length=1, max_length=255)
 
@@ -307,7 +308,7 @@ class BatchDetailOut(BatchOut):
 class DeadLetterSelectionIn(In):
     """EITHER `ids` OR a filter with at least one criterion: nothing acts on every dead letter."""
 
-    ids: list[int] | None = Field(None, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=10_000)
     channel: str | None = None
     sku: str | None = None
     error: str | None = Field(None, description="a case-insensitive part of the error")

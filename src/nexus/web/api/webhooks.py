@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Query
 
 from nexus.domain.vocabulary import WebhookStatus
-from nexus.web.api.common import PageParams, recorded, resource_router
+from nexus.web.api.common import PageParams, RowId, recorded, resource_router
 from nexus.web.api.schemas import Page, ReprocessOut, WebhookDetailOut, WebhookOut
 from nexus.web.auth import ManageAccess, ViewAccess
 from nexus.webhooks.log import WebhookFilter, list_webhooks, reprocess_webhooks, show_webhook
@@ -62,7 +62,7 @@ def router(nexus: Nexus) -> APIRouter:
     )
     async def webhook(
         principal: ViewAccess,
-        log_id: int,
+        log_id: RowId,
         body_limit: Annotated[
             int, Query(ge=0, le=RAW_BODY_LIMIT, description="bytes of body to show")
         ] = 65536,
@@ -75,7 +75,7 @@ def router(nexus: Nexus) -> APIRouter:
         summary="Process a stored delivery again (idempotent: a sale is booked once)",
         responses={409: {"description": "the delivery was rejected at the door and is never processed"}},
     )
-    async def reprocess(principal: ManageAccess, log_id: int) -> dict[str, Any]:
+    async def reprocess(principal: ManageAccess, log_id: RowId) -> dict[str, Any]:
         result = await reprocess_webhooks(nexus, [log_id])
         status = result.statuses.get(log_id, "received")
         await recorded(nexus, principal, "webhook.reprocess", str(log_id), {"status": status})
