@@ -160,3 +160,14 @@ def test_scale_out_runs(
         assert run["cpu_workers"] > 0
     out = capsys.readouterr().out
     assert "ratio pushes/s against 1 process(es) in the same run" in out
+
+
+def test_sns_verify_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    sns_verify = load("sns_verify", monkeypatch)
+
+    sizes = ["--deliveries", "8", "--clients", "2", "--repeat", "1", "--loop-work-us", "10"]
+    summary = sns_verify.main(sizes)
+
+    assert {run["variant"] for run in summary["runs"]} == {"thread", "inline"}
+    assert all(run["deliveries"] == 8 for run in summary["runs"])
+    assert "ratio thread / inline" in capsys.readouterr().out
