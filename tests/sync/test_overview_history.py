@@ -27,6 +27,20 @@ MakeEngine = Callable[..., Any]
 TWO = {"m": {"driver": "mem"}, "n": {"driver": "mem"}}
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_engine(request: pytest.FixtureRequest, make_engine: MakeEngine) -> MakeEngine:
+    """The engine on SQLite and on PostgreSQL: the JSON text match of the push audit and the
+    windowed sums differ by backend."""
+    if request.param == "sqlite":
+        return make_engine
+    url = request.getfixturevalue("postgres_url")
+
+    async def build(**overrides: Any) -> Engine:
+        return await make_engine(database_url=url, **overrides)  # type: ignore[no-any-return]
+
+    return build
+
+
 async def drain(engine: Engine, channel: str = "m") -> None:
     worker = engine.nexus.push_worker(channel)
     while await worker.run_once() is not None:
