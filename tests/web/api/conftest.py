@@ -57,9 +57,23 @@ class Api:
             pass
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
 @pytest.fixture
-async def api(make_nexus: Callable[..., Any]) -> AsyncIterator[Api]:
-    nexus = await make_nexus(channels={"m": {"driver": "mem"}, "n": {"driver": "mem"}})
+def backend(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """The database URL: SQLite; `@pytest.mark.parametrize("backend", BACKENDS, indirect=True)`
+    runs a test on PostgreSQL too (resolved here, outside the test's event loop)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return sqlite_url
+
+
+@pytest.fixture
+async def api(backend: str, make_nexus: Callable[..., Any]) -> AsyncIterator[Api]:
+    overrides: dict[str, Any] = {"database_url": backend}
+    nexus = await make_nexus(channels={"m": {"driver": "mem"}, "n": {"driver": "mem"}}, **overrides)
     engine = Engine(nexus, register(nexus))
     await engine.seed({"A": 10, "B": 10, "C": 10}, channels=("m", "n"))
     _, view = await nexus.tokens.create("laptop", Role.VIEW)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.web.api.conftest import PREFIX, Api, conflict, dead_letter, stored_webhook
+from tests.web.api.conftest import BACKENDS, PREFIX, Api, conflict, dead_letter, stored_webhook
 
 from nexus.storage.models import OperatorAction
 from nexus.web import create_app
@@ -85,6 +85,7 @@ def assert_error(response: Any, status: int, code: str) -> None:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_every_route_by_role(api: Api) -> None:
     table = await routes(api)
     documented = {

@@ -33,10 +33,10 @@ EXAMPLES = int(os.environ.get("NEXUS_API_FUZZ_EXAMPLES", "20"))
 BASE_URL = "http://nexus.test"
 
 
-async def build(path: Path) -> tuple[Nexus, dict[str, str], httpx.AsyncClient, dict[str, Any]]:
+async def build(database_url: str) -> tuple[Nexus, dict[str, str], httpx.AsyncClient, dict[str, Any]]:
     nexus = Nexus(
         NexusSettings(
-            database_url=f"sqlite+aiosqlite:///{path / 'nexus.db'}",
+            database_url=database_url,
             channels={"m": {"driver": "mem"}, "n": {"driver": "mem"}},
             worker={"backoff_base": 0.0, "poll_interval": 0.05},
         )
@@ -103,9 +103,16 @@ def fuzz(
     return None
 
 
-def test_generated_requests_never_make_a_500(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_generated_requests_never_make_a_500(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'nexus.db'}"
     loop = asyncio.new_event_loop()
-    nexus, tokens, client, document = loop.run_until_complete(build(tmp_path))
+    nexus, tokens, client, document = loop.run_until_complete(build(database_url))
     schema = schemathesis.openapi.from_dict(document)
     problems: list[str] = []
     checked = 0

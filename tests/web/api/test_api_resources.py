@@ -4,8 +4,9 @@ unfiltered bulk action), the webhook log, the push audit and conflicts."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
-from tests.web.api.conftest import Api, conflict, dead_letter, stored_webhook
+from tests.web.api.conftest import BACKENDS, Api, conflict, dead_letter, stored_webhook
 
 from nexus.storage.models import StockMovement
 
@@ -256,3 +257,22 @@ async def test_conflicts_list_and_resolve(api: Api) -> None:
     assert (await api.get("/conflicts")).json()["total"] == 0
     assert (await api.post(f"/conflicts/{dispute}/resolve", json={"take": "nexus"})).status_code == 404
     assert (await api.post(f"/conflicts/{dispute}/resolve", json={"take": "both"})).status_code == 422
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_text_the_database_cannot_hold_is_refused_not_a_500(api: Api) -> None:
+    # A NUL reaches PostgreSQL as an error; a date at the edge of the calendar overflows in UTC.
+    for path, params in [
+        ("/items", {"q": "a\x00b"}),
+        ("/items/a%00b", None),
+        ("/dead-letters", {"error": "\x00"}),
+        ("/audit", {"sku": "\x00"}),
+        ("/webhooks", {"received_from": "0001-01-01T00:00:00+05:00"}),
+        ("/webhooks", {"received_to": "9999-12-31T23:59:59-05:00"}),
+    ]:
+        answer = await api.get(path, params=params)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request", path
+    for path, body in [("/items", {"sku": "x\x00y"}), ("/channels/m/pause", {"reason": "\x00"})]:
+        answer = await api.post(path, json=body)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request", path
+    assert (await api.get("/channels/m")).json()["state"] == "connected"

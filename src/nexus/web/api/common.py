@@ -29,7 +29,7 @@ from nexus.errors import (
     UnknownSkuError,
 )
 from nexus.sync.listings import ChannelBlockedError
-from nexus.web.api.schemas import MAX_ID, ErrorOut
+from nexus.web.api.schemas import MAX_ID, NUL_PROBLEM, ErrorOut, has_nul
 from nexus.web.auth import manage_access, view_access
 from nexus.web.errors import ApiError
 from nexus.webhooks.log import UnknownWebhookError, WebhookLogError
@@ -91,6 +91,9 @@ class ServiceRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def translated(request: Request) -> Response:
+            # A NUL in a path or query value reaches PostgreSQL as an error (a 500); refuse it here.
+            if has_nul(request.path_params) or has_nul(request.query_params.multi_items()):
+                raise ApiError(422, "invalid_request", NUL_PROBLEM)
             try:
                 return await handler(request)
             except NexusError as exc:

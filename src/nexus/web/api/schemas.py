@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from nexus.domain.vocabulary import MovementReason
 
@@ -27,6 +27,27 @@ class In(BaseModel):
     """A request body: an unknown key is a mistake (a misspelt filter must not widen a bulk action)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError(NUL_PROBLEM)
+        return data
+
+
+NUL_PROBLEM = "text may not contain NUL characters (PostgreSQL cannot store or compare them)"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character is in `value` or anywhere inside it (keys too)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(item) for item in value)
+    return False
 
 
 # -- errors and pages -----------------------------------------------------------------------

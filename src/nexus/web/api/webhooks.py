@@ -11,6 +11,7 @@ from nexus.domain.vocabulary import WebhookStatus
 from nexus.web.api.common import PageParams, RowId, recorded, resource_router
 from nexus.web.api.schemas import Page, ReprocessOut, WebhookDetailOut, WebhookOut
 from nexus.web.auth import ManageAccess, ViewAccess
+from nexus.web.errors import ApiError
 from nexus.webhooks.log import WebhookFilter, list_webhooks, reprocess_webhooks, show_webhook
 
 if TYPE_CHECKING:
@@ -85,5 +86,12 @@ def router(nexus: Nexus) -> APIRouter:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    """A time given without a zone is UTC (every stored time is)."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+    """The time in UTC (every stored time is); one given without a zone is UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # the first or last day of year 1 or 9999, moved across midnight
+        raise ApiError(422, "invalid_request", f"{value.isoformat()} is out of range") from None
