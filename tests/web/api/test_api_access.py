@@ -161,3 +161,45 @@ async def test_an_unexpected_failure_is_a_bare_500(api: Api, monkeypatch: pytest
     answer = await api.get("/audit")
     assert_error(answer, 500, "internal")
     assert api.manage not in answer.text and "postgres" not in answer.text
+
+
+async def test_the_dashboard_session_reaches_the_api_with_its_csrf_token(api: Api) -> None:
+    signed_in = await api.client.post("/nexus/login", data={"token": api.manage})
+    assert signed_in.status_code == 303
+    secret = api.client.cookies.get("nexus_session")
+    assert secret
+    session = await api.nexus.tokens.session(secret)
+    assert session is not None
+    csrf = session[1]
+
+    assert (await api.get("/channels", None)).status_code == 200  # the cookie alone reads
+    forged = await api.post("/channels/m/pause", None, json={})
+    assert_error(forged, 403, "csrf")  # a cross-site form could not know the CSRF token
+    paused = await api.post("/channels/m/pause", None, json={}, headers={"X-CSRF-Token": csrf})
+    assert paused.status_code == 200 and paused.json()["paused_by"] == "token:ops"
+
+
+async def test_a_host_application_gate_replaces_tokens(api: Api) -> None:
+    import httpx
+
+    from nexus.access.tokens import Principal, Role
+
+    async def gate(request: Any) -> Principal | None:
+        user = request.headers.get("x-host-user")
+        if user is None:
+            return None
+        return Principal(user, Role.MANAGE if user == "admin" else Role.VIEW)
+
+    app = create_app(api.nexus, auth=gate)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://host") as client:
+        assert_error(await client.get(f"{PREFIX}/channels"), 401, "unauthenticated")
+        bearer = await client.get(f"{PREFIX}/channels", headers=api.auth("manage"))
+        assert_error(bearer, 401, "unauthenticated")  # the host decides, not Nexus's tokens
+        assert (await client.get(f"{PREFIX}/channels", headers={"x-host-user": "clerk"})).status_code == 200
+        refused = await client.post(f"{PREFIX}/channels/m/pause", headers={"x-host-user": "clerk"})
+        assert_error(refused, 403, "forbidden")
+        done = await client.post(f"{PREFIX}/channels/m/pause", headers={"x-host-user": "admin"})
+        assert done.status_code == 200
+    [action] = (await api.get("/actions")).json()["items"]
+    assert (action["action"], action["target"]) == ("channel.pause", "m")
+    assert action["actor"].endswith("admin")  # who the host said
