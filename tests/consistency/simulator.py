@@ -135,6 +135,7 @@ class Outcome:
     indistinguishable: int = 0
     policy: ConflictPolicy = ConflictPolicy.NEXUS_WINS
     lost: int = 0  # units sold whose every report was dropped and no read can recover
+    stolen: int = 0  # of the ledger's excess, units only the allowance for absorbed drift covers
     edited: int = 0  # merchant edits made
     dropped: int = 0  # deliveries dropped
     findings: dict[str, int] = field(default_factory=dict)  # reconciliation findings, by value
@@ -597,7 +598,8 @@ class Simulation:
         expected = self.start + self.local - sum(c.sold for c in self.channels.values())
         problems = list(self.problems)
         undecidable = self._indistinguishable()
-        lost = self._lost() + self._stolen()
+        stolen = self._stolen()
+        lost = self._lost() + stolen
         if self.runaway:
             problems.append("did not quiesce")
         # Edits move the ledger by at most what they moved the channels (each one is booked or
@@ -654,6 +656,7 @@ class Simulation:
             indistinguishable=undecidable,
             policy=self.policy,
             lost=lost,
+            stolen=max(0, min(stolen, self.on_hand - (high - stolen))),
             edited=len(edits),
             dropped=self.dropped,
             findings=findings,
