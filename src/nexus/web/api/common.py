@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
 from nexus.access.actions import record_action
 from nexus.access.tokens import Principal
@@ -114,8 +115,15 @@ def _role(route: APIRoute) -> str | None:
     return None
 
 
+# Declares the Bearer scheme in the OpenAPI document (for clients and generated tests); it checks
+# nothing itself (auto_error=False): `view_access`/`manage_access` do.
+BEARER = HTTPBearer(auto_error=False, description="a token from `nexus token create NAME --role view|manage`")
+
+
 def resource_router(tag: str) -> APIRouter:
-    return APIRouter(tags=[tag], route_class=ServiceRoute, responses=ERROR_RESPONSES)
+    return APIRouter(
+        tags=[tag], route_class=ServiceRoute, responses=ERROR_RESPONSES, dependencies=[Depends(BEARER)]
+    )
 
 
 @dataclass(frozen=True, slots=True)
