@@ -134,3 +134,32 @@ def test_an_order_in_a_silent_push_flight_does_not_absorb_a_later_dropped_orders
     a = place_reading(listing, 2, AMAZON_BOTH.span(T + 1400 * MS), AMAZON_BOTH, now)
     assert (a.placement, a.delta) == (Placement.BOOKED, -1)
     assert place_sale(listing, 1, AMAZON_BOTH.span(T + 4 * MS), AMAZON_BOTH, now) == 0
+
+
+@pytest.mark.parametrize("orders_first", [True, False])
+def test_orders_and_levels_before_a_silent_push_agree_whichever_comes_first(orders_first: bool) -> None:
+    # Amazon's default, believed 8, push 5 sent at T. In its flight 8 -> 7 -> 6 -> 5 (at 50,
+    # 150, 250 ms); the report of 5 is dropped, so the push changes nothing and sends no echo.
+    # The levels 7 and 6 show the landing came after them; orders for those sales placed after
+    # the push (before the levels arrived) move before it. Every sale is booked once, whatever
+    # arrives first; the sale at 250 ms stays after the push (undecidable: its report is gone).
+    listing = Listing(remote_qty=8, desired=5)
+    flight = Span.between(T, T + 300 * MS)
+    push_landed(listing, Sent(8), 5, flight, AMAZON_BOTH, checked=False)
+    now = flight.latest + AMAZON_BOTH.echo_wait + MS
+
+    def levels() -> int:
+        return sum(
+            place_reading(listing, level, AMAZON_BOTH.span(T + at * MS), AMAZON_BOTH, now).delta
+            for level, at in ((7, 50), (6, 150))
+        )
+
+    def orders() -> int:
+        return sum(
+            place_sale(listing, 1, AMAZON_BOTH.span(T + at * MS), AMAZON_BOTH, now) - 1
+            for at in (50, 150, 250)
+        )
+
+    booked = orders() + levels() if orders_first else levels() + orders()
+    assert booked == -3
+    assert listing.remote_qty == 4  # the 250 ms sale is believed after the push: verified later

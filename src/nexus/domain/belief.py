@@ -185,12 +185,14 @@ class Segment:
         """When the push landed, as far as we can tell by `now`. A push whose echo never came
         changed nothing (the channel already showed its quantity), so no sale fell between its
         sending and its landing (the push would have raised the level back and reported it):
-        it is placed where its flight began."""
+        it is placed where its flight began, or after the last level known to be taken before
+        it (`before_landing`)."""
         if self.pinned or self.flight is None or self.landed is None:
             return self.landed
         if now < self.flight.latest + semantics.echo_wait:
             return self.landed
-        return Span.stamped(self.flight.earliest, semantics.stamp_precision)
+        # `landed` starts as the flight; a level taken before the landing moves its start on.
+        return Span.stamped(self.landed.earliest, semantics.stamp_precision)
 
     def level_at(self, reading: Span) -> int | None:
         """What this segment's evidence says the channel showed when `reading` was taken: the
@@ -339,6 +341,8 @@ def place_reading(
         # Here the reading is surely before the push that ended this segment, if any.
         segment = segments[index]
         if overwrites and index > 0 and segment.before_landing(level, span):
+            _landed_after(segments, index, span, semantics.stamp_precision)
+            timeline.save(belief)
             continue
         landing = segment.landing(semantics, now)
         if landing is None or span.after(landing.latest):
@@ -366,6 +370,32 @@ def place_reading(
         if not overwrites:
             return Verdict(Placement.COVERED)  # the push verified the level it replaced
     return _doubt_unless_equal(belief, level)
+
+
+def _landed_after(segments: list[Segment], index: int, reading: Span, precision: timedelta) -> None:
+    """The push that began segment `index` landed after `reading` (`before_landing`): its
+    landing starts no earlier, and orders placed after it for sales surely before that move to
+    the segment before, as if they had come after this reading (whose comparison with the
+    belief there then counts them: `level_at`)."""
+    segment = segments[index]
+    assert segment.landed is not None
+    start = max(segment.landed.earliest, reading.latest)
+    moved = tuple((at, units) for at, units in segment.sold_at if at + precision <= start)
+    level = segment.level
+    segments[index] = replace(
+        segment,
+        landed=Span(start, max(start, segment.landed.latest)),
+        level=None if level is None else level + sum(units for _, units in moved),
+        sold_at=tuple(entry for entry in segment.sold_at if entry not in moved),
+    )
+    if moved:
+        before = segments[index - 1]
+        level = before.level
+        segments[index - 1] = replace(
+            before,
+            level=None if level is None else level - sum(units for _, units in moved),
+            sold_at=_kept(tuple(sorted((*before.sold_at, *moved)))),
+        )
 
 
 def _doubt_unless_equal(belief: Belief, level: int) -> Verdict:
