@@ -13,6 +13,9 @@ One run per process count P, one after the other in the same invocation:
 2. A fresh PostgreSQL database (created for the run, dropped after it) and a Redis namespace of its
    own (its keys deleted after it). Set-up, not measured: items (on hand 11..40, so every listing
    needs a push), `import_channel` for each channel, then every listing marked clean.
+   Each process count runs once per --triggers: "batch" (`catalog().sync_all()`: a catalog batch,
+   whose progress row every push round updates) and "dirty" (every listing marked dirty with one
+   UPDATE and the workers woken, as stock changes leave them: no batch row).
 3. P processes of the real CLI, `nexus worker --config nexus.toml --concurrency C` (C = 2 push
    rounds in flight per channel per process), with `batch_size` --batch-size (25) and the
    channels' own buckets lifted. Once all are up, `catalog().sync_all()` marks every listing dirty
@@ -69,6 +72,9 @@ from sqlalchemy import update
 THIS_FILE = Path(__file__).resolve()
 UNLIMITED = 1e9
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# batch: `catalog().sync_all()`, a catalog batch whose progress every round records; dirty: every
+# listing marked dirty with one UPDATE and the workers woken, as stock changes leave them (no batch)
+TRIGGERS = ("batch", "dirty")
 
 
 # -- the sandbox process ------------------------------------------------------------------------
@@ -237,11 +243,13 @@ class Options:
     postgres: str
     redis: str
     keep_logs: Path | None = None
+    triggers: list[str] = field(default_factory=lambda: list(TRIGGERS))
 
 
 @dataclass
 class RunResult:
     processes: int
+    trigger: str
     window_seconds: float
     applied: int
     requests: int
@@ -257,6 +265,10 @@ class RunResult:
     rows_updated: int
     backends_active_mean: float  # this run's backends running a statement, mean over the samples
     waits: dict[str, float] = field(default_factory=dict)  # wait_event_type -> mean backends waiting
+    # "type:event" -> mean backends waiting on it; the statements the waiting backends ran (their
+    # first 90 characters) -> mean backends waiting in them
+    wait_events: dict[str, float] = field(default_factory=dict)
+    waiting_statements: dict[str, float] = field(default_factory=dict)
     loadavg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the window's start and end
 
     @property
@@ -328,11 +340,12 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 async def run_one(
-    processes: int, options: Options, stores: SandboxProcess, hello: dict[str, Any]
+    processes: int, trigger: str, options: Options, stores: SandboxProcess, hello: dict[str, Any]
 ) -> RunResult:
     import asyncpg  # type: ignore[import-untyped]
 
     from nexus.engine import Nexus
+    from nexus.storage.models import ChannelMapping, utcnow
 
     await stores.ask("reset")
     applied_before = (await stores.ask("stats"))["applied"]  # the stores' counters run across runs
@@ -369,17 +382,24 @@ async def run_one(
                 )
                 await fleet.wait_ready(timeout=180)
                 async with Nexus(settings) as nexus:
-                    await nexus.catalog().sync_all()
+                    if trigger == "batch":
+                        await nexus.catalog().sync_all()
+                    else:
+                        async with nexus.db.transaction() as session:
+                            await session.execute(update(ChannelMapping).values(dirty_since=utcnow()))
+                        nexus.notify()
+                        await asyncio.sleep(0.2)  # the wake-up's publish, before the engine closes
                 await asyncio.sleep(options.warmup)
                 fleet.check_alive()
                 result = await window(
                     processes, options, stores, fleet, stats_db, database, hello["pid"], applied_before
                 )
+                result.trigger = trigger
             finally:
                 await stats_db.close()
                 await fleet.stop()
                 if options.keep_logs is not None:
-                    _keep_logs(workdir, options.keep_logs / f"processes-{processes}")
+                    _keep_logs(workdir, options.keep_logs / f"{trigger}-{processes}")
     return result
 
 
@@ -423,10 +443,12 @@ async def window(
     start_cpu = cpu_snapshot(watched)
     load_start = os.getloadavg()[0]
     samples, active, waits = 0, 0, Counter[str]()
+    events, statements = Counter[str](), Counter[str]()
     end = start_cpu.at + options.duration
     while time.monotonic() < end:
         rows = await stats_db.fetch(
-            "SELECT state, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
+            "SELECT state, wait_event_type, wait_event, left(query, 90) AS query"
+            " FROM pg_stat_activity WHERE datname = $1 AND pid <> $2",
             database,
             own_backend,
         )
@@ -436,6 +458,8 @@ async def window(
                 active += 1
                 if row["wait_event_type"] and row["wait_event_type"] != "Client":
                     waits[row["wait_event_type"]] += 1
+                    events[f"{row['wait_event_type']}:{row['wait_event']}"] += 1
+                    statements[" ".join(str(row["query"]).split())] += 1
         await asyncio.sleep(0.1)
     end_cpu = cpu_snapshot(watched)
     end_stores = await stores.ask("stats")
@@ -449,6 +473,7 @@ async def window(
     total = options.channels * options.skus
     return RunResult(
         processes=processes,
+        trigger="",
         window_seconds=elapsed,
         applied=end_stores["applied"] - start_stores["applied"],
         requests=end_stores["requests"] - start_stores["requests"],
@@ -464,6 +489,8 @@ async def window(
         rows_updated=end_db[1] - start_db[1],
         backends_active_mean=active / samples if samples else 0.0,
         waits={kind: count / samples for kind, count in waits.most_common()} if samples else {},
+        wait_events={k: n / samples for k, n in events.most_common(4)} if samples else {},
+        waiting_statements={k: n / samples for k, n in statements.most_common(3)} if samples else {},
         loadavg=(load_start, os.getloadavg()[0]),
     )
 
@@ -472,7 +499,8 @@ async def window(
 
 
 def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
-    base = runs[0]
+    # Each trigger's runs against its own run with the fewest processes.
+    bases = {r.trigger: r for r in sorted(runs, key=lambda r: r.processes, reverse=True)}
     cores = os.cpu_count() or 1
     print(
         f"scale-out: {options.channels} Shopify sandboxes x {options.skus} SKUs = "
@@ -481,16 +509,18 @@ def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
         f"window {options.duration:g} s after {options.warmup:g} s of warm-up; {cores} cores"
     )
     head = (
-        f"  {'procs':>5} {'pushes/s':>9} {'ratio':>6} {'req/s':>6} {'429':>4} {'work left':>9} "
+        f"  {'trigger':<7} {'procs':>5} {'pushes/s':>9} {'ratio':>6} {'req/s':>6} {'429':>4} "
+        f"{'work left':>9} "
         f"{'cpu/1k pushes (s): workers':>27} {'pg mine':>7} {'pg all':>6} {'redis':>5} {'stores':>6} "
         f"{'machine busy':>12} {'commits/push':>12} {'pg active':>9}  waits (mean backends)"
     )
     print(head)
     for run in runs:
         waits = ", ".join(f"{kind} {mean:.2f}" for kind, mean in run.waits.items()) or "-"
+        base = bases[run.trigger]
         print(
-            f"  {run.processes:>5} {run.pushes_per_second:>9,.0f} "
-            f"{run.pushes_per_second / base.pushes_per_second:>5.2f}x "
+            f"  {run.trigger:<7} {run.processes:>5} {run.pushes_per_second:>9,.0f} "
+            f"{_ratio(run, base):>6} "
             f"{run.requests_per_second:>6,.0f} {run.throttled:>4} {run.unpushed_at_end:>9} "
             f"{run.per_thousand(run.cpu_workers):>27.2f} {run.per_thousand(run.cpu_pg_backends):>7.2f} "
             f"{run.per_thousand(run.cpu_pg_all):>6.2f} {run.per_thousand(run.cpu_redis):>5.2f} "
@@ -502,24 +532,43 @@ def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
     for run in runs:
         seconds = run.window_seconds
         print(
-            f"    {run.processes} process(es): workers {run.cpu_workers / seconds:.2f}, postgres (this "
-            f"database's backends) {run.cpu_pg_backends / seconds:.2f}, all postgres processes "
+            f"    {run.trigger}, {run.processes} process(es): workers {run.cpu_workers / seconds:.2f}, "
+            f"postgres (this database's backends) {run.cpu_pg_backends / seconds:.2f}, all postgres "
+            f"processes "
             f"{run.cpu_pg_all / seconds:.2f}, redis {run.cpu_redis / seconds:.2f}, sandboxes "
             f"{run.cpu_sandboxes / seconds:.2f}; machine busy {run.machine_busy_share * cores:.2f} of "
             f"{cores} cores; loadavg {run.loadavg[0]:.1f} -> {run.loadavg[1]:.1f}"
         )
-    ratios = ", ".join(f"{r.processes}: {r.pushes_per_second / base.pushes_per_second:.2f}x" for r in runs)
-    print(f"  ratio pushes/s against {base.processes} process(es) in the same run: {ratios}")
-    ran_out = [r.processes for r in runs if r.unpushed_at_end <= 0]
+    print("  what this run's waiting backends waited on (mean backends), and in which statements:")
+    for run in runs:
+        events = ", ".join(f"{kind} {mean:.2f}" for kind, mean in run.wait_events.items()) or "-"
+        print(f"    {run.trigger}, {run.processes} process(es): {events}")
+        for statement, mean in run.waiting_statements.items():
+            print(f"      {mean:6.2f}  {statement}")
+    for trigger, base in bases.items():
+        ratios = ", ".join(f"{r.processes}: {_ratio(r, base)}" for r in runs if r.trigger == trigger)
+        print(f"  {trigger}: ratio pushes/s against {base.processes} process(es) in the same run: {ratios}")
+    ran_out = [(r.trigger, r.processes) for r in runs if r.unpushed_at_end <= 0]
     if ran_out:
         print(f"  WARNING: work ran out in the window with {ran_out} process(es): raise --skus")
     return {"options": {**asdict(options), "keep_logs": None}, "runs": [r.as_dict() for r in runs]}
+
+
+def _ratio(run: RunResult, base: RunResult) -> str:
+    return f"{run.pushes_per_second / base.pushes_per_second:.2f}x" if base.applied else "n/a"
 
 
 def _int_list(text: str) -> list[int]:
     values = [int(v) for v in text.split(",") if v.strip()]
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def _triggers(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values or set(values) - set(TRIGGERS):
+        raise argparse.ArgumentTypeError(f"any of {','.join(TRIGGERS)}")
     return values
 
 
@@ -530,6 +579,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=25, help="listings per push request (25)")
     parser.add_argument("--concurrency", type=int, default=2, help="push rounds per channel per process (2)")
     parser.add_argument("--processes", type=_int_list, default=[1, 2, 4], help="worker processes (1,2,4)")
+    parser.add_argument(
+        "--triggers",
+        type=_triggers,
+        default=list(TRIGGERS),
+        help="batch (catalog().sync_all()) and/or dirty (listings marked dirty, no batch): both",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window (3)")
     parser.add_argument("--duration", type=float, default=15.0, help="measured window in seconds (15)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin DSN (temporary databases)")
@@ -544,8 +599,10 @@ async def run_all(options: Options) -> list[RunResult]:
     runs = []
     config = {"channels": options.channels, "skus": options.skus}
     async with SandboxProcess.start(config) as (stores, hello):
+        # Interleaved per process count, so that load on the shared machine hits the triggers alike.
         for processes in options.processes:
-            runs.append(await run_one(processes, options, stores, hello))
+            for trigger in options.triggers:
+                runs.append(await run_one(processes, trigger, options, stores, hello))
     return runs
 
 
@@ -562,6 +619,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         postgres=args.postgres,
         redis=args.redis,
         keep_logs=args.keep_logs,
+        triggers=args.triggers,
     )
     runs = asyncio.run(_stopped_by_sigterm(run_all(options)))
     summary = report(options, runs)

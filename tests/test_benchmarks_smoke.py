@@ -152,14 +152,19 @@ def test_scale_out_runs(
     summary = scale_out.main([*sizes, "--postgres", postgres_admin_dsn, "--redis", redis_server_url])
 
     runs = summary["runs"]
-    assert [run["processes"] for run in runs] == [1, 2]
+    assert [(run["trigger"], run["processes"]) for run in runs] == [
+        ("batch", 1),
+        ("dirty", 1),
+        ("batch", 2),
+        ("dirty", 2),
+    ]
     for run in runs:
         assert run["throttled"] == 0
         # The stores' own count: what the window saw, never more than the catalog.
         assert 0 <= run["applied"] <= 2 * 40 and run["unpushed_at_end"] >= 0
-        assert run["cpu_workers"] > 0
+        assert run["cpu_workers"] > 0 and run["trigger"] in ("batch", "dirty")
     out = capsys.readouterr().out
-    assert "ratio pushes/s against 1 process(es) in the same run" in out
+    assert "batch: ratio pushes/s against 1 process(es) in the same run" in out
 
 
 def test_sns_verify_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
