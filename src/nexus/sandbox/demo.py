@@ -31,6 +31,7 @@ from nexus.engine import Nexus
 from nexus.runtime import running
 from nexus.sandbox.barcodes import ean13
 from nexus.sandbox.demo_channels import KINDS, PLANS, PREFIX, DemoChannel, DemoSettings, build
+from nexus.sandbox.demo_dashboard import keep_selling, leave_a_dead_letter, print_credentials, show_dashboard
 from nexus.storage.models import ChannelMapping, Item, StockMovement, SyncJob, WebhookLog
 from nexus.web.server import serve_app
 
@@ -121,7 +122,10 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
         nexus_settings = NexusSettings(
             database_url=f"sqlite+aiosqlite:///{options.database.resolve()}",
             channels={c.name: c.config(served[c.name]) for c in demo_channels},
-            worker=WorkerConfig(poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30),
+            # probe_interval: a store whose credentials were restored reconnects within seconds.
+            worker=WorkerConfig(
+                poll_interval=0.25, backoff_base=0.2, backoff_max=5.0, lease_seconds=30, probe_interval=5.0
+            ),
         )
         # The same configuration as a file, for other `nexus` commands against the running demo
         # (the sandbox credentials are throwaway values, not secrets).
@@ -145,6 +149,8 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                 for channel in demo_channels:
                     channel.subscribe(f"{service.base_url}{nexus_settings.webhook_base_path}/{channel.name}")
                 console.print(f"[bold]Nexus[/] on {service.base_url}")
+                if options.duration is None and service.base_url:  # open it now: watch the sync
+                    await show_dashboard(nexus, service.base_url, console)
                 await _catalog_sync(nexus, [c.name for c in demo_channels], console, summary)
                 local_deltas, sold = await _simulate(
                     nexus, demo_channels, skus, options, rng, console, summary
@@ -165,8 +171,13 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                         f"  nexus reconcile --dry-run -c {config_file}\n"
                         f"  nexus reconcile -c {config_file}",
                     )
-                    console.print("\nStill serving; watch sales flow back. Ctrl-C to stop.")
-                    await service.stop.wait()
+                    print_credentials(console, demo_channels, served)
+                    await leave_a_dead_letter(nexus, first, skus[0], console)
+                    console.print(
+                        "\nStill serving, with a few sales a second; watch them flow back. Ctrl-C to stop."
+                    )
+                    # Not the dead letter's SKU: a change of its stock would push it and resolve it.
+                    await keep_selling(nexus, demo_channels, skus[1:], service.stop, seed=options.seed)
     return summary
 
 

@@ -20,6 +20,15 @@ STATE_LABELS = {
     "disconnected": ("✖", "Disconnected"),
 }
 
+# The push audit's outcomes (nexus.sync.audit), each with a symbol so a row reads without colour.
+OUTCOMES = {
+    "ok": "✔ ok",
+    "partial": "◐ partial",
+    "failed": "✖ failed",
+    "retry": "↻ retry",
+    "stale": "≠ stale",
+}
+
 BRIEF_ERROR = 160  # characters of a channel's last error the banner shows
 
 
@@ -72,6 +81,10 @@ def rate(window: WindowRate) -> str:
     if window.rate is None:
         return "no pushes"
     return f"{window.rate * 100:.1f}% ({window.succeeded:,} of {window.pushed:,})"
+
+
+def outcome(status: str) -> str:
+    return OUTCOMES.get(status, status)
 
 
 def state_label(state: str) -> str:

@@ -48,7 +48,7 @@ PAGE_SIZE = 50
 LIVE_INTERVAL = 1.0  # seconds between two live updates
 # A stream ends after this long and the browser reconnects (EventSource does, after `retry`): a
 # server shutting down waits for open responses, and a revoked session loses its stream here.
-STREAM_SECONDS = 15.0
+STREAM_SECONDS = 5.0
 CACHE_SECONDS = 0.5  # one overview read serves every open dashboard within this long
 
 WINDOWS = {
@@ -113,6 +113,7 @@ def dashboard_router(nexus: Nexus) -> APIRouter:
         ms=present.milliseconds,
         rate=present.rate,
         state_label=present.state_label,
+        outcome=present.outcome,
     )
     env.globals.update(
         fields=lambda card: present.card_fields(card, utcnow()),
