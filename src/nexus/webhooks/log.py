@@ -95,6 +95,7 @@ class WebhookView:
     received_at: datetime
     processed_at: datetime | None
     error: str | None
+    duration_ms: float | None = None  # how long processing took (the dashboard's log shows it)
 
     def as_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -151,6 +152,7 @@ def _view(row: WebhookLog) -> WebhookView:
         received_at=row.received_at,
         processed_at=row.processed_at,
         error=row.error,
+        duration_ms=row.duration_ms,
     )
 
 

@@ -58,6 +58,7 @@ async def test_searching_the_webhook_log(dashboard: Dashboard) -> None:
     for n in range(2):
         await expect(rows.nth(n)).to_contain_text("✔ PASSED")
         await expect(rows.nth(n)).to_contain_text("processed")
+        await expect(rows.nth(n)).to_contain_text(" ms")  # how long processing took
 
     # The forged ones: FAILED in words, over two pages.
     await search.get_by_label("Topic").fill("")

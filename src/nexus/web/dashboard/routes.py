@@ -119,8 +119,6 @@ def dashboard_router(nexus: Nexus) -> APIRouter:
         fields=lambda card: present.card_fields(card, utcnow()),
         bucket=present.bucket_fill,
         progress_text=lambda batch: _batch_text(batch.processed, batch.failed, batch.total),
-        # The list shows each delivery's processing time once the service gives it.
-        duration_of=lambda delivery: getattr(delivery, "duration_ms", None),
     )
     notices = Notices()
     static_files = {path.name for path in STATIC.iterdir() if path.is_file()}
