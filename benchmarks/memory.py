@@ -112,6 +112,7 @@ def channel_config(kind: str, sandbox: Any, base_url: str) -> dict[str, Any]:
 
 
 async def serve_sandboxes(config: dict[str, Any]) -> None:
+    feed_messages = config.get("amazon_feed_messages")
     from nexus.web.server import serve_app
 
     built = {kind: build_sandbox(kind, config["skus"]) for kind in KINDS}
@@ -125,6 +126,8 @@ async def serve_sandboxes(config: dict[str, Any]) -> None:
         for kind, (sandbox, _) in built.items():
             url = (await stack.enter_async_context(serve_app(sandbox.app))).base_url
             channels[kind] = channel_config(kind, sandbox, url)
+            if kind == "amazon" and feed_messages:
+                channels[kind]["settings"]["max_feed_messages"] = feed_messages
         reply({"channels": channels})
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
@@ -293,7 +296,12 @@ class Phase:
 
 
 async def run(
-    skus: int, sales: int, sales_rate: float, timeout: float, tracer: PeakTracer | None = None
+    skus: int,
+    sales: int,
+    sales_rate: float,
+    timeout: float,
+    tracer: PeakTracer | None = None,
+    amazon_feed_messages: int | None = None,
 ) -> tuple[list[Phase], dict[str, Any]]:
     from nexus.config import NexusSettings
     from nexus.domain.catalog import ItemSpec
@@ -309,13 +317,22 @@ async def run(
         now, cpu = time.monotonic(), cpu_seconds()
         phases.append(Phase(name, now - clock[0], cpu - clock[1], rss_mib(), peak_rss_mib()))
         clock[:] = [now, cpu]
+        done = phases[-1]
+        print(
+            f"  [{time.strftime('%H:%M:%S')}] {name} done: {done.seconds:.1f} s, "
+            f"cpu {done.cpu_seconds:.1f} s, "
+            f"rss {done.rss_mib:.1f} MiB, peak {done.peak_rss_mib:.1f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
         if tracer is not None:
             tracer.phase = f"after {name}"
 
     phase("start")
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = {"amazon_feed_messages": amazon_feed_messages or "the driver's default"}
     with tempfile.TemporaryDirectory(prefix="nexus-bench-mem-") as tmp:
-        async with SandboxProcess.start({"skus": skus}) as (stores, hello):
+        sandbox_config = {"skus": skus, "amazon_feed_messages": amazon_feed_messages}
+        async with SandboxProcess.start(sandbox_config) as (stores, hello):
             clock[:] = [time.monotonic(), cpu_seconds()]  # the stores' seeding is not Nexus's time
             settings = NexusSettings(
                 database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'nexus.db'}",
@@ -398,7 +415,8 @@ def report(skus: int, sales: int, phases: list[Phase], facts: dict[str, Any]) ->
     baseline = by_name["start"].rss_mib
     print(
         f"memory: {skus} SKUs x {len(KINDS)} channels ({', '.join(KINDS)}) = {listings} listings, "
-        f"sandboxes in their own process, Nexus embedded (SQLite) alone in this one; {sales} sales"
+        f"sandboxes in their own process, Nexus embedded (SQLite) alone in this one; {sales} sales; "
+        f"Amazon max_feed_messages: {facts.get('amazon_feed_messages')}"
     )
     print(f"  {'phase':<7} {'wall s':>8} {'cpu s':>8} {'rss MiB':>8} {'peak MiB':>9}")
     for p in phases:
@@ -435,6 +453,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="max seconds to wait for a phase (3600)"
     )
+    parser.add_argument(
+        "--amazon-feed-messages",
+        type=int,
+        help="the Amazon channel's max_feed_messages (its push round); default: the driver's default",
+    )
     parser.add_argument("--json", type=Path, help="also write the summary to this file")
     parser.add_argument(
         "--trace",
@@ -449,7 +472,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     tracer = PeakTracer() if args.trace else None
-    phases, facts = asyncio.run(run(args.skus, args.sales, args.sales_rate, args.timeout, tracer))
+    phases, facts = asyncio.run(
+        run(args.skus, args.sales, args.sales_rate, args.timeout, tracer, args.amazon_feed_messages)
+    )
     summary = report(args.skus, args.sales, phases, facts)
     if tracer is not None:
         tracer.report()
