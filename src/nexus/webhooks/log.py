@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -179,6 +179,46 @@ async def list_webhooks(
         )
         items = [_view(row) for row in (await session.execute(statement)).scalars()]
     return WebhookPage(items, int(total or 0), offset, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDay:
+    """Deliveries received on one UTC day, by status."""
+
+    day: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def webhook_days(
+    db: Database, *, days: int = 30, channel: str | None = None, now: datetime | None = None
+) -> list[WebhookDay]:
+    """Deliveries per UTC day and status over the last `days` days, today included, oldest
+    first; a day without any is there with no counts (the dashboard's 30-day view)."""
+    if days < 1:
+        raise WebhookLogError(f"days must be at least 1 (got {days})")
+    now = now or utcnow()
+    first = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
+    # The stored times are UTC; PostgreSQL's date() of a timestamptz would use the session's zone.
+    column = WebhookLog.received_at
+    day = func.date(column) if db.is_sqlite else func.date(func.timezone("UTC", column))
+    conditions = [column >= datetime.combine(first, time(), tzinfo=UTC)]
+    if channel is not None:
+        conditions.append(WebhookLog.channel == channel)
+    counts: dict[date, dict[str, int]] = {first + timedelta(days=n): {} for n in range(days)}
+    async with db.read() as session:
+        rows = await session.execute(
+            select(day, WebhookLog.status, func.count()).where(*conditions).group_by(day, WebhookLog.status)
+        )
+        for value, status, number in rows.all():
+            # SQLite answers text, PostgreSQL a date.
+            on = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+            if on in counts:
+                counts[on][str(status)] = int(number)
+    return [WebhookDay(on, counts[on]) for on in sorted(counts)]
 
 
 async def show_webhook(db: Database, log_id: int, *, body_limit: int = BODY_LIMIT) -> WebhookDetail:

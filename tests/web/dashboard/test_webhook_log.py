@@ -3,6 +3,8 @@ open one delivery whole (secrets masked)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 from playwright.async_api import expect
 from tests.web.dashboard.conftest import CHANNEL, SKUS, WEBHOOK_SECRET, Dashboard, eventually
@@ -46,6 +48,15 @@ async def test_searching_the_webhook_log(dashboard: Dashboard) -> None:
     page = await dashboard.page(dashboard.manage_token)
     await page.get_by_role("link", name="Webhook log").click()
     await expect(page.get_by_test_id("webhook-total")).to_contain_text("in the last 30 days")
+
+    # The 30-day view: a bar a day; today's holds the sales' deliveries and the forged ones.
+    days = page.get_by_role("figure")
+    await expect(days).to_contain_text(f"{FORGED} rejected")
+    await expect(days.locator("svg a")).to_have_count(30)
+    await days.locator("svg a").last.click()
+    today = datetime.now(UTC).date().isoformat()
+    await expect(page.get_by_test_id("webhook-total")).to_contain_text(f"from {today} to {today}")
+    await expect(page.get_by_role("search").get_by_label("From")).to_have_value(today)
 
     search = page.get_by_role("search")
     await search.get_by_label("Channel").select_option(CHANNEL)

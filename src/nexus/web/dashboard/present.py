@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nexus.sync.overview import ChannelCard, WindowRate
+from nexus.webhooks.log import WebhookDay
 
 STATE_LABELS = {
     "connected": ("●", "Connected"),
@@ -171,6 +172,43 @@ def card_fields(card: ChannelCard, now: datetime) -> dict[str, str]:
 
 def card_payload(card: ChannelCard, now: datetime) -> dict[str, Any]:
     return {"state": card.state, "bucket": bucket_fill(card), "fields": card_fields(card, now)}
+
+
+PROBLEMS = ("failed", "rejected")  # the statuses the 30-day view draws apart
+CHART_HEIGHT = 60.0
+
+
+def day_chart(days: list[WebhookDay]) -> dict[str, Any]:
+    """The webhook log's 30-day view: a bar per day (its height the day's deliveries, the part
+    that failed or was rejected drawn apart), each with its numbers in words for its tooltip and
+    for readers without colour, and a sentence that sums it up."""
+    busiest = max((day.total for day in days), default=0)
+    bars = []
+    for index, day in enumerate(days):
+        problems = sum(day.counts.get(status, 0) for status in PROBLEMS)
+        height = CHART_HEIGHT * day.total / busiest if busiest else 0.0
+        bad = CHART_HEIGHT * problems / busiest if busiest else 0.0
+        words = ", ".join(f"{number:,} {status}" for status, number in sorted(day.counts.items()))
+        bars.append(
+            {
+                "x": index * 20 + 2,
+                "y": round(CHART_HEIGHT - height, 2),
+                "height": round(height, 2),
+                "bad_y": round(CHART_HEIGHT - bad, 2),
+                "bad": round(bad, 2),
+                "day": day.day.isoformat(),
+                "title": f"{day.day.isoformat()}: {words or 'no deliveries'}",
+            }
+        )
+    total = sum(day.total for day in days)
+    by_status: dict[str, int] = {}
+    for day in days:
+        for status, number in day.counts.items():
+            by_status[status] = by_status.get(status, 0) + number
+    summary = f"{total:,} deliveries in {len(days)} days"
+    if by_status:
+        summary += ": " + ", ".join(f"{number:,} {status}" for status, number in sorted(by_status.items()))
+    return {"bars": bars, "width": len(days) * 20, "height": CHART_HEIGHT, "summary": summary}
 
 
 def _aware(value: datetime) -> datetime:

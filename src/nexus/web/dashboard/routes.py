@@ -36,7 +36,7 @@ from nexus.sync.overview import ChannelCard, channel_overview, health_rates
 from nexus.web.auth import csrf_token, manage_access, session_principal, sign_in, sign_out
 from nexus.web.dashboard import present
 from nexus.web.errors import ApiError
-from nexus.webhooks.log import WebhookFilter, list_webhooks, reprocess_webhooks, show_webhook
+from nexus.webhooks.log import WebhookFilter, list_webhooks, reprocess_webhooks, show_webhook, webhook_days
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -352,6 +352,7 @@ def dashboard_router(nexus: Nexus) -> APIRouter:
             windows=WINDOW_LABELS,
             problem=problem,
             ranged=where.since is None,
+            chart=present.day_chart(await webhook_days(nexus.db, days=30, channel=search["channel"] or None)),
         )
 
     async def webhook_detail(request: Request, principal: Principal) -> Response:
