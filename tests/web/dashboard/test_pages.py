@@ -134,3 +134,27 @@ async def test_every_page_renders(dashboard: Dashboard) -> None:
 
 async def _pushed(dashboard: Dashboard) -> bool:
     return dashboard.outlet.levels()[SKUS[0]] == 9
+
+
+async def test_pausing_holds_a_batch_and_its_progress_follows_live_after_resuming(
+    dashboard: Dashboard,
+) -> None:
+    page = await dashboard.page(dashboard.manage_token)
+    card = page.locator(f'article.card[data-channel="{CHANNEL}"]')
+    await card.get_by_role("button", name="Pause").click()
+    await expect(page.get_by_role("status").filter(has_text="Done:")).to_contain_text(f"{CHANNEL} is paused")
+    await expect(card.locator('[data-field="state"]')).to_contain_text("❚❚ Paused by token:ops")
+
+    batch_id = await dashboard.nexus.catalog().sync_all([CHANNEL])
+    await page.get_by_role("link", name="Batches").click()
+    row = page.locator(f'tr[data-batch="{batch_id}"]')
+    await expect(row).to_contain_text(f"0 of {len(SKUS)}")
+    await expect(row).to_contain_text("running")
+
+    await dashboard.nexus.channel_states.resume(CHANNEL, actor="token:ops")
+    await expect(row).to_contain_text(
+        f"{len(SKUS)} of {len(SKUS)} ({len(SKUS)} pushed, 0 failed)", timeout=WAIT_MS
+    )
+    await expect(row).to_contain_text("completed", timeout=WAIT_MS)
+    assert await row.locator("progress").evaluate("bar => bar.value") == len(SKUS)
+    assert page.js_errors == []

@@ -566,12 +566,13 @@ class LiveOverview:
             if self._data is None or time.monotonic() - self._read_at >= CACHE_SECONDS:
                 cards = await channel_overview(self.nexus)
                 now = utcnow()
-                running, _ = await list_batches(self.nexus.db, limit=10)
+                # The latest batches, finished ones too: a row must see its last update.
+                latest, _ = await list_batches(self.nexus.db, limit=10)
                 self._data = {
                     "cards": cards,
                     "alerts": present.alerts(cards),
                     "dead_letters": sum(card.dead_letters for card in cards),
-                    "batches": [batch for batch in running if batch.status == "running"],
+                    "batches": latest,
                     "now": now,
                 }
                 self._read_at = time.monotonic()
