@@ -155,8 +155,10 @@ async def linked_stores(
 
 @pytest.fixture
 async def dashboard(make_nexus: Callable[..., Any], chromium_path: str) -> AsyncIterator[Dashboard]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # Every expectation waits for its condition up to WAIT_MS (a loaded CI machine is slow).
+    expect.set_options(timeout=WAIT_MS)
     async with (
         linked_stores(make_nexus, probe_interval=0.3, state_ttl=0.1, throttle_threshold=3) as (nexus, stores),
         running(nexus, web=True, port=0) as service,
