@@ -327,8 +327,10 @@ class Nexus:
 
     async def apply(self, change: StockChange) -> StockChangeResult:
         """Apply one stock change in its own transaction, then fire events and wake workers."""
-        async with self.db.transaction() as session:
-            result = await apply_stock_change(session, change, self.allocator)
+        # Webhook processing locks a listing before its item, this path the item first: when
+        # PostgreSQL breaks such a deadlock by aborting this transaction, nothing of it was
+        # written, and `Database.run` runs it again.
+        result = await self.db.run(lambda session: apply_stock_change(session, change, self.allocator))
         await self.after_changes([result])
         return result
 

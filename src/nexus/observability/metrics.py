@@ -124,6 +124,12 @@ class Metrics:
             ["channel", "finding"],
             registry=registry,
         )
+        self.database_errors = Counter(
+            "nexus_database_errors",
+            "Database errors a background loop survived (unreachable, connection lost) and retried",
+            ["component"],
+            registry=registry,
+        )
         self.channel_states = Gauge(
             "nexus_channel_state",
             "1 for the channel's current state (connected, throttled, paused, disconnected), 0 otherwise",
@@ -148,6 +154,11 @@ class Metrics:
                 self.push_failures.labels(channel, kind).inc(count)
         if sent:
             self.push_latency.labels(channel).observe(outcome.duration)
+
+    def database_error(self, component: str) -> None:
+        """A background loop (`push_worker`, `webhooks`) met an unreachable database and will
+        try again after a backoff."""
+        self.database_errors.labels(component).inc()
 
     def throttled(self, channel: str) -> None:
         """The channel answered 429 (`ChannelThrottleMonitor.throttled`)."""

@@ -4,19 +4,83 @@ SQLite (the embedded default) allows one writer at a time. Rather than let concu
 collide on SQLITE_BUSY, every write transaction starts with BEGIN IMMEDIATE and, within one
 process, waits its turn on an asyncio lock. PostgreSQL needs neither: row locks and
 SKIP LOCKED do that work there.
+
+Two kinds of database error mean "try again later" rather than "this is wrong":
+
+- `unavailable(exc)`: the server could not be reached or the connection broke (a restart, a
+  network cut). The pool pings a connection before lending it (`pool_pre_ping`) and drops one
+  that broke, so the next transaction gets a fresh connection once the server is back.
+- `lock_conflict(exc)`: PostgreSQL chose the transaction as a deadlock's victim, or refused it
+  for a serialization conflict; nothing it did was written. `Database.run` runs a transaction
+  again when that happens (the one place such retries live).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = structlog.get_logger("nexus.database")
+
+T = TypeVar("T")
+
+# SQLSTATEs of a transaction PostgreSQL aborted for a lock conflict: running it again is safe.
+LOCK_CONFLICT_STATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+# SQLSTATEs of a connection the server ended or refused for now: class 08 (connection exception),
+# and 57P01-57P03 (terminated by an administrator, e.g. `pg_ctl stop -m fast`; crash; starting up).
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
+LOCK_CONFLICT_RETRIES = 5
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None), exc):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """PostgreSQL aborted the transaction for a deadlock or a serialization conflict."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) in LOCK_CONFLICT_STATES
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the driver's own message, without the statement and its parameters
+    that SQLAlchemy appends (they may carry stored payloads)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {first[0] if first else ''}"
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database could not be reached, or the connection broke mid-transaction.
+
+    Nothing the transaction did can be assumed written, and nothing can be assumed lost either
+    (a COMMIT whose answer was lost may have landed): callers retry work that is safe to repeat.
+    """
+    if isinstance(exc, PendingRollbackError):
+        return True  # a statement after the connection broke, inside the same transaction
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = _sqlstate(exc)
+        if state is not None:
+            return state.startswith("08") or state in _UNAVAILABLE_STATES
+        return isinstance(exc, (OperationalError, InterfaceError))
+    # Connecting raises the socket's own error (ConnectionRefusedError, a timeout), unwrapped.
+    return isinstance(exc, (OSError, TimeoutError))
 
 
 class Database:
@@ -55,6 +119,27 @@ class Database:
         """A read-only session; under SQLite WAL it never waits for writers."""
         async with self._read_sessions() as session:
             yield session
+
+    async def run(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = LOCK_CONFLICT_RETRIES
+    ) -> T:
+        """`work` in one read-write transaction, run again from the start (a new session) when
+        PostgreSQL aborts it for a deadlock or a serialization conflict, up to `attempts` times.
+
+        `work` must be safe to run again: everything it wrote was rolled back, but whatever it
+        changed in memory outside the session was not.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == attempts or not lock_conflict(exc):
+                    raise
+                log.warning("transaction aborted by a lock conflict; running it again", attempt=attempt)
+                # A short random pause: the other side of the deadlock finishes first.
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -8,6 +8,7 @@ whose lease another worker took over is left to that worker, whose answer is new
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections import Counter
@@ -96,9 +97,20 @@ class OutcomeWriter:
 
     async def record(self, answers: RoundAnswers, outcome: PushRound) -> None:
         """Write every claimed listing's outcome, its dead letters, the batch counts and the
-        round's audit row, in one transaction."""
-        async with self.db.transaction() as session:
-            await self._record(session, answers, outcome)
+        round's audit row, in one transaction.
+
+        A transaction PostgreSQL aborts as a deadlock's victim (webhook processing locks the
+        same listings and items) is run again from the start; what it counted is only copied
+        into `outcome` once it committed. Any other error is the caller's (`PushWorker`)."""
+
+        async def write(session: AsyncSession) -> PushRound:
+            written = dataclasses.replace(outcome, events=[], changes=[])
+            await self._record(session, answers, written)
+            return written
+
+        written = await self.db.run(write)
+        for column in dataclasses.fields(PushRound):
+            setattr(outcome, column.name, getattr(written, column.name))
 
     async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> None:
         now = utcnow()

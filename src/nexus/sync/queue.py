@@ -202,7 +202,7 @@ class ListingQueue:
     async def adopt_levels(self, owner: str, levels: Mapping[int, int]) -> None:
         """Levels read from the channel for reclaimed listings become what we believe it shows."""
         async with self.db.transaction() as session:
-            for listing_id, level in levels.items():
+            for listing_id, level in sorted(levels.items()):  # id order, as every listing lock
                 await session.execute(
                     update(ChannelMapping)
                     .where(ChannelMapping.id == listing_id, ChannelMapping.lease_owner == owner)
@@ -214,8 +214,16 @@ class ListingQueue:
         session: AsyncSession, owner: str, listing_ids: Sequence[int]
     ) -> dict[int, ChannelMapping]:
         """The rows `owner` still holds, locked for recording a round's outcome and freed of
-        their lease; a listing another worker took over (our lease expired) is left out."""
-        statement = select(ChannelMapping).where(ChannelMapping.id.in_(listing_ids)).with_for_update()
+        their lease; a listing another worker took over (our lease expired) is left out.
+
+        Locked in id order, as the write path locks a SKU's listings (`listings_for_update`):
+        two transactions that lock listings in one order cannot deadlock on them."""
+        statement = (
+            select(ChannelMapping)
+            .where(ChannelMapping.id.in_(listing_ids))
+            .order_by(ChannelMapping.id)
+            .with_for_update()
+        )
         held: dict[int, ChannelMapping] = {}
         for row in (await session.execute(statement)).scalars():
             if row.lease_owner != owner:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from nexus.backoff import backoff_delay
 from nexus.config import WorkerConfig
 from nexus.domain.belief import Span
 from nexus.domain.stock import StockChangeResult
 from nexus.drivers.dto import NexusInventoryUpdate, PushResult, PushStatus
 from nexus.errors import TerminalError, TransientError
 from nexus.events import BeforeInventorySync, EventBus
+from nexus.storage.database import describe, unavailable
 from nexus.storage.models import utcnow
 from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter, PushRound, RoundAnswers
@@ -31,6 +33,12 @@ if TYPE_CHECKING:
     from nexus.engine import ChannelRuntime
 
 log = structlog.get_logger("nexus.worker")
+
+# Backoff between attempts while the database is unreachable: doubling from 0.05 s to 1 s, so
+# a round's answers are written within about a second of the database coming back, well
+# inside any lease.
+DATABASE_RETRY_BASE = 0.05
+DATABASE_RETRY_MAX = 1.0
 
 
 class Signals(Protocol):
@@ -88,6 +96,7 @@ class PushWorker:
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
             return None
+        leased_at = time.monotonic()
         sent = False
         try:
             outcome = PushRound(channel=self.channel, claimed=len(claimed))
@@ -103,11 +112,26 @@ class PushWorker:
             results.update(settled)
             outcome.duration = time.perf_counter() - started
             answers = RoundAnswers(claimed, updates, results, vetoed, read, flight)
-            await self.outcomes.record(answers, outcome)
+            await self._record(answers, outcome)
         except asyncio.CancelledError:
             # Shutdown ran past its grace: give the listings back rather than wait for the lease.
-            await asyncio.shield(self.release(claimed, sent=sent))
+            # With the database gone they keep the lease, which expires: the same as a crash.
+            try:
+                await asyncio.shield(self.release(claimed, sent=sent))
+            except Exception as exc:
+                log.warning("could not give back the listings", channel=self.channel, error=repr(exc))
             raise
+        if time.monotonic() - leased_at > self.queue.lease_seconds:
+            # Meanwhile another worker may have taken the listings over (their answers then go
+            # unwritten: `lost_lease`), and readings were judged without this round's answers.
+            log.warning(
+                "a push round outlived its lease; raise worker.lease_seconds if this recurs",
+                channel=self.channel,
+                seconds=round(time.monotonic() - leased_at, 2),
+                lease_seconds=self.queue.lease_seconds,
+                listings=[c.id for c in claimed],
+                lost_lease=outcome.lost_lease,
+            )
         runtime.metrics.push_round(outcome, sent=sent)
         if outcome.unauthorized and self.states is not None:
             await self.states.disconnect(self.channel, outcome.auth_error or "credentials refused")
@@ -215,21 +239,73 @@ class PushWorker:
 
     # -- recording --------------------------------------------------------------------------
 
+    async def _record(self, answers: RoundAnswers, outcome: PushRound) -> None:
+        """Write the round's answers, however long the database takes to come back.
+
+        What the channel answered is known only here: a push the channel applied must be
+        recorded as applied, or the next compare-and-set from the old belief is refused and
+        the refusal booked as a channel movement (docs/faults.md, bug 3). So while the database
+        is unreachable the same answers are written again after a backoff; the lease stays
+        meanwhile, so if this process dies the next holder reads the channel (`reclaimed`).
+        Any other error is raised and leaves the lease in place, for the same reason.
+        """
+        failures = 0
+        while True:
+            try:
+                await self.outcomes.record(answers, outcome)
+                return
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                failures += 1
+                delay = self._database_failed("recording a push round", exc, failures)
+            await asyncio.sleep(delay)
+
+    def _database_failed(self, doing: str, exc: BaseException, failures: int) -> float:
+        """Log and count a database error; returns how long to wait before trying again."""
+        self.runtime.metrics.database_error("push_worker")
+        delay = backoff_delay(failures, base=DATABASE_RETRY_BASE, cap=DATABASE_RETRY_MAX)
+        log.warning(
+            "database unavailable; trying again",
+            channel=self.channel,
+            doing=doing,
+            error=describe(exc),
+            failures=failures,
+            retry_in=round(delay, 2),
+        )
+        return delay
+
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Push rounds until `stop` is set. A round that fails (the database unreachable while
+        claiming, a bug) is logged and counted and the loop carries on after a backoff; a push
+        already sent is never given up (`_record`)."""
         wake = self.signals.wakeup(self.channel)
         log.info("worker started", channel=self.channel, owner=self.owner)
+        failures = 0
         while not stop.is_set():
             woken = wake.is_set()
             wake.clear()
             try:
                 if await self.run_once(woken=woken) is not None:
+                    failures = 0
                     continue
-            except Exception:
-                log.exception("push round failed", channel=self.channel)
+                wait = await self._idle_wait()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if unavailable(exc):
+                    delay = self._database_failed("starting a push round", exc, failures)
+                else:
+                    log.exception("push round failed", channel=self.channel)
+                    delay = backoff_delay(failures, base=DATABASE_RETRY_BASE, cap=self.config.poll_interval)
+                # Wake-ups do not cut a backoff short: only stopping does.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=await self._idle_wait())
+                await asyncio.wait_for(wake.wait(), timeout=wait)
         log.info("worker stopped", channel=self.channel)
 
     async def _idle_wait(self) -> float:

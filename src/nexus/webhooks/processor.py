@@ -12,10 +12,17 @@
 Attempts run in one transaction per batch, one savepoint per delivery: lock the rows (only while
 their status is "received"), run driver.parse_webhook on the stored body, apply_inbound through
 the one write path, mark the row "processed". Stock events fire after the commit
-(`nexus.after_changes`).
+(`nexus.after_changes`). One batch at a time per processor: two batches of one process would lock
+the same listings in their deliveries' order, not one order, and deadlock each other.
 
     ListingBusy           a push to the listing is in flight, or a level waits for our push's own
                           report (docs/consistency.md): roll back, retry in 0.2 s (attempts + 1)
+    a lock conflict       PostgreSQL chose the delivery's savepoint as a deadlock's victim: the
+                          same as ListingBusy (it never counts towards "failed"), and the batch
+                          stops there and commits, releasing its locks; the deliveries after it
+                          stay "received" and are due at once
+    the database gone     (`nexus.storage.database.unavailable`) the whole batch rolls back: its
+                          rows stay "received", no attempt counted, for the next round
     WebhookPayloadError   the stored bytes will never parse: "failed" at once
     anything else         retry with the workers' backoff; "failed" after worker.max_attempts
 
@@ -48,6 +55,7 @@ from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookRequest
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
+from nexus.storage.database import describe, lock_conflict, unavailable
 from nexus.storage.models import WebhookLog, utcnow
 from nexus.webhooks.receiver import ERROR_MAX_LENGTH, Receipt
 
@@ -84,6 +92,8 @@ class WebhookProcessor:
         # so a group commit that senders are waiting on goes before the next processing chunk.
         self._yield_to = yield_to
         self._tasks: set[asyncio.Task[None]] = set()
+        # The route's batches and the pending loop take turns (see the module's docstring).
+        self._one_batch = asyncio.Lock()
         self._scheduled: list[Receipt] = []
         self._batcher: asyncio.Task[None] | None = None
 
@@ -128,9 +138,9 @@ class WebhookProcessor:
                     await self._yield_to()
                 try:
                     await self.process_many(chunk)
-                except Exception:
+                except Exception as exc:
                     # The rows are still "received": process_pending picks them up.
-                    log.exception("webhook processing failed", webhook_log_ids=chunk)
+                    self._failed("webhook processing failed", exc, webhook_log_ids=chunk)
 
     async def drain(self) -> None:
         """Wait until every scheduled delivery has been attempted."""
@@ -160,21 +170,29 @@ class WebhookProcessor:
         attempts = dict.fromkeys(log_ids, Attempt.SKIPPED)
         outcomes: list[InboundOutcome] = []
         wake = False
-        async with self.nexus.db.transaction() as session:
+        async with self._one_batch, self.nexus.db.transaction() as session:
             for row in await self._lock(session, log_ids):
-                attempt, outcome = await self._attempt(session, row)
+                attempt, outcome, conflict = await self._attempt(session, row)
                 attempts[row.id] = attempt
                 self._observe(row, attempt, outcome)
                 if outcome is not None:
                     outcomes.append(outcome)
                 wake = wake or attempt in (Attempt.DEFERRED, Attempt.RETRY)
+                if conflict:
+                    # The other side of the deadlock waits for rows this transaction holds:
+                    # commit now rather than meet it again at the next delivery.
+                    break
         for outcome in outcomes:
             await self.nexus.after_changes(outcome.changes)
         if wake:
             self.nexus.notify([WAKEUP_KEY])
         return attempts
 
-    async def _attempt(self, session: AsyncSession, row: WebhookLog) -> tuple[Attempt, InboundOutcome | None]:
+    async def _attempt(
+        self, session: AsyncSession, row: WebhookLog
+    ) -> tuple[Attempt, InboundOutcome | None, bool]:
+        """One delivery in its own savepoint: what became of it, what it booked, and whether it
+        was a lock conflict's victim."""
         started = time.perf_counter()
         try:
             async with session.begin_nested():
@@ -200,21 +218,33 @@ class WebhookProcessor:
             await session.refresh(row)
             self._finish(row, WebhookStatus.FAILED, started, f"payload refused: {exc}")
             log.warning("stored webhook refused by the driver", webhook_log_id=row.id, error=str(exc))
-            return Attempt.FAILED, None
+            return Attempt.FAILED, None, False
         except ListingBusy as busy:
             await session.refresh(row)
             row.attempts += 1
             row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
             row.error = f"listing {busy} cannot be judged yet (a push in flight or its report due); deferred"
-            return Attempt.DEFERRED, None
+            return Attempt.DEFERRED, None, False
         except Exception as exc:
+            if unavailable(exc):
+                # Not this delivery's fault, and the transaction cannot go on: every row of the
+                # batch stays "received", with no attempt counted.
+                raise
             await session.refresh(row)
             error = f"{type(exc).__name__}: {exc}"
+            if lock_conflict(exc):
+                # Another transaction (a push round, a stock change) holds the same rows in the
+                # other order; only this delivery's savepoint was rolled back. Like ListingBusy.
+                row.attempts += 1
+                row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
+                row.error = f"lock conflict, deferred: {describe(exc)}"[:ERROR_MAX_LENGTH]
+                log.info("webhook attempt deferred by a lock conflict", webhook_log_id=row.id)
+                return Attempt.DEFERRED, None, True
             log.warning("webhook attempt failed", webhook_log_id=row.id, error=error)
-            return self._retry_or_fail(row, error), None
+            return self._retry_or_fail(row, error), None, False
         note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
         self._finish(row, WebhookStatus.PROCESSED, started, note)
-        return Attempt.PROCESSED, outcome
+        return Attempt.PROCESSED, outcome, False
 
     def _observe(self, row: WebhookLog, attempt: Attempt, outcome: InboundOutcome | None) -> None:
         """Count a delivery that reached a final state (`nexus.metrics`), and warn of the listings
@@ -323,10 +353,19 @@ class WebhookProcessor:
                 due = await self._next_due()
                 if due is not None:
                     wait = min(interval, max(0.0, (due - utcnow()).total_seconds()))
-            except Exception:
-                log.exception("webhook processing round failed")
+            except Exception as exc:
+                self._failed("webhook processing round failed", exc)
                 wait = interval
             await _wait_any(stop, wake, wait)
+
+    def _failed(self, message: str, exc: Exception, **context: object) -> None:
+        """A batch or a round failed as a whole: a database that went away is a warning (the
+        rows wait, "received", for the next round), anything else a traceback."""
+        if unavailable(exc):
+            self.nexus.metrics.database_error("webhooks")
+            log.warning(message, error=describe(exc), database="unavailable", **context)
+        else:
+            log.exception(message, **context)
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
