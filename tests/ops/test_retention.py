@@ -14,7 +14,16 @@ from sqlalchemy import func, select
 from nexus.config import NexusSettings, RetentionConfig
 from nexus.domain.vocabulary import DeadLetterStatus, WebhookStatus
 from nexus.runtime import running
-from nexus.storage.models import DeadLetter, DeadLetterHistory, StockMovement, SyncJob, WebhookLog, utcnow
+from nexus.storage.models import (
+    DeadLetter,
+    DeadLetterHistory,
+    RateLimitLog,
+    StockMovement,
+    SyncJob,
+    WebhookLog,
+    utcnow,
+)
+from nexus.sync.rate_log import count_throttled
 from nexus.sync.retention import prune
 from tests.sync.sync_kit import Engine
 
@@ -70,9 +79,13 @@ async def test_old_rows_are_pruned_in_batches_and_the_ledger_is_kept(make_engine
     engine: Engine = await make_engine()
     await backdated(engine, days=45)
     await backdated(engine, days=5)
+    old_minute = utcnow() - timedelta(days=45)
+    await count_throttled(engine.nexus.db, "m", now=old_minute)
+    await count_throttled(engine.nexus.db, "m")
     config = RetentionConfig(batch_size=2)
     pruned = await prune(engine.nexus.db, config)
     assert (pruned.webhook_logs, pruned.push_audit, pruned.dead_letters) == (3, 3, 3)
+    assert pruned.rate_limit_logs == 1 and await count(engine, RateLimitLog) == 1  # the recent minute
     assert await count(engine, WebhookLog) == 3 + 2  # the recent ones and both still `received`
     assert await count(engine, SyncJob) == 3
     async with engine.nexus.db.read() as session:

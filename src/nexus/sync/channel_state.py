@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.errors import ChannelAuthError, TransientError, UnknownChannelError
 from nexus.events import ChannelDisconnected, ChannelPaused, ChannelReconnected, ChannelResumed
+from nexus.storage.dialect import upsert_insert
 from nexus.storage.models import ChannelStateRow, utcnow
 
 if TYPE_CHECKING:
@@ -321,7 +322,7 @@ class ChannelStates:
         row = (await session.execute(statement)).scalar_one_or_none()
         if row is not None:
             return row
-        insert = _insert(self.nexus.db.is_sqlite)
+        insert = upsert_insert(self.nexus.db.is_sqlite)
         await session.execute(
             insert(ChannelStateRow).values(channel=channel, since=now).on_conflict_do_nothing()
         )
@@ -342,16 +343,6 @@ def _note_error(message: str) -> Callable[[ChannelStateRow, datetime], bool]:
         return False
 
     return change
-
-
-def _insert(is_sqlite: bool) -> Any:
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert
-    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-    return postgresql_insert
 
 
 async def readiness(nexus: Nexus) -> tuple[bool, dict[str, Any]]:

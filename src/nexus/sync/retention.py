@@ -2,6 +2,7 @@
 
     stored webhook deliveries     by received_at; never one still `received` (waiting to be processed)
     push audit rows (SyncJob)     by created_at
+    per-minute 429 counts         by minute, with the push audit's age (`push_audit_days`)
     resolved dead letters         by resolved_at, with their status history; open ones are kept
 
 The stock ledger (`nexus_stock_movements`) is never pruned: it is the record of every unit.
@@ -25,7 +26,7 @@ from sqlalchemy import ColumnElement, delete, select
 from nexus.config import RetentionConfig
 from nexus.domain.vocabulary import DeadLetterStatus, WebhookStatus
 from nexus.storage.database import Database
-from nexus.storage.models import DeadLetter, DeadLetterHistory, SyncJob, WebhookLog, utcnow
+from nexus.storage.models import DeadLetter, DeadLetterHistory, RateLimitLog, SyncJob, WebhookLog, utcnow
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -38,16 +39,17 @@ class Pruned:
     webhook_logs: int = 0
     push_audit: int = 0
     dead_letters: int = 0
+    rate_limit_logs: int = 0
 
     @property
     def total(self) -> int:
-        return self.webhook_logs + self.push_audit + self.dead_letters
+        return self.webhook_logs + self.push_audit + self.dead_letters + self.rate_limit_logs
 
 
 async def prune(db: Database, config: RetentionConfig, *, now: datetime | None = None) -> Pruned:
     """One pruning round: every row past its age, in batches of `config.batch_size`."""
     now = now or utcnow()
-    webhooks = jobs = letters = 0
+    webhooks = jobs = letters = minutes = 0
     if config.webhook_logs_days > 0:
         webhooks = await _prune(
             db,
@@ -65,6 +67,12 @@ async def prune(db: Database, config: RetentionConfig, *, now: datetime | None =
             [SyncJob.created_at < now - timedelta(days=config.push_audit_days)],
             config.batch_size,
         )
+        minutes = await _prune(
+            db,
+            RateLimitLog,
+            [RateLimitLog.minute < now - timedelta(days=config.push_audit_days)],
+            config.batch_size,
+        )
     if config.dead_letters_days > 0:
         letters = await _prune(
             db,
@@ -76,12 +84,12 @@ async def prune(db: Database, config: RetentionConfig, *, now: datetime | None =
             config.batch_size,
             history=True,
         )
-    return Pruned(webhooks, jobs, letters)
+    return Pruned(webhooks, jobs, letters, minutes)
 
 
 async def _prune(
     db: Database,
-    model: type[WebhookLog] | type[SyncJob] | type[DeadLetter],
+    model: type[WebhookLog] | type[SyncJob] | type[DeadLetter] | type[RateLimitLog],
     conditions: list[ColumnElement[bool]],
     batch_size: int,
     *,
@@ -128,6 +136,7 @@ class Retention:
                         webhook_logs=pruned.webhook_logs,
                         push_audit=pruned.push_audit,
                         dead_letters=pruned.dead_letters,
+                        rate_limit_logs=pruned.rate_limit_logs,
                     )
             except Exception as exc:
                 log.warning(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from nexus.events import ChannelRecovered, ChannelThrottled
+from nexus.sync.rate_log import count_throttled
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -31,6 +32,10 @@ class ChannelThrottleMonitor:
 
     async def throttled(self) -> None:
         self.nexus.metrics.throttled(self.channel)
+        try:
+            await count_throttled(self.nexus.db, self.channel)
+        except Exception as exc:  # the count is for people; the request's retry must not fail over it
+            log.warning("recording a 429 failed", channel=self.channel, error=str(exc))
         count = await self.nexus.bucket.note_throttled(self.counter)
         if count == self.threshold:
             queued = await self.queued_listings()
