@@ -101,6 +101,10 @@ class UnknownDeadLetterError(DeadLetterError):
     pass
 
 
+class ChannelBlockedError(NexusError):
+    """A channel is paused or disconnected: nothing is pushed to it now."""
+
+
 class ListingBusyError(NexusError):
     pass
 

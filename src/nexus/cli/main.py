@@ -22,6 +22,7 @@ from nexus.domain.reconcile import Finding
 from nexus.engine import Nexus
 from nexus.errors import NexusError
 from nexus.observability.logs import configure_logging, secret_values
+from nexus.sync.channel_state import UNBLOCK_HINT
 from nexus.sync.conflicts import open_conflicts, resolve_conflict
 from nexus.sync.readings import Difference
 
@@ -239,24 +240,13 @@ def sync(
 
         targets = channel or nexus.channel_names()
 
-        async def blocked() -> list[str]:
-            # A paused or disconnected channel pushes nothing: its batch would never complete.
-            health = await nexus.channel_states.all(fresh=True)
-            return [
-                f"{name} is {health[name].state.value}"
-                for name in targets
-                if name in health and not health[name].may_push
-            ]
-
         def refuse(reasons: list[str], code: int) -> NoReturn:
-            hint = "nexus channels resume, or fix its credentials"
-            err_console.print(f"[bold red]error:[/] {'; '.join(reasons)} ({hint})", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {'; '.join(reasons)} ({UNBLOCK_HINT})", soft_wrap=True)
             raise typer.Exit(code)
 
         async with nexus:
             nexus.check_channels()
-            if reasons := await blocked():
-                refuse(reasons, 2)
+            await nexus.channel_states.require_pushable(targets)  # one line and exit 2 if not
             batch_id = await nexus.catalog(None if all_ else sku).sync_all(channel)
             async with running(nexus, web=False, channels=channel):
                 with progress_bar(console) as progress:
@@ -268,7 +258,8 @@ def sync(
                     )
                     while not waiting.done():
                         await asyncio.wait([waiting], timeout=1.0)
-                        if not waiting.done() and (reasons := await blocked()):
+                        reasons = [] if waiting.done() else await nexus.channel_states.blocked(targets)
+                        if reasons:
                             waiting.cancel()
                             refuse([*reasons, f"batch {batch_id} is left queued"], 1)
                     status = waiting.result()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.errors import ChannelAuthError, TransientError, UnknownChannelError
+from nexus.errors import ChannelAuthError, ChannelBlockedError, TransientError, UnknownChannelError
 from nexus.events import ChannelDisconnected, ChannelPaused, ChannelReconnected, ChannelResumed
 from nexus.storage.dialect import upsert_insert
 from nexus.storage.models import ChannelStateRow, utcnow
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from nexus.engine import ChannelRuntime, Nexus
 
 log = structlog.get_logger("nexus.channels")
+
+
+UNBLOCK_HINT = "nexus channels resume, or fix its credentials"
 
 
 class ChannelState(enum.StrEnum):
@@ -156,6 +159,21 @@ class ChannelStates:
     async def get(self, channel: str, *, fresh: bool = False) -> ChannelHealth:
         await self.all(fresh=fresh)
         return self.health_of(channel)
+
+    async def blocked(self, channels: Iterable[str]) -> list[str]:
+        """'<channel> is paused' for each of `channels` nothing is pushed to now (read fresh)."""
+        health = await self.all(fresh=True)
+        return [
+            f"{name} is {health[name].state.value}"
+            for name in channels
+            if name in health and not health[name].may_push
+        ]
+
+    async def require_pushable(self, channels: Iterable[str]) -> None:
+        """Refuse work that only a push can finish (a sync, a force push) on a channel that is
+        paused or disconnected: it would wait for ever, or for its timeout, for nothing."""
+        if reasons := await self.blocked(channels):
+            raise ChannelBlockedError(f"{'; '.join(reasons)} ({UNBLOCK_HINT})")
 
     async def may_claim(self, runtime: ChannelRuntime, *, woken: bool = False) -> bool:
         """Whether a worker of `runtime`'s channel may claim listings now. A disconnected channel

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nexus.api import push_sku_now
-from nexus.errors import NexusError
 from nexus.sync.history import ListingView, listing_of
 from nexus.sync.queue import ListingQueue
 
@@ -21,10 +20,6 @@ if TYPE_CHECKING:
     from nexus.engine import Nexus
 
 PUSH_TIMEOUT = 10.0  # seconds a force push waits for the channel's answer
-
-
-class ChannelBlockedError(NexusError):
-    """The channel is paused or disconnected: nothing is pushed to it now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +42,7 @@ async def force_push(nexus: Nexus, channel: str, sku: str, *, timeout: float = P
     there) or ChannelBlockedError when it cannot."""
     nexus.channel(channel)  # an unknown channel, or one whose driver cannot be built, is named now
     listing = await listing_of(nexus.db, channel, sku)
-    health = await nexus.channel_states.get(channel, fresh=True)
-    if not health.may_push:
-        raise ChannelBlockedError(f"{channel} is {health.state.value}: nothing is pushed to it now")
+    await nexus.channel_states.require_pushable([channel])
     async with nexus.db.transaction() as session:
         await ListingQueue.requeue(session, [listing.id])
     rounds, _ = await push_sku_now(nexus, sku, [channel], timeout)

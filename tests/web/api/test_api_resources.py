@@ -108,6 +108,10 @@ async def test_listings_filters_and_force_push(api: Api) -> None:
     await api.post("/channels/m/pause")
     blocked = await api.post("/channels/m/listings/A/push")
     assert blocked.status_code == 409 and blocked.json()["error"]["code"] == "channel_unavailable"
+    # A sync that a paused channel could never finish is refused too, as `nexus sync` refuses it.
+    sync = await api.post("/sync", json={"channels": ["m", "n"]})
+    assert sync.status_code == 409 and "m is paused" in sync.json()["error"]["message"]
+    assert (await api.get("/batches")).json()["total"] == 0
 
 
 async def test_channel_cards_pause_and_resume(api: Api) -> None:

@@ -23,10 +23,12 @@ def router(nexus: Nexus) -> APIRouter:
         response_model=SyncOut,
         status_code=202,
         summary="Queue a push of every listing (of some SKUs, on some channels); answers the batch id",
+        responses={409: {"description": "a channel is paused or disconnected (`channel_unavailable`)"}},
     )
     async def sync(principal: ManageAccess, body: SyncIn | None = None) -> dict[str, Any]:
         body = body or SyncIn()
         channels = body.channels or nexus.channel_names()
+        await nexus.channel_states.require_pushable(channels)  # its batch could never finish
         batch_id = await nexus.catalog(body.skus).sync_all(channels, trigger="api")
         await recorded(
             nexus,

@@ -18,6 +18,7 @@ from fastapi.security import HTTPBearer
 from nexus.access.actions import record_action
 from nexus.access.tokens import Principal
 from nexus.errors import (
+    ChannelBlockedError,
     ConfigError,
     DeadLetterError,
     InvalidArgumentError,
@@ -29,7 +30,6 @@ from nexus.errors import (
     UnknownDeadLetterError,
     UnknownSkuError,
 )
-from nexus.sync.listings import ChannelBlockedError
 from nexus.web.api.schemas import MAX_ID, NUL_PROBLEM, ErrorOut, has_nul
 from nexus.web.auth import manage_access, view_access
 from nexus.web.errors import ApiError
