@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 from playwright.async_api import expect
-from tests.web.dashboard.conftest import CHANNEL, SKUS, WAIT_MS, Dashboard
+from tests.web.dashboard.conftest import CHANNEL, SKUS, WAIT_MS, Dashboard, eventually
 
 
 async def test_the_throttle_banner_appears_while_a_store_answers_429s(dashboard: Dashboard) -> None:
@@ -64,5 +64,9 @@ async def test_a_disconnected_channel_shows_the_banner_until_its_credentials_wor
     await expect(banner.locator(".alert")).to_have_count(0, timeout=WAIT_MS)
     await expect(card.locator('[data-field="state"]')).to_have_text("● Connected", timeout=WAIT_MS)
     await expect(card.locator('[data-field="queued"]')).to_have_text("0", timeout=WAIT_MS)
-    assert dashboard.sandbox.levels()[SKUS[0]] == 9
+    await eventually(lambda: _shows(dashboard, SKUS[0], 9))
     assert page.js_errors == []
+
+
+async def _shows(dashboard: Dashboard, sku: str, quantity: int) -> bool:
+    return dashboard.sandbox.levels()[sku] == quantity

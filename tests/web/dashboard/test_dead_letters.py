@@ -4,7 +4,7 @@ and only with the session's CSRF token."""
 from __future__ import annotations
 
 from playwright.async_api import expect
-from tests.web.dashboard.conftest import CHANNEL, SKUS, WAIT_MS, Dashboard
+from tests.web.dashboard.conftest import CHANNEL, SKUS, WAIT_MS, Dashboard, eventually
 
 from nexus.access.actions import list_actions
 from nexus.domain.vocabulary import DeadLetterStatus
@@ -34,8 +34,13 @@ async def test_replaying_a_dead_letter_drops_the_count(dashboard: Dashboard) -> 
     # The worker pushes the listing's current level; the letter resolves and the count drops,
     # live, without a reload.
     await expect(badge).to_have_text("0", timeout=WAIT_MS)
+
+    async def resolved() -> bool:
+        letter = (await show_dead_letter(dashboard.nexus.db, letter_id)).letter
+        return letter.status == DeadLetterStatus.RESOLVED
+
+    await eventually(resolved)
     detail = await show_dead_letter(dashboard.nexus.db, letter_id)
-    assert detail.letter.status == DeadLetterStatus.RESOLVED
     assert ("replaying", "token:ops") in [(entry.status, entry.actor) for entry in detail.history]
     actions, _ = await list_actions(dashboard.nexus.db)
     assert [(a.actor, a.action, a.target) for a in actions] == [

@@ -72,6 +72,12 @@ async def test_the_batch_monitor_shows_progress_and_retries_failed_members(dashb
     )
     # The retried listings are pushed and their letters resolve; the drawer says none are open.
     await expect(page.locator('nav [data-live-total="dead_letters"]')).to_have_text("0", timeout=WAIT_MS)
+
+    async def none_open() -> bool:
+        where = DeadLetterFilter(batch=batch_id)
+        return (await list_dead_letters(dashboard.nexus.db, where)).total == 0
+
+    await eventually(none_open)
     await page.reload()
     await expect(page.get_by_role("complementary")).to_contain_text("Failed members still open (0)")
     assert dashboard.sandbox.levels() == {sku: 10 for sku in SKUS}
