@@ -60,6 +60,7 @@ class Principal:
 
     name: str
     role: Role
+    via: str = "host"  # what authenticated it: "token", or a host application's own auth
 
     @property
     def may_manage(self) -> bool:
@@ -67,7 +68,8 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        return f"token:{self.name}"
+        """Who, as the operator action log and the dead-letter history record it."""
+        return f"{self.via}:{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,9 @@ class TokenStore:
                 await session.flush()
                 view = _view(row)
         except IntegrityError:
-            raise TokenError(f"a token named {name!r} exists; names stay taken after a revoke, choose another") from None
+            raise TokenError(
+                f"a token named {name!r} exists; names stay taken after a revoke, choose another"
+            ) from None
         return view, secret
 
     async def list(self) -> list[TokenView]:
@@ -165,7 +169,7 @@ class TokenStore:
 
     async def authenticate(self, secret: str) -> Principal | None:
         token = await self._active(_digest(secret))
-        return None if token is None else Principal(token.name, Role(token.role))
+        return None if token is None else Principal(token.name, Role(token.role), via="token")
 
     async def open_session(self, secret: str) -> tuple[Principal, str, str] | None:
         """Sign in with a token: (principal, session secret for the cookie, CSRF token)."""
@@ -185,7 +189,7 @@ class TokenStore:
                     expires_at=now + SESSION_LIFETIME,
                 )
             )
-        return Principal(token.name, Role(token.role)), session_secret, csrf
+        return Principal(token.name, Role(token.role), via="token"), session_secret, csrf
 
     async def session(self, session_secret: str) -> tuple[Principal, str] | None:
         """The principal and CSRF token of a live session, or None."""
@@ -204,7 +208,7 @@ class TokenStore:
         if found is None:
             return None
         token, csrf = found
-        return Principal(token.name, Role(token.role)), csrf
+        return Principal(token.name, Role(token.role), via="token"), csrf
 
     async def close_session(self, session_secret: str) -> None:
         async with self._db.transaction() as session:

@@ -202,11 +202,12 @@ async def test_a_host_application_can_supply_its_own_auth(make_nexus: Callable[.
         admin = await client.post("/nexus/api/v1/_probe", headers={"X-Host-User": "admin"})
     assert clerk.status_code == 403
     assert admin.json() == {"name": "admin", "changed": "yes"}
+    assert Principal("admin", Role.MANAGE).actor == "host:admin"  # told apart in the action log
 
 
 async def test_operator_actions_are_recorded_with_who_and_when(make_nexus: Callable[..., Any]) -> None:
     nexus = await make_nexus()
-    who = Principal("ops-laptop", Role.MANAGE)
+    who = Principal("ops-laptop", Role.MANAGE, via="token")
     await record_action(nexus.db, who, "dead_letters.replay", "dead-letter 7", {"ids": [7]})
     await record_action(nexus.db, who, "channels.pause", "shopify")
     actions, total = await list_actions(nexus.db, limit=1)
