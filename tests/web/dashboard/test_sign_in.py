@@ -35,3 +35,23 @@ async def test_a_token_signs_in_and_out_and_a_wrong_one_does_not(dashboard: Dash
     await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     await page.goto(f"{dashboard.base_url}/nexus/dead-letters")
     await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+async def test_a_stranger_is_sent_to_sign_in_and_changes_nothing(dashboard: Dashboard) -> None:
+    page = await dashboard.page()
+    for path in (
+        "/nexus/dead-letters",
+        "/nexus/webhook-log",
+        "/nexus/audit",
+        "/nexus/health",
+        "/nexus/batches",
+    ):
+        answer = await page.request.get(f"{dashboard.base_url}{path}", max_redirects=0)
+        assert answer.status == 303 and answer.headers["location"].startswith("/nexus/login?next=")
+    answer = await page.request.post(
+        f"{dashboard.base_url}/nexus/channels/shopify/pause", form={"csrf": "x"}, max_redirects=0
+    )
+    assert answer.status == 303 and answer.headers["location"] == "/nexus/login?next=%2Fnexus%2F"
+    assert (await dashboard.nexus.channel_states.get("shopify", fresh=True)).state.value == "connected"
+    events = await page.request.get(f"{dashboard.base_url}/nexus/events")
+    assert events.status == 401

@@ -147,7 +147,10 @@ def dashboard_router(nexus: Nexus) -> APIRouter:
         return response
 
     def login_redirect(request: Request) -> RedirectResponse:
+        # Back to the page after signing in; a form's POST cannot be replayed, so the overview.
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = f"{PREFIX}/"
         return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}", status_code=303)
 
     def back(path: str, level: str, text: str, query: dict[str, str] | None = None) -> RedirectResponse:
