@@ -189,6 +189,31 @@ async def test_a_push_whose_answer_cannot_be_written_is_written_once_the_databas
     assert database_errors(engine.nexus, "push_worker") == 2
 
 
+async def test_a_recording_aborted_by_a_deadlock_runs_again_and_counts_once(make_engine: MakeEngine) -> None:
+    engine: Engine = await make_engine()
+    await engine.seed({"S": 10})
+    await engine.nexus.product("S").adjust(-2)
+    worker = engine.nexus.push_worker("m")
+    writer = worker.outcomes
+    record = writer._record
+    calls: list[int] = []
+
+    async def deadlocked_once(session: Any, answers: RoundAnswers, outcome: PushRound) -> None:
+        calls.append(1)
+        await record(session, answers, outcome)  # counts the push, then the transaction aborts
+        if len(calls) == 1:
+            raise pg_error(DEADLOCK, "deadlock detected")
+
+    writer._record = deadlocked_once  # type: ignore[method-assign]
+    round_ = await worker.run_once()
+
+    assert len(calls) == 2
+    assert round_ is not None and (round_.ok, len(round_.events)) == (1, 1)
+    listing = await engine.listing("S")
+    assert (listing.remote_qty, listing.dirty_since, listing.lease_owner) == (8, None, None)
+    assert len(await engine.jobs()) == 1  # one audit row: the aborted attempt wrote nothing
+
+
 async def test_a_push_whose_recording_fails_otherwise_leaves_the_listing_to_be_read_back(
     make_engine: MakeEngine,
 ) -> None:
