@@ -25,5 +25,5 @@ async def test_driver_satisfies_the_protocols() -> None:
     # The processor confirms SNS subscriptions through its own resolve_webhook, not the default.
     assert type(driver).resolve_webhook is not InventoryDriver.resolve_webhook
     assert driver.capabilities.reads_levels
-    assert driver.capabilities.max_batch_size == 10_000
+    assert driver.capabilities.max_batch_size == 2_500  # one push round: a feed of at most 2,500
     assert not driver.capabilities.compare_and_set

@@ -11,10 +11,13 @@ Why the defaults:
   default patchListingsItem plan (5/s, burst 5), far quicker than a feed, which sits in Amazon's
   queue for minutes; at and above it one feed costs four requests whatever its size and leaves
   the patch bucket to the urgent single-SKU pushes.
-- `max_feed_messages` 10,000 (the engine's batch size): createFeed allows 0.0083 requests/s, one
-  feed every two minutes once its burst of 15 is spent, so throughput through feeds is the batch
-  size / 120 s. 10,000 messages make 83 listings/s, 16 times the patch path, while the document
-  stays a few MB. Amazon's own cap is 25,000 messages per feed.
+- `max_feed_messages` 2,500 (the engine's batch size: one push round): createFeed allows 0.0083
+  requests/s, one feed every two minutes once its burst of 15 is spent, so throughput through
+  feeds is the batch size / 120 s: 2,500 messages make 21 listings/s sustained, 4 times the patch
+  path, after a burst of 37,500 listings. A round's listings are held in memory while its feed is
+  built and processed: 10,000 per round took the Nexus process to 237 MiB peak at 10,000 SKUs on 4
+  channels against 165 MiB with 2,500 (docs/benchmarks.md, memory). Raise it (Amazon's cap is
+  25,000) for a first full sync of a large catalog, where the 2-minute feed window dominates.
 - `feed_poll_interval` 10 s: getFeed allows 2/s, but processing takes minutes; polling faster
   only spends tokens other feeds may need.
 - `feed_timeout` 900 s: how long one push waits for a feed to finish before it reports the
@@ -43,7 +46,7 @@ from nexus.config import ChannelSettings, HttpUrl, Number, Strings, Text, Whole,
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 MAX_FEED_MESSAGES = 25_000  # Amazon's limit for one JSON_LISTINGS_FEED document
 DEFAULT_FEED_THRESHOLD = 50
-DEFAULT_MAX_FEED_MESSAGES = 10_000
+DEFAULT_MAX_FEED_MESSAGES = 2_500
 DEFAULT_FEED_POLL_INTERVAL = 10.0
 DEFAULT_FEED_TIMEOUT = 900.0
 DEFAULT_FULFILLMENT_CHANNEL = "DEFAULT"
