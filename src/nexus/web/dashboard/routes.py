@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
@@ -33,6 +33,7 @@ from nexus.sync.dead_letters import (
 )
 from nexus.sync.history import PUSH_STATUSES, list_push_audit
 from nexus.sync.overview import ChannelCard, channel_overview, health_rates
+from nexus.web.api.schemas import NUL_PROBLEM, has_nul
 from nexus.web.auth import csrf_token, manage_access, session_principal, sign_in, sign_out
 from nexus.web.dashboard import present
 from nexus.web.errors import ApiError
@@ -103,8 +104,18 @@ class Notices:
         return {"level": level, "text": text}
 
 
+async def refuse_nul(request: Request) -> None:
+    """A NUL in a search field or a note reaches PostgreSQL as an error (a 500): refuse it first,
+    as the API does."""
+    values: list[Any] = [request.path_params, request.query_params.multi_items()]
+    if request.method == "POST":
+        values.append([value for _, value in (await request.form()).multi_items() if isinstance(value, str)])
+    if has_nul(values):
+        raise ApiError(422, "invalid_request", NUL_PROBLEM)
+
+
 def dashboard_router(nexus: Nexus) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(refuse_nul)])
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.filters.update(
