@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 from tests.webhooks.webhook_testkit import build_hub, channels, delivery, sale
 
 from nexus.web import create_app
@@ -76,3 +77,27 @@ async def test_shutdown_lets_scheduled_processing_finish(make_nexus: Callable[..
     [row] = await hub.logs()
     assert row.status == "processed"
     assert (await hub.item()).on_hand == 6
+
+
+async def test_a_delivery_met_by_an_unavailable_database_is_a_503_with_one_warning(
+    make_nexus: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = await build_hub(make_nexus)
+
+    @contextlib.asynccontextmanager
+    async def gone() -> AsyncIterator[Any]:
+        raise ConnectionRefusedError(111, "Connection refused")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(hub.nexus.db, "transaction", gone)
+    d = delivery(sale(quantity=1), delivery_id="D-outage")
+    transport = httpx.ASGITransport(app=hub.app)
+    with structlog.testing.capture_logs() as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.post("/nexus/webhooks/hooks", content=d.body, headers=d.headers)
+    # Not stored, so not acknowledged: the channel must deliver it again.
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    [warning] = [entry for entry in logs if entry["log_level"] in ("warning", "error", "critical")]
+    assert warning["event"] == "webhook not stored: database unavailable"
+    assert "Connection refused" in warning["error"] and "exc_info" not in warning
+    assert b'component="webhook_receiver"' in await hub.nexus.metrics.render()

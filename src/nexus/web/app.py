@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -34,6 +35,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from nexus.observability.metrics import CONTENT_TYPE
+from nexus.storage.database import describe, unavailable
 from nexus.sync.channel_state import readiness
 from nexus.web.api import API_PREFIX, api_router, docs_router
 from nexus.web.auth import HostAuth
@@ -44,6 +46,8 @@ from nexus.webhooks.receiver import WebhookReceiver
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
+
+log = structlog.get_logger("nexus.web")
 
 HEALTHZ_PATH = "/nexus/healthz"
 METRICS_PATH = "/nexus/metrics"
@@ -108,6 +112,18 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
             receipt = await receiver.receive(channel, request.headers.items(), request.stream())
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening for the answer
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            # Not stored, so not acknowledged: the channel delivers it again later. One line per
+            # delivery, not a traceback each, while the database is away.
+            log.warning("webhook not stored: database unavailable", channel=channel, error=describe(exc))
+            nexus.metrics.database_error("webhook_receiver")
+            return JSONResponse(
+                {"error": "database unavailable; deliver again later"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         processor.schedule(receipt)
         return JSONResponse(receipt.as_json(), status_code=receipt.status_code)
 
