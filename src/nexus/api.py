@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.domain.vocabulary import BatchState, MovementReason
@@ -233,8 +234,11 @@ class CatalogHandle:
         if skus is not None:
             await _check_skus(nexus, skus, targets)
         batch_id = str(uuid.uuid4())
-        total = 0
-        async with nexus.db.transaction() as session:
+
+        async def mark(session: AsyncSession) -> int:
+            # Run again from the start if PostgreSQL aborts it for a deadlock with webhook
+            # processing or a push round (Database.run): it only writes inside the transaction.
+            total = 0
             session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status=BatchState.RUNNING))
             await session.flush()
             if skus is None:
@@ -246,10 +250,12 @@ class CatalogHandle:
             batch = await session.get(SyncBatch, batch_id)
             assert batch is not None
             batch.total = total
-            done = total == 0
-            if done:
+            if total == 0:
                 batch.status = BatchState.COMPLETED
                 batch.completed_at = utcnow()
+            return total
+
+        done = await nexus.db.run(mark) == 0
         if done:
             await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
         nexus.notify(targets)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
 from nexus.domain.belief import Sent, level_read, request_in_flight
@@ -63,8 +64,10 @@ async def open_conflicts(db: Database, channel: str | None = None) -> list[Confl
 async def resolve_conflict(
     db: Database, allocator: Allocator, conflict_id: int, side: Side
 ) -> StockChangeResult | None:
-    """Settle an open conflict in favour of `side`; returns the ledger change, if any."""
-    async with db.transaction() as session:
+    """Settle an open conflict in favour of `side`; returns the ledger change, if any. Run again
+    from the start when PostgreSQL aborts it for a deadlock (it writes only in its transaction)."""
+
+    async def settle(session: AsyncSession) -> StockChangeResult | None:
         conflict = await session.get(Conflict, conflict_id, with_for_update=True)
         if conflict is None or conflict.status != ConflictStatus.OPEN:
             raise UnknownConflictError(f"no open conflict {conflict_id}")
@@ -93,3 +96,5 @@ async def resolve_conflict(
             allocator=allocator,
             reason=MovementReason.RECONCILE,
         )
+
+    return await db.run(settle)
