@@ -85,15 +85,3 @@ def test_seed_10599_sales_before_a_silent_push_are_booked() -> None:
     missing beyond the documented bound). tests/consistency/test_belief_rules.py has it alone."""
     outcome = Simulation(10599).run()
     assert outcome.ok, (outcome.problems, "\n".join(outcome.trace[-60:]))
-
-
-def test_seed_737_an_order_does_not_absorb_an_earlier_dropped_orders_drift() -> None:
-    """Amazon's default (levels and orders): a sale whose order was dropped was booked from its
-    level; a later sale's order absorbed that drift and its own sale was never booked. The
-    ledger is now exact but for the sale no reading can see (written over by our push), without
-    the allowance for absorbed drift. tests/consistency/test_belief_rules.py has it alone."""
-    simulation = Simulation(737)
-    outcome = simulation.run()
-    assert outcome.ok, (outcome.problems, "\n".join(outcome.trace[-60:]))
-    assert outcome.stolen == 0
-    assert outcome.expected_on_hand <= outcome.on_hand <= outcome.expected_on_hand + simulation._lost()

@@ -146,12 +146,9 @@ class Segment:
     flight: Span | None = None
     landed: Span | None = None
     pinned: str | None = None
-    # Where levels and orders both book sales (without compare-and-set), the evidence is kept
-    # with its time, because a level shows only the sales before it. `booked_at`: which readings
-    # booked (part of) `drift`, as (the end of the reading's span, units); the rest of `drift`
-    # (read-backs, forgotten segments) carries no time and any order here may absorb it.
-    # `sold_at`: orders that moved `level`, as (the start of the sale's span, units).
-    booked_at: tuple[tuple[datetime, int], ...] = ()
+    # Where levels and orders both book sales (without compare-and-set): the orders that moved
+    # `level`, as (the start of the sale's span, units). A level shows only the sales before
+    # it, so it is compared with the level before the orders surely after it (`level_at`).
     sold_at: tuple[tuple[datetime, int], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -162,7 +159,6 @@ class Segment:
             "flight": _span_json(self.flight),
             "landed": _span_json(self.landed),
             "pinned": self.pinned,
-            "booked_at": [[at.isoformat(), units] for at, units in self.booked_at],
             "sold_at": [[at.isoformat(), units] for at, units in self.sold_at],
         }
 
@@ -175,7 +171,6 @@ class Segment:
             "flight": _span(data, "flight"),
             "landed": _span(data, "landed"),
             "pinned": data.get("pinned"),
-            "booked_at": _timed(data.get("booked_at")),
             "sold_at": _timed(data.get("sold_at")),
         }
         values.update(override)
@@ -203,29 +198,6 @@ class Segment:
         if self.level is None:
             return None
         return self.level + sum(units for at, units in self.sold_at if at >= reading.latest)
-
-    def absorbable(self, sale: Span | None) -> int:
-        """How many units of this segment's drift an order for a sale in `sale` may explain: not
-        those booked from readings surely before the sale (a level cannot show a sale that had
-        not happened yet; an order's stamp is never later than the level change it caused)."""
-        before = sum(units for at, units in self.booked_at if sale is not None and at <= sale.earliest)
-        return max(0, -(self.drift - before))
-
-    def absorb(self, units: int, sale: Span | None) -> Segment:
-        """`units` (at most `absorbable(sale)`) explained by an order: taken from the earliest
-        readings that may show the sale, then from the drift that carries no time. Earliest
-        first, because a reading that may show this sale may show every earlier one too: a
-        sale arriving later whose stamp is later still is left the readings only it can use."""
-        left = units
-        kept: list[tuple[datetime, int]] = []
-        for at, booked in sorted(self.booked_at):
-            if left and (sale is None or at > sale.earliest):
-                take = min(left, -booked)
-                left -= take
-                booked += take
-            if booked:
-                kept.append((at, booked))
-        return replace(self, drift=self.drift + units, booked_at=tuple(kept))
 
     def before_landing(self, level: int, span: Span) -> bool:
         """A reading above this push's quantity, stamped before the push was answered, was taken
@@ -350,12 +322,7 @@ def place_reading(
             if segment.level is None or expected is None:
                 break  # orders we could not place left it unknown; a push settles it
             drop = min(0, level - expected)
-            booked_at = segment.booked_at
-            if drop and overwrites and semantics.orders:
-                booked_at = _kept((*booked_at, (span.latest, drop)))  # what its orders may absorb
-            segments[index] = replace(
-                segment, level=segment.level + drop, drift=segment.drift + drop, booked_at=booked_at
-            )
+            segments[index] = replace(segment, level=segment.level + drop, drift=segment.drift + drop)
             timeline.save(belief)
             if level > expected and index == len(segments) - 1:
                 # Older than what we know, or the merchant raised the level: verified.
@@ -471,8 +438,8 @@ def _place_sale_in_segments(
         return 0  # older than anything kept: the ledger books it, no belief moves
     absorbed = 0
     for index in range(first, last + 1):
-        take = min(quantity - absorbed, segments[index].absorbable(span))
-        segments[index] = segments[index].absorb(take, span)
+        take = min(quantity - absorbed, max(0, -segments[index].drift))
+        segments[index] = replace(segments[index], drift=segments[index].drift + take)
         absorbed += take
     rest = quantity - absorbed
     current = len(segments) - 1
@@ -507,9 +474,8 @@ def _timed(value: Any) -> tuple[tuple[datetime, int], ...]:
 
 
 def _kept(entries: tuple[tuple[datetime, int], ...]) -> tuple[tuple[datetime, int], ...]:
-    """The latest TIMED entries. A forgotten `sold_at` entry only makes readings compared with
-    less (never books twice); forgotten `booked_at` units stay in `drift`, absorbable by any
-    order, as before this bookkeeping existed."""
+    """The latest TIMED `sold_at` entries: a forgotten one only makes readings compared with
+    less (`level_at`), so it never books a sale twice."""
     return entries[-TIMED:]
 
 
