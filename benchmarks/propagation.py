@@ -33,7 +33,10 @@ One run (a variant, then each rate in turn):
    is counted as "missing" and its latency as infinite (so p99/max read "inf").
    Backlog, sampled every 0.25 s during the sales and the drain: rows stored but not yet
    processed (WebhookLog status 'received'), dirty listings, and (from the sandbox process) the
-   deliveries the stores have queued but not yet delivered.
+   deliveries the stores have queued but not yet delivered. `all` counts every channel's
+   deliveries in the window (the other stores' echoes of our pushes too), `retried` those that
+   needed more than one attempt (deferred while a push to their listing was in flight or its
+   report due, or failed once).
 
 Variants, each with its own sandbox process and database, in the same invocation:
 
@@ -215,6 +218,8 @@ class RateResult:
     deliveries: int  # WebhookLog rows for this rate's window
     cpu_seconds: float  # this process, during the sales and the drain
     mode: str = "embedded"
+    all_deliveries: int = 0  # every channel's rows in the window (shop-a's, and the echoes)
+    retried: int = 0  # of those, rows attempted more than once (deferred while a push was due)
 
 
 class SandboxProcess:
@@ -553,6 +558,12 @@ async def measure_rate(
                 log_model.channel == channel_name(0), log_model.received_at >= window_start
             )
         )
+        counted = await session.execute(
+            select(func.count(), func.count().filter(log_model.attempts > 1)).where(
+                log_model.received_at >= window_start
+            )
+        )
+        all_deliveries, retried = counted.one()
         for received_at, processed_at, topic, body in rows:
             deliveries += 1
             payload = json.loads(body)
@@ -597,6 +608,8 @@ async def measure_rate(
         max_dirty=max((b[1] for b in backlog), default=0),
         max_store_pending=sales["max_pending"],
         deliveries=deliveries,
+        all_deliveries=int(all_deliveries),
+        retried=int(retried),
         cpu_seconds=cpu,
     )
 
@@ -629,14 +642,16 @@ def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
     print(
         f"  {'mode':<8} {'variant':<7} {'rate/s':>6} {'sales':>6} {'sold in':>7} {'acked':>6} {'missing':>7} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'e2e p50':>8} {'e2e p99':>8} {'proc p50':>8} "
-        f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'cpu s':>6}"
+        f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'all':>6} {'retried':>7} {'cpu s':>6}"
     )
     for r in results:
         print(
             f"  {r.mode:<8} {r.variant:<7} {r.rate:>6g} {r.sales:>6} {r.selling_seconds:>6.1f}s {r.acked:>6} "
             f"{r.missing:>7} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} {_ms(r.max_ms):>7} {_ms(r.e2e_p50_ms):>8} "
             f"{_ms(r.e2e_p99_ms):>8} {_ms(r.processed_p50_ms):>8} {r.max_received_backlog:>6} "
-            f"{r.max_dirty:>6} {r.max_store_pending:>7} {r.deliveries:>6} {r.cpu_seconds:>6.1f}"
+            f"{r.max_dirty:>6} {r.max_store_pending:>7} {r.deliveries:>6} {r.all_deliveries:>6} "
+            f"{r.retried:>7} "
+            f"{r.cpu_seconds:>6.1f}"
         )
     ratios: dict[str, Any] = {}
     for mode, rate in [(m, r) for m in options.modes for r in options.rates]:
