@@ -62,9 +62,11 @@ from nexus.domain.catalog import ItemSpec
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.engine import Nexus
 from nexus.events import BatchCompleted
-from nexus.runtime import running
+from nexus.runtime import rounds_in_flight, running
 from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping
+from nexus.sync.outcomes import OutcomeWriter
+from nexus.sync.queue import ListingQueue
 from nexus.web.server import LoopbackServer, serve_app
 
 CHANNEL = "shopify-bench"
@@ -75,11 +77,52 @@ ITEMS_PER_REQUEST = 250
 UNLIMITED = 1e12
 
 
+class DatabaseClock:
+    """Wall time inside the worker's two database steps of a round, claim and record (what each
+    awaits, so with several rounds in flight it includes waiting for SQLite's one writer)."""
+
+    def __init__(self) -> None:
+        self.claims = 0
+        self.claim_seconds = 0.0
+        self.records = 0
+        self.record_seconds = 0.0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        claim, record = ListingQueue.claim, OutcomeWriter.record
+        clock = self
+
+        async def timed_claim(queue: ListingQueue, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await claim(queue, *args, **kwargs)
+            finally:
+                clock.claims += 1
+                clock.claim_seconds += time.perf_counter() - started
+
+        async def timed_record(writer: OutcomeWriter, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await record(writer, *args, **kwargs)
+            finally:
+                clock.records += 1
+                clock.record_seconds += time.perf_counter() - started
+
+        ListingQueue.claim = timed_claim  # type: ignore[method-assign]
+        OutcomeWriter.record = timed_record  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ListingQueue.claim = claim  # type: ignore[method-assign]
+            OutcomeWriter.record = record  # type: ignore[method-assign]
+
+
 @dataclass
 class Run:
     skus: int
     time_scale: float
     latency_ms: float
+    in_flight: int  # push rounds in flight per channel (the driver's own when not forced)
     nexus_seconds: float
     requests: int
     throttled: int
@@ -90,6 +133,9 @@ class Run:
     baseline_requests: int
     baseline_throttled: int
     baseline_seconds: float  # for all `skus` listings (extrapolated when the subset is smaller)
+    claim_ms: float = 0.0  # per claim that found listings or not (every claim the worker made)
+    record_ms: float = 0.0  # per recorded round
+    rounds: int = 0
 
     @property
     def extrapolated(self) -> bool:
@@ -163,7 +209,13 @@ def make_sandbox(skus: int, time_scale: float, latency_ms: float = 0.0) -> Shopi
 
 
 def settings_for(
-    database: Path, base_url: str, sandbox: ShopifySandbox, *, capacity: float, refill: float
+    database: Path,
+    base_url: str,
+    sandbox: ShopifySandbox,
+    *,
+    capacity: float,
+    refill: float,
+    in_flight: int | None = None,
 ) -> NexusSettings:
     return NexusSettings(
         database_url=f"sqlite+aiosqlite:///{database}",
@@ -176,7 +228,8 @@ def settings_for(
                 rate_limit=RateLimitOverride(capacity=capacity, refill_per_second=refill),
             )
         },
-        worker=WorkerConfig(lease_seconds=120),
+        # in_flight None: the Shopify driver's own max_in_flight.
+        worker=WorkerConfig(lease_seconds=120, concurrency=in_flight),
     )
 
 
@@ -217,15 +270,20 @@ async def planned_updates(database: Path, limit: int, settings: NexusSettings) -
         ]
 
 
-async def measure_nexus(settings: NexusSettings, sandbox: ShopifySandbox) -> tuple[float, int]:
-    """Seconds from sync_all() to BatchCompleted, and listings whose store level is not the desired one."""
+async def measure_nexus(
+    settings: NexusSettings, sandbox: ShopifySandbox, clock: DatabaseClock
+) -> tuple[float, int, int]:
+    """Seconds from sync_all() to BatchCompleted, listings whose store level is not the desired
+    one, and the push rounds in flight per channel."""
     async with Nexus(settings) as nexus:
         done = asyncio.Event()
         nexus.events.listen(BatchCompleted, lambda _event: done.set())
+        in_flight = rounds_in_flight(nexus, CHANNEL)
         async with running(nexus, web=False):
             started = time.perf_counter()
             batch_id = await nexus.catalog().sync_all([CHANNEL])
-            await done.wait()
+            with clock.installed():
+                await done.wait()
             elapsed = time.perf_counter() - started
         status = await nexus.batch(batch_id).status()
         if status.failed or status.processed != status.total:
@@ -234,7 +292,7 @@ async def measure_nexus(settings: NexusSettings, sandbox: ShopifySandbox) -> tup
             rows = await session.execute(select(ChannelMapping.sku, ChannelMapping.desired_qty))
             desired = dict(rows.all())
     levels = sandbox.levels()
-    return elapsed, sum(1 for sku, qty in desired.items() if levels.get(sku) != qty)
+    return elapsed, sum(1 for sku, qty in desired.items() if levels.get(sku) != qty), in_flight
 
 
 async def measure_baseline(
@@ -293,7 +351,12 @@ async def measure_baseline(
 
 
 async def run_once(
-    skus: int, time_scale: float, baseline_listings: int, nodelay: bool = False, latency_ms: float = 0.0
+    skus: int,
+    time_scale: float,
+    baseline_listings: int,
+    nodelay: bool = False,
+    latency_ms: float = 0.0,
+    in_flight: int | None = None,
 ) -> Run:
     baseline_listings = max(1, min(baseline_listings, skus))
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
@@ -309,10 +372,12 @@ async def run_once(
                     sandbox,
                     capacity=BUCKET_POINTS,
                     refill=RESTORE_PER_SECOND * time_scale,
+                    in_flight=in_flight,
                 )
                 updates = await planned_updates(database, baseline_listings, real)
                 before = (sandbox.stats.requests, sandbox.stats.throttled, sandbox.stats.quantities_set)
-                elapsed, out_of_sync = await measure_nexus(real, sandbox)
+                clock = DatabaseClock()
+                elapsed, out_of_sync, rounds = await measure_nexus(real, sandbox, clock)
                 stats = sandbox.stats
                 requests = stats.requests - before[0]
                 throttled = stats.throttled - before[1]
@@ -326,6 +391,7 @@ async def run_once(
         skus=skus,
         time_scale=time_scale,
         latency_ms=latency_ms,
+        in_flight=rounds,
         nexus_seconds=elapsed,
         requests=requests,
         throttled=throttled,
@@ -336,6 +402,9 @@ async def run_once(
         baseline_requests=base_requests,
         baseline_throttled=base_throttled,
         baseline_seconds=baseline_total,
+        claim_ms=1000 * clock.claim_seconds / max(1, clock.claims),
+        record_ms=1000 * clock.record_seconds / max(1, clock.records),
+        rounds=clock.records,
     )
 
 
@@ -355,6 +424,10 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         "time_scale": first.time_scale,
         "repeat": len(runs),
         "latency_ms": first.latency_ms,
+        "in_flight": first.in_flight,
+        "claim_ms": median(r.claim_ms for r in runs),
+        "record_ms": median(r.record_ms for r in runs),
+        "rounds": first.rounds,
         # One request in flight at a time cannot finish sooner than this (the round trips alone).
         "one_in_flight_seconds": first.requests * first.latency_ms / 1000,
         "tcp_nodelay": nodelay,
@@ -380,7 +453,7 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         f"catalog sync: {first.skus} SKUs, Shopify sandbox bucket {BUCKET_POINTS:.0f} points, "
         f"restore {RESTORE_PER_SECOND:.0f}/s x time_scale {first.time_scale:g} "
         f"= {RESTORE_PER_SECOND * first.time_scale:g}/s; added network latency "
-        f"{first.latency_ms:g} ms per request; loopback server: "
+        f"{first.latency_ms:g} ms per request; {first.in_flight} push round(s) in flight; loopback server: "
         + ("serve_app + TCP_NODELAY workaround" if nodelay else "serve_app as shipped")
     )
     for n, run in enumerate(runs, start=1):
@@ -390,7 +463,8 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
             f"{run.out_of_sync} out of sync) | baseline {run.baseline_listings} listings "
             f"{run.baseline_measured_seconds:.3f} s, {run.baseline_throttled} THROTTLED"
             + (f", {run.baseline_seconds:.1f} s extrapolated to {run.skus}" if run.extrapolated else "")
-            + f" | ratio {run.speedup:.1f}x"
+            + f" | ratio {run.speedup:.1f}x | database per round: claim {run.claim_ms:.1f} ms, "
+            f"record {run.record_ms:.1f} ms ({run.rounds} rounds)"
         )
     print(f"median of {len(runs)}:")
     print(
@@ -446,6 +520,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "cases in one run (e.g. 0,150); default 0",
     )
     parser.add_argument(
+        "--in-flight",
+        default="auto",
+        help="push rounds in flight per channel (worker.concurrency); comma-separated for several "
+        "cases in one run (e.g. 1,auto: sequential rounds beside the driver's own max_in_flight); "
+        "default auto",
+    )
+    parser.add_argument(
         "--tcp-nodelay",
         action="store_true",
         help="work around serve_app's missing TCP_NODELAY (see `loopback`); default: serve_app as shipped",
@@ -457,22 +538,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """The summary of the first --latency-ms case, with every case's summary under "cases"."""
     args = parse_args(argv)
     latencies = [float(value) for value in args.latency_ms.split(",") if value.strip()]
+    widths = [None if value.strip() == "auto" else int(value) for value in args.in_flight.split(",")]
     cases = []
     for latency_ms in latencies:
-        runs = [
-            asyncio.run(
-                run_once(args.skus, args.time_scale, args.baseline_listings, args.tcp_nodelay, latency_ms)
-            )
-            for _ in range(args.repeat)
-        ]
-        cases.append(report(runs, nodelay=args.tcp_nodelay))
+        for in_flight in widths:
+            runs = [
+                asyncio.run(
+                    run_once(
+                        args.skus,
+                        args.time_scale,
+                        args.baseline_listings,
+                        args.tcp_nodelay,
+                        latency_ms,
+                        in_flight,
+                    )
+                )
+                for _ in range(args.repeat)
+            ]
+            cases.append(report(runs, nodelay=args.tcp_nodelay))
     if len(cases) > 1:
         print("by latency (same run):")
         base = cases[0]
         for case in cases:
+            ratio = case["ratio_to_minimum"]
             print(
-                f"  {case['latency_ms']:g} ms: nexus {case['nexus_seconds']:.3f} s "
-                f"({case['nexus_seconds'] / base['nexus_seconds']:.2f}x the {base['latency_ms']:g} ms case), "
+                f"  {case['latency_ms']:g} ms, {case['in_flight']} in flight: "
+                f"nexus {case['nexus_seconds']:.3f} s "
+                f"({case['nexus_seconds'] / base['nexus_seconds']:.2f}x the first case), "
+                f"{case['items_per_second']:,.0f} items/s, measured/min "
+                + (f"{ratio:.2f}" if ratio is not None else "n/a")
+                + f", THROTTLED {case['throttled']}, out of sync {case['out_of_sync']}, "
                 f"baseline {case['baseline_seconds']:.1f} s, ratio baseline / nexus {case['speedup']:.1f}x"
             )
     return {**cases[0], "cases": cases}

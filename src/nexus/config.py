@@ -135,7 +135,11 @@ class WorkerConfig(BaseModel):
     )
     backoff_max: float = Field(default=300.0, ge=0)
     low_stock_threshold: int = Field(default=5, ge=0, description="at or below: immediate push priority")
-    concurrency: int = Field(default=1, ge=1, description="push rounds in flight per channel per process")
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="push rounds in flight per channel per process; unset: the driver's max_in_flight",
+    )
     throttle_threshold: int = Field(
         default=5, ge=1, description="consecutive 429s from one channel before ChannelThrottled"
     )

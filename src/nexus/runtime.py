@@ -39,8 +39,11 @@ async def running(
 ) -> AsyncIterator[RunningService]:
     """Start the requested parts; on exit, stop them and let in-flight pushes finish.
 
-    `concurrency` push rounds run side by side per channel (default `worker.concurrency`); on
-    PostgreSQL they claim disjoint listings with SKIP LOCKED, on SQLite one after the other.
+    Per channel, `concurrency` push rounds are kept in flight (default `worker.concurrency`,
+    else what the channel allows: its driver's `max_in_flight`). Each is a loop of its own with
+    its own lease owner, so one claims the next round while another's push is on the wire, and
+    a listing leased to one round is never claimed by another (claims skip live leases; on
+    PostgreSQL with SKIP LOCKED, on SQLite one claim after the other).
     """
     from nexus.web import create_app, create_metrics_app
     from nexus.webhooks.processor import WebhookProcessor
@@ -48,9 +51,8 @@ async def running(
     service = RunningService(stop=asyncio.Event())
     await nexus.connect()
     if workers:
-        slots = concurrency or nexus.settings.worker.concurrency
         for name in channels or nexus.channel_names():
-            for slot in range(slots):
+            for slot in range(rounds_in_flight(nexus, name, concurrency)):
                 worker = nexus.push_worker(name)
                 service.tasks.append(
                     asyncio.create_task(worker.run(service.stop), name=f"push:{name}:{slot}")
@@ -90,6 +92,13 @@ async def running(
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("task ended with an error", task=task.get_name(), error=repr(task.exception()))
+
+
+def rounds_in_flight(nexus: Nexus, channel: str, concurrency: int | None = None) -> int:
+    """How many push rounds of `channel` one process keeps in flight: `concurrency` (the
+    command line), else `worker.concurrency`, else the channel's own `max_in_flight`."""
+    configured = concurrency or nexus.settings.worker.concurrency
+    return configured or nexus.channel(channel).driver.capabilities.max_in_flight
 
 
 async def serve_forever(

@@ -33,6 +33,13 @@ class DriverCapabilities:
     read_batch_size: how many listings one `read_levels` request covers (Shopify 250 per
         query, WooCommerce 100 per `include=` page; 1 where each listing is its own request).
         The reconciler paces its reads by requests, within its share of the rate budget.
+    max_in_flight: push rounds one process keeps in flight on this channel at once (each its
+        own claim, so its own listings: a listing is never in two rounds). The next round is
+        claimed while one is on the wire, so the database work of one round overlaps the
+        channel's answer to another. The token bucket still paces every request, so this never
+        raises the request rate above the channel's limit; it bounds how many requests may wait
+        on the network side by side, where a channel limits that too (a WordPress host's PHP
+        workers). `worker.concurrency`, when set, overrides it.
 
     The channel's default rate limit is not here: `InventoryDriver.rate_limit_config()` is its
     one source, because it may depend on the channel's settings (a Shopify plan, an Etsy key).
@@ -45,6 +52,11 @@ class DriverCapabilities:
     levels_book_sales: bool | None = None
     reads_levels: bool = False
     read_batch_size: int = 1
+    max_in_flight: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
 from nexus.sync.batches import finish_members
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
-from nexus.sync.queue import ClaimedListing, ListingQueue
+from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
 log = structlog.get_logger("nexus.worker")
 
@@ -113,21 +113,31 @@ class OutcomeWriter:
             setattr(outcome, column.name, getattr(written, column.name))
 
     async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> None:
+        """Most answers (landed, retry, dead letter, veto) change only the listing's own row:
+        those rows are read and written back as plain records, in one statement each way. A
+        level to book (a refused compare-and-set, a read-back) goes through the ledger, which
+        recomputes every listing of the SKU; those few go through the ORM afterwards, so the
+        ledger sees the rows already written."""
         now = utcnow()
         semantics = self.semantics
         claimed, results, vetoed, read = answers.claimed, answers.results, answers.vetoed, answers.read
         pushed = {u.listing_id: u for u in answers.updates}
-        rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in claimed])
+        rows = await ListingQueue.lock_held_state(session, self.owner, [c.id for c in claimed])
         finished: Counter[tuple[str, bool]] = Counter()
         landed: list[int] = []
+        booked: list[ClaimedListing] = []
         for listing in claimed:
             row = rows.get(listing.id)
             if row is None:
                 # Our lease expired and another worker took the listing: its answer wins.
                 outcome.lost_lease += 1
                 continue
-            if listing.id in read:
-                await self._read(session, row, listing, read[listing.id], outcome)
+            if listing.id in read or (
+                listing.id not in vetoed
+                and results[listing.id].status is PushStatus.STALE
+                and _progress(results[listing.id], pushed[listing.id].change_from)
+            ):
+                booked.append(listing)
                 continue
             if listing.id in vetoed:
                 push_failed(row, semantics)
@@ -141,7 +151,11 @@ class OutcomeWriter:
                 )
                 landed.append(row.id)
             elif result.status is PushStatus.STALE:
-                await self._stale(session, row, listing, result, update_.change_from, now, outcome)
+                # The channel says stale yet shows what we sent as the expected level: not progress.
+                push_failed(row, semantics)
+                self._retry_later(
+                    row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome
+                )
             elif result.status is PushStatus.UNAUTHORIZED:
                 push_failed(row, semantics)
                 self._unauthorized(row, result, outcome)
@@ -153,6 +167,17 @@ class OutcomeWriter:
             else:
                 push_failed(row, semantics)
                 await self._dead_letter(session, row, update_, result, now, outcome, finished)
+        through_ledger = {listing.id for listing in booked}
+        await ListingQueue.write_held(session, [r for i, r in rows.items() if i not in through_ledger])
+        if booked:
+            orm_rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in booked])
+            for listing in booked:
+                orm_row = orm_rows[listing.id]  # locked above: still ours
+                if listing.id in read:
+                    await self._read(session, orm_row, listing, read[listing.id], outcome)
+                else:
+                    result = results[listing.id]
+                    await self._stale(session, orm_row, listing, result, outcome)
         # A push that landed resolves the listing's open dead letter (replayed or not).
         await resolve_pushed(session, landed, actor=f"worker {self.owner}")
         session.add(audit_row(self.channel, self.driver, self.owner, answers, outcome))
@@ -160,7 +185,7 @@ class OutcomeWriter:
 
     def _succeeded(
         self,
-        row: ChannelMapping,
+        row: HeldListing,
         listing: ClaimedListing,
         update_: NexusInventoryUpdate,
         result: PushResult,
@@ -201,23 +226,13 @@ class OutcomeWriter:
         row: ChannelMapping,
         listing: ClaimedListing,
         result: PushResult,
-        sent_from: int | None,
-        now: datetime,
         outcome: PushRound,
     ) -> None:
-        """The channel refused our compare-and-set: it sold (or was edited) since we last knew it.
-
-        Book the difference through the ledger, which recomputes every channel's desired
-        quantity, and push again at once: the listing stays dirty.
+        """The channel refused our compare-and-set: it sold (or was edited) since we last knew it
+        (`_progress`). Book the difference through the ledger, which recomputes every channel's
+        desired quantity, and push again at once: the listing stays dirty.
         """
         current = result.quantity if result.quantity is not None else 0
-        if current == sent_from:
-            # The channel says stale yet shows what we sent as the expected level: not progress.
-            push_failed(row, self.semantics)
-            self._retry_later(
-                row, PushResult.retry(row.id, "compare-and-set refused without a change"), now, outcome
-            )
-            return
         outcome.stale += 1
         row.next_attempt_at = None
         await self._book_level(
@@ -245,9 +260,7 @@ class OutcomeWriter:
         if change is not None:
             outcome.changes.append(change)
 
-    def _retry_later(
-        self, row: ChannelMapping, result: PushResult, now: datetime, outcome: PushRound
-    ) -> None:
+    def _retry_later(self, row: HeldListing, result: PushResult, now: datetime, outcome: PushRound) -> None:
         if not result.counts_as_attempt:
             # Never sent: wait exactly as long as our own bucket said, without using an attempt.
             row.next_attempt_at = now + timedelta(seconds=result.retry_after or self.config.poll_interval)
@@ -266,7 +279,7 @@ class OutcomeWriter:
         row.last_error = result.error
         outcome.retried += 1
 
-    def _unauthorized(self, row: ChannelMapping, result: PushResult, outcome: PushRound) -> None:
+    def _unauthorized(self, row: HeldListing, result: PushResult, outcome: PushRound) -> None:
         """The channel refused the credentials: not this listing's fault. It stays queued, due at
         once, with no attempt used and no dead letter; pushes wait for the channel to reconnect."""
         row.next_attempt_at = None
@@ -277,7 +290,7 @@ class OutcomeWriter:
     async def _dead_letter(
         self,
         session: AsyncSession,
-        row: ChannelMapping,
+        row: HeldListing,
         update_: NexusInventoryUpdate,
         result: PushResult,
         now: datetime,
@@ -327,7 +340,7 @@ class OutcomeWriter:
         )
 
     def _vetoed(
-        self, row: ChannelMapping, reason: str, outcome: PushRound, finished: Counter[tuple[str, bool]]
+        self, row: HeldListing, reason: str, outcome: PushRound, finished: Counter[tuple[str, bool]]
     ) -> None:
         """A listener vetoed the push: this change is not sent; the next stock change asks again."""
         row.dirty_since = None
@@ -336,6 +349,14 @@ class OutcomeWriter:
             finished[(row.batch_id, False)] += 1
             row.batch_id = None
         outcome.vetoed += 1
+
+
+def _progress(result: PushResult, sent_from: int | None) -> bool:
+    """A refused compare-and-set that shows a level other than the one we expected: the channel
+    moved, and the difference is booked. Showing the expected level itself is no progress (the
+    listing is retried later instead)."""
+    current = result.quantity if result.quantity is not None else 0
+    return current != sent_from
 
 
 async def book_level(

@@ -162,6 +162,7 @@ class MemoryChannel(InventoryDriver):
         refuse_unknown: bool = False,
         secret: str | None = None,
         rate_limit: RateLimitConfig | None = None,
+        max_in_flight: int = 1,
     ) -> None:
         self.context = context
         self.capabilities = DriverCapabilities(
@@ -171,6 +172,7 @@ class MemoryChannel(InventoryDriver):
             stamp_precision=stamp_precision,
             levels_book_sales=levels_book_sales,
             reads_levels=reads_levels,
+            max_in_flight=max_in_flight,
         )
         self.refuse_unknown = refuse_unknown
         credential = context.credentials.get("secret") if context is not None else None

@@ -69,6 +69,10 @@ class AmazonDriver(InventoryDriver):
             sales_from_orders=self.settings.sales_from in ("both", "orders"),
             levels_book_sales=self.settings.sales_from in ("both", "levels"),
             stamp_precision=0.001,  # EventTime carries milliseconds
+            # Every SP-API operation has its own rate (the buckets pace them); a feed round waits
+            # minutes for Amazon to process it, so a second one is submitted meanwhile rather
+            # than after. More would only queue feeds behind createFeed's own rate.
+            max_in_flight=2,
         )
         self.tokens = LwaTokens(
             http=ctx.http,

@@ -77,6 +77,10 @@ class EtsyDriver(InventoryDriver):
             # which is what converges; the driver still honours `change_from` when it is given.
             compare_and_set=False,
             reads_levels=True,
+            # The QPS bucket governs and a round already sends `concurrency` requests side by
+            # side; a second round only overlaps one round's claim and record with the other's
+            # requests.
+            max_in_flight=2,
         )
         self.tokens = TokenManager(
             http=ctx.http,

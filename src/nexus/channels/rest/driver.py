@@ -49,6 +49,7 @@ class RestDriver(InventoryDriver):
             compare_and_set=False,
             reads_levels=True,
             read_batch_size=read_batch_size,
+            max_in_flight=self.settings.max_in_flight,
         )
         if webhook is not None and webhook.secret not in ctx.credentials:
             raise ConfigError(

@@ -80,6 +80,9 @@ class RestSettings(ChannelSettings):
 
     rate_capacity: float = Field(default=20, gt=0)
     rate_per_second: float = Field(default=10, gt=0)
+    max_in_flight: int = Field(
+        default=1, ge=1, description="push rounds in flight at once (what the API allows side by side)"
+    )
     timeout_seconds: float = Field(default=30, gt=0)
 
     webhook: WebhookSettings | None = None

@@ -53,6 +53,10 @@ class ShopifyDriver(InventoryDriver):
             compare_and_set=True,
             reads_levels=True,
             read_batch_size=READ_BATCH_SIZE,
+            # The cost bucket governs, not a connection count: Shopify takes concurrent requests
+            # and charges each its cost. Four rounds of 250 keep the bucket busy across a slow
+            # network (150 ms a request) while their claims and records overlap.
+            max_in_flight=4,
         )
         self.client = ShopifyGraphQLClient(
             http=ctx.http,

@@ -58,6 +58,9 @@ class WooCommerceDriver(InventoryDriver):
             compare_and_set=False,
             reads_levels=True,
             read_batch_size=PER_PAGE_MAX,
+            # A modest number: each batch request holds one of the shop's PHP workers for
+            # seconds, and a small WordPress host has few.
+            max_in_flight=2,
         )
         self.client = WooCommerceClient(
             http=ctx.http,
