@@ -86,6 +86,23 @@ class DatabaseClock:
         self.claim_seconds = 0.0
         self.records = 0
         self.record_seconds = 0.0
+        # The sandbox's own GraphQL execution (same process, same GIL), without its HTTP stack.
+        self.sandbox_requests = 0
+        self.sandbox_seconds = 0.0
+        self.cpu_seconds = 0.0  # this process's CPU time (every thread) during the sync
+
+    def watch(self, sandbox: ShopifySandbox) -> None:
+        handle = sandbox.graphql.handle
+
+        def timed_handle(payload: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return handle(payload)
+            finally:
+                self.sandbox_requests += 1
+                self.sandbox_seconds += time.perf_counter() - started
+
+        sandbox.graphql.handle = timed_handle  # type: ignore[method-assign]
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -136,6 +153,8 @@ class Run:
     claim_ms: float = 0.0  # per claim that found listings or not (every claim the worker made)
     record_ms: float = 0.0  # per recorded round
     rounds: int = 0
+    sandbox_ms: float = 0.0  # the sandbox's GraphQL execution per request
+    cpu_seconds: float = 0.0  # this process's CPU time during the sync
 
     @property
     def extrapolated(self) -> bool:
@@ -281,10 +300,12 @@ async def measure_nexus(
         in_flight = rounds_in_flight(nexus, CHANNEL)
         async with running(nexus, web=False):
             started = time.perf_counter()
+            cpu = time.process_time()
             batch_id = await nexus.catalog().sync_all([CHANNEL])
             with clock.installed():
                 await done.wait()
             elapsed = time.perf_counter() - started
+            clock.cpu_seconds = time.process_time() - cpu
         status = await nexus.batch(batch_id).status()
         if status.failed or status.processed != status.total:
             raise RuntimeError(f"catalog batch did not complete cleanly: {status}")
@@ -377,6 +398,7 @@ async def run_once(
                 updates = await planned_updates(database, baseline_listings, real)
                 before = (sandbox.stats.requests, sandbox.stats.throttled, sandbox.stats.quantities_set)
                 clock = DatabaseClock()
+                clock.watch(sandbox)
                 elapsed, out_of_sync, rounds = await measure_nexus(real, sandbox, clock)
                 stats = sandbox.stats
                 requests = stats.requests - before[0]
@@ -405,6 +427,8 @@ async def run_once(
         claim_ms=1000 * clock.claim_seconds / max(1, clock.claims),
         record_ms=1000 * clock.record_seconds / max(1, clock.records),
         rounds=clock.records,
+        sandbox_ms=1000 * clock.sandbox_seconds / max(1, clock.sandbox_requests),
+        cpu_seconds=clock.cpu_seconds,
     )
 
 
@@ -428,6 +452,8 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         "claim_ms": median(r.claim_ms for r in runs),
         "record_ms": median(r.record_ms for r in runs),
         "rounds": first.rounds,
+        "sandbox_ms": median(r.sandbox_ms for r in runs),
+        "cpu_seconds": median(r.cpu_seconds for r in runs),
         # One request in flight at a time cannot finish sooner than this (the round trips alone).
         "one_in_flight_seconds": first.requests * first.latency_ms / 1000,
         "tcp_nodelay": nodelay,
@@ -464,7 +490,9 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
             f"{run.baseline_measured_seconds:.3f} s, {run.baseline_throttled} THROTTLED"
             + (f", {run.baseline_seconds:.1f} s extrapolated to {run.skus}" if run.extrapolated else "")
             + f" | ratio {run.speedup:.1f}x | database per round: claim {run.claim_ms:.1f} ms, "
-            f"record {run.record_ms:.1f} ms ({run.rounds} rounds)"
+            f"record {run.record_ms:.1f} ms ({run.rounds} rounds); sandbox GraphQL {run.sandbox_ms:.1f} ms "
+            f"a request; process CPU {run.cpu_seconds:.2f} s "
+            f"({run.cpu_seconds / run.nexus_seconds:.0%} of the time)"
         )
     print(f"median of {len(runs)}:")
     print(
