@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import random
 import socket
@@ -75,6 +76,7 @@ RESTORE_PER_SECOND = 100.0  # ... refilled at 100 points/s
 MUTATION_COST = 10  # inventorySetQuantities
 ITEMS_PER_REQUEST = 250
 UNLIMITED = 1e12
+THIS_FILE = str(Path(__file__).resolve())
 
 
 class DatabaseClock:
@@ -139,6 +141,7 @@ class Run:
     skus: int
     time_scale: float
     latency_ms: float
+    sandbox_process: bool
     in_flight: int  # push rounds in flight per channel (the driver's own when not forced)
     nexus_seconds: float
     requests: int
@@ -215,6 +218,157 @@ async def loopback(app: Any, *, nodelay: bool) -> AsyncIterator[LoopbackServer]:
         yield server
 
 
+class Store:
+    """The measured sandbox as the benchmark drives it: in this process (as `nexus demo` runs
+    it), or, with --sandbox-process, in a process of its own, as a remote store is (`Child`)."""
+
+    base_url: str
+    access_token: str
+    webhook_secret: str
+    location_id: int
+
+    def lifted(self) -> contextlib.AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def counters(self) -> tuple[int, int, int]:
+        """Requests, THROTTLED answers, quantities set so far."""
+        raise NotImplementedError
+
+    async def levels(self) -> dict[str, int]:
+        raise NotImplementedError
+
+
+class Local(Store):
+    def __init__(self, sandbox: ShopifySandbox, base_url: str) -> None:
+        self.sandbox = sandbox
+        self.base_url = base_url
+        self.access_token = sandbox.access_token
+        self.webhook_secret = sandbox.webhook_secret
+        self.location_id = sandbox.location_id
+
+    @contextlib.asynccontextmanager
+    async def lifted(self) -> AsyncIterator[None]:
+        with lifted(self.sandbox):
+            yield
+
+    async def counters(self) -> tuple[int, int, int]:
+        stats = self.sandbox.stats
+        return stats.requests, stats.throttled, stats.quantities_set
+
+    async def levels(self) -> dict[str, int]:
+        return self.sandbox.levels()
+
+
+class Child(Store):
+    """A sandbox served by `catalog_sync.py --serve-sandbox` in a child process, driven by one
+    JSON line per command on its stdin (lift, restore, counters, levels, quit)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, hello: dict[str, Any]) -> None:
+        self.process = process
+        self.base_url = hello["base_url"]
+        self.access_token = hello["access_token"]
+        self.webhook_secret = hello["webhook_secret"]
+        self.location_id = hello["location_id"]
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls, skus: int, time_scale: float, latency_ms: float, nodelay: bool
+    ) -> AsyncIterator[Child]:
+        options = json.dumps(
+            {"skus": skus, "time_scale": time_scale, "latency_ms": latency_ms, "nodelay": nodelay}
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            THIS_FILE,
+            "--serve-sandbox",
+            options,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,
+        )
+        try:
+            assert process.stdout is not None
+            child = cls(process, json.loads(await process.stdout.readline()))
+            yield child
+            await child.ask("quit")
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+    async def ask(self, command: str) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command.encode() + b"\n")
+        await self.process.stdin.drain()
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox process ended")
+        return json.loads(line)
+
+    @contextlib.asynccontextmanager
+    async def lifted(self) -> AsyncIterator[None]:
+        await self.ask("lift")
+        try:
+            yield
+        finally:
+            await self.ask("restore")
+
+    async def counters(self) -> tuple[int, int, int]:
+        requests, throttled, applied = await self.ask("counters")
+        return int(requests), int(throttled), int(applied)
+
+    async def levels(self) -> dict[str, int]:
+        levels: dict[str, int] = await self.ask("levels")
+        return levels
+
+
+async def serve_sandbox(options: dict[str, Any]) -> None:
+    """The child of --sandbox-process: serve one sandbox and answer commands until "quit"."""
+    sandbox = make_sandbox(options["skus"], options["time_scale"], options["latency_ms"])
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    lift: contextlib.ExitStack | None = None
+
+    def say(value: Any) -> None:
+        sys.stdout.write(json.dumps(value) + "\n")
+        sys.stdout.flush()
+
+    try:
+        async with loopback(sandbox.app, nodelay=options["nodelay"]) as shop:
+            say(
+                {
+                    "base_url": shop.base_url,
+                    "access_token": sandbox.access_token,
+                    "webhook_secret": sandbox.webhook_secret,
+                    "location_id": sandbox.location_id,
+                }
+            )
+            while line := (await reader.readline()).decode().strip():
+                if line == "quit":
+                    say("bye")
+                    break
+                if line == "lift":
+                    lift = contextlib.ExitStack()
+                    lift.enter_context(lifted(sandbox))
+                    say("ok")
+                elif line == "restore":
+                    if lift is not None:
+                        lift.close()
+                        lift = None
+                    say("ok")
+                elif line == "counters":
+                    stats = sandbox.stats
+                    say([stats.requests, stats.throttled, stats.quantities_set])
+                elif line == "levels":
+                    say(sandbox.levels())
+                else:
+                    say({"error": f"unknown command {line!r}"})
+    finally:
+        await sandbox.aclose()
+
+
 def make_sandbox(skus: int, time_scale: float, latency_ms: float = 0.0) -> ShopifySandbox:
     sandbox = ShopifySandbox(
         seed=1,
@@ -230,7 +384,7 @@ def make_sandbox(skus: int, time_scale: float, latency_ms: float = 0.0) -> Shopi
 def settings_for(
     database: Path,
     base_url: str,
-    sandbox: ShopifySandbox,
+    sandbox: ShopifySandbox | Store,
     *,
     capacity: float,
     refill: float,
@@ -252,21 +406,20 @@ def settings_for(
     )
 
 
-async def prepare(database: Path, base_url: str, sandbox: ShopifySandbox, skus: int) -> None:
+async def prepare(database: Path, store: Store, skus: int) -> None:
     """Items and an import, with every bucket lifted."""
     rng = random.Random(7)
-    settings = settings_for(database, base_url, sandbox, capacity=UNLIMITED, refill=UNLIMITED)
-    with lifted(sandbox):
-        async with Nexus(settings, source="benchmark set-up") as nexus:
-            await nexus.migrate()
-            await nexus.add_items(
-                # The sandbox shows 10 of everything; Nexus wants 0..40, so nearly every push changes it.
-                ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=rng.randint(0, 40))
-                for i in range(1, skus + 1)
-            )
-            report = await nexus.import_channel(CHANNEL)
-            if report.linked != skus:
-                raise RuntimeError(f"import linked {report.linked} of {skus} listings")
+    settings = settings_for(database, store.base_url, store, capacity=UNLIMITED, refill=UNLIMITED)
+    async with store.lifted(), Nexus(settings, source="benchmark set-up") as nexus:
+        await nexus.migrate()
+        await nexus.add_items(
+            # The sandbox shows 10 of everything; Nexus wants 0..40, so nearly every push changes it.
+            ItemSpec(f"SKU-{i:06d}", title=f"Product {i}", barcode=ean13(i), on_hand=rng.randint(0, 40))
+            for i in range(1, skus + 1)
+        )
+        report = await nexus.import_channel(CHANNEL)
+        if report.linked != skus:
+            raise RuntimeError(f"import linked {report.linked} of {skus} listings")
 
 
 async def planned_updates(database: Path, limit: int, settings: NexusSettings) -> list[NexusInventoryUpdate]:
@@ -290,7 +443,7 @@ async def planned_updates(database: Path, limit: int, settings: NexusSettings) -
 
 
 async def measure_nexus(
-    settings: NexusSettings, sandbox: ShopifySandbox, clock: DatabaseClock
+    settings: NexusSettings, store: Store, clock: DatabaseClock
 ) -> tuple[float, int, int]:
     """Seconds from sync_all() to BatchCompleted, listings whose store level is not the desired
     one, and the push rounds in flight per channel."""
@@ -312,7 +465,7 @@ async def measure_nexus(
         async with nexus.db.read() as session:
             rows = await session.execute(select(ChannelMapping.sku, ChannelMapping.desired_qty))
             desired = dict(rows.all())
-    levels = sandbox.levels()
+    levels = await store.levels()
     return elapsed, sum(1 for sku, qty in desired.items() if levels.get(sku) != qty), in_flight
 
 
@@ -378,34 +531,38 @@ async def run_once(
     nodelay: bool = False,
     latency_ms: float = 0.0,
     in_flight: int | None = None,
+    sandbox_process: bool = False,
 ) -> Run:
     baseline_listings = max(1, min(baseline_listings, skus))
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         workdir = Path(tmp)
         database = workdir / "nexus.db"
-        sandbox = make_sandbox(skus, time_scale, latency_ms)
-        try:
-            async with loopback(sandbox.app, nodelay=nodelay) as shop:
-                await prepare(database, shop.base_url, sandbox, skus)
-                real = settings_for(
-                    database,
-                    shop.base_url,
-                    sandbox,
-                    capacity=BUCKET_POINTS,
-                    refill=RESTORE_PER_SECOND * time_scale,
-                    in_flight=in_flight,
-                )
-                updates = await planned_updates(database, baseline_listings, real)
-                before = (sandbox.stats.requests, sandbox.stats.throttled, sandbox.stats.quantities_set)
-                clock = DatabaseClock()
+        clock = DatabaseClock()
+        async with contextlib.AsyncExitStack() as stack:
+            store: Store
+            if sandbox_process:
+                store = await stack.enter_async_context(Child.start(skus, time_scale, latency_ms, nodelay))
+            else:
+                sandbox = make_sandbox(skus, time_scale, latency_ms)
+                stack.push_async_callback(sandbox.aclose)
+                shop = await stack.enter_async_context(loopback(sandbox.app, nodelay=nodelay))
+                store = Local(sandbox, shop.base_url)
                 clock.watch(sandbox)
-                elapsed, out_of_sync, rounds = await measure_nexus(real, sandbox, clock)
-                stats = sandbox.stats
-                requests = stats.requests - before[0]
-                throttled = stats.throttled - before[1]
-                applied = stats.quantities_set - before[2]
-        finally:
-            await sandbox.aclose()
+            await prepare(database, store, skus)
+            real = settings_for(
+                database,
+                store.base_url,
+                store,
+                capacity=BUCKET_POINTS,
+                refill=RESTORE_PER_SECOND * time_scale,
+                in_flight=in_flight,
+            )
+            updates = await planned_updates(database, baseline_listings, real)
+            before = await store.counters()
+            clock.sandbox_requests, clock.sandbox_seconds = 0, 0.0  # the sync's requests only
+            elapsed, out_of_sync, rounds = await measure_nexus(real, store, clock)
+            after = await store.counters()
+            requests, throttled, applied = (a - b for a, b in zip(after, before, strict=True))
         measured, baseline_total, base_requests, base_throttled = await measure_baseline(
             updates, time_scale, skus, workdir, nodelay, latency_ms
         )
@@ -413,6 +570,7 @@ async def run_once(
         skus=skus,
         time_scale=time_scale,
         latency_ms=latency_ms,
+        sandbox_process=sandbox_process,
         in_flight=rounds,
         nexus_seconds=elapsed,
         requests=requests,
@@ -449,6 +607,7 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         "repeat": len(runs),
         "latency_ms": first.latency_ms,
         "in_flight": first.in_flight,
+        "sandbox_process": first.sandbox_process,
         "claim_ms": median(r.claim_ms for r in runs),
         "record_ms": median(r.record_ms for r in runs),
         "rounds": first.rounds,
@@ -479,7 +638,9 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         f"catalog sync: {first.skus} SKUs, Shopify sandbox bucket {BUCKET_POINTS:.0f} points, "
         f"restore {RESTORE_PER_SECOND:.0f}/s x time_scale {first.time_scale:g} "
         f"= {RESTORE_PER_SECOND * first.time_scale:g}/s; added network latency "
-        f"{first.latency_ms:g} ms per request; {first.in_flight} push round(s) in flight; loopback server: "
+        f"{first.latency_ms:g} ms per request; {first.in_flight} push round(s) in flight; sandbox "
+        + ("in a process of its own" if first.sandbox_process else "in this process and event loop")
+        + "; loopback server: "
         + ("serve_app + TCP_NODELAY workaround" if nodelay else "serve_app as shipped")
     )
     for n, run in enumerate(runs, start=1):
@@ -555,6 +716,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "default auto",
     )
     parser.add_argument(
+        "--sandbox-process",
+        action="store_true",
+        help="serve the measured sandbox from a process of its own (as a remote store: its CPU is "
+        "not Nexus's); default: in this event loop, as `nexus demo` does",
+    )
+    parser.add_argument("--serve-sandbox", help=argparse.SUPPRESS)  # the child of --sandbox-process
+    parser.add_argument(
         "--tcp-nodelay",
         action="store_true",
         help="work around serve_app's missing TCP_NODELAY (see `loopback`); default: serve_app as shipped",
@@ -565,6 +733,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """The summary of the first --latency-ms case, with every case's summary under "cases"."""
     args = parse_args(argv)
+    if args.serve_sandbox:
+        asyncio.run(serve_sandbox(json.loads(args.serve_sandbox)))
+        return {}
     latencies = [float(value) for value in args.latency_ms.split(",") if value.strip()]
     widths = [None if value.strip() == "auto" else int(value) for value in args.in_flight.split(",")]
     cases = []
@@ -579,6 +750,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         args.tcp_nodelay,
                         latency_ms,
                         in_flight,
+                        args.sandbox_process,
                     )
                 )
                 for _ in range(args.repeat)
