@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from nexus.errors import (
         AddressInUseError,
         ChannelAuthError,
+        ChannelBlockedError,
         ChannelError,
         ConfigError,
         DeadLetterError,
@@ -97,6 +98,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "nexus.errors": (
         "AddressInUseError",
         "ChannelAuthError",
+        "ChannelBlockedError",
         "ChannelError",
         "ConfigError",
         "DeadLetterError",
@@ -155,6 +157,7 @@ __all__ = [
     "BatchStatus",
     "BeforeInventorySync",
     "ChannelAuthError",
+    "ChannelBlockedError",
     "ChannelConfig",
     "ChannelDisconnected",
     "ChannelError",
