@@ -50,7 +50,8 @@ ConcurrencyOption = Annotated[
         "--concurrency",
         "-n",
         min=1,
-        help="Push rounds in flight per channel in this process (default: worker.concurrency).",
+        help="Push rounds in flight per channel in this process (default: worker.concurrency if set, "
+        "else what each driver allows: its max_in_flight).",
     ),
 ]
 
