@@ -129,7 +129,8 @@ class PushWorker:
                 channel=self.channel,
                 seconds=round(time.monotonic() - leased_at, 2),
                 lease_seconds=self.queue.lease_seconds,
-                listings=[c.id for c in claimed],
+                listings=len(claimed),
+                first_listings=[c.id for c in claimed[:10]],  # a round may hold thousands
                 lost_lease=outcome.lost_lease,
             )
         runtime.metrics.push_round(outcome, sent=sent)
