@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.vocabulary import DeadLetterStatus
 from nexus.errors import DeadLetterError, UnknownDeadLetterError
+from nexus.jsonable import jsonable
 from nexus.paging import OffsetPage
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, DeadLetter, DeadLetterHistory, utcnow
@@ -91,7 +92,7 @@ class DeadLetterView:
     resolved_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class HistoryEntry:
     at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class ListingState:
     last_synced_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ class DeadLetterDetail:
         return {
             **self.letter.as_dict(),
             "job_kind": self.job_kind,
-            "payload": _jsonable(self.payload),
+            "payload": jsonable(self.payload),
             "history": [entry.as_dict() for entry in self.history],
             "listing": self.listing.as_dict() if self.listing is not None else None,
         }
@@ -472,19 +473,3 @@ def _entry(
 
 def _names(ids: Sequence[int]) -> str:
     return ", ".join(str(letter_id) for letter_id in ids)
-
-
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    """`value` with its datetimes as ISO 8601 text."""
-    converted: dict[str, Any] = _json_value(value)
-    return converted
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(item) for item in value]
-    return value

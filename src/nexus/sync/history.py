@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 
 from nexus.errors import InvalidArgumentError, UnknownSkuError
+from nexus.jsonable import jsonable
 from nexus.masking import mask_secrets
 from nexus.paging import OffsetPage
 from nexus.storage.database import Database
@@ -40,7 +41,7 @@ class PushAuditView:
     created_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class MovementView:
     created_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class ItemView:
     updated_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class ListingView:
     batch_id: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 PushAuditPage = OffsetPage[PushAuditView]
@@ -297,18 +298,3 @@ def _listing(row: ChannelMapping, now: datetime) -> ListingView:
         last_synced_at=row.last_synced_at,
         batch_id=row.batch_id,
     )
-
-
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    converted: dict[str, Any] = _json_value(value)
-    return converted
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(item) for item in value]
-    return value

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.errors import NexusError
+from nexus.jsonable import jsonable
 from nexus.masking import mask_secrets
 from nexus.paging import OffsetPage
 from nexus.storage.database import Database
@@ -98,7 +99,7 @@ class WebhookView:
     duration_ms: float | None = None  # how long processing took (the dashboard's log shows it)
 
     def as_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,3 @@ async def reprocess_webhooks(nexus: Nexus, ids: Sequence[int]) -> ReprocessResul
             if error:
                 result.errors[log_id] = error
     return result
-
-
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    return {key: item.isoformat() if isinstance(item, datetime) else item for key, item in value.items()}
