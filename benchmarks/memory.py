@@ -39,11 +39,11 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox_process import SandboxProcess
 from sqlalchemy import func, select
 
 THIS_FILE = Path(__file__).resolve()
@@ -161,49 +161,6 @@ async def _sell(built: dict[str, Any], count: int, rate: float, skus: int) -> di
         if await sandbox.simulate_sale(f"SKU-{rng.randint(1, skus):06d}") is not None:
             made += 1
     return {"made": made, "seconds": time.monotonic() - start}
-
-
-class SandboxProcess:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def start(cls, config: dict[str, Any]) -> AsyncIterator[tuple[SandboxProcess, dict[str, Any]]]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(THIS_FILE),
-            "--serve-sandboxes",
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
-        )
-        me = cls(process)
-        try:
-            yield me, await me.read()
-        finally:
-            with contextlib.suppress(Exception):
-                await me.ask({"cmd": "quit"}, answer=False)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-    async def read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox process ended")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def ask(self, command: dict[str, Any], *, answer: bool = True) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps(command) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self.read() if answer else {}
 
 
 # -- the Nexus process ---------------------------------------------------------------------------
@@ -332,7 +289,7 @@ async def run(
     facts: dict[str, Any] = {"amazon_feed_messages": amazon_feed_messages or "the driver's default"}
     with tempfile.TemporaryDirectory(prefix="nexus-bench-mem-") as tmp:
         sandbox_config = {"skus": skus, "amazon_feed_messages": amazon_feed_messages}
-        async with SandboxProcess.start(sandbox_config) as (stores, hello):
+        async with SandboxProcess.start(THIS_FILE, sandbox_config) as (stores, hello):
             clock[:] = [time.monotonic(), cpu_seconds()]  # the stores' seeding is not Nexus's time
             settings = NexusSettings(
                 database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'nexus.db'}",

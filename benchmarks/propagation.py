@@ -66,11 +66,12 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox_process import SandboxProcess
 from sqlalchemy import func, select
 
 THIS_FILE = Path(__file__).resolve()
@@ -222,50 +223,6 @@ class RateResult:
     retried: int = 0  # of those, rows attempted more than once (deferred while a push was due)
 
 
-class SandboxProcess:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def start(cls, config: dict[str, Any]) -> AsyncIterator[tuple[SandboxProcess, dict[str, Any]]]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(THIS_FILE),
-            "--serve-sandboxes",
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
-        )
-        me = cls(process)
-        try:
-            hello = await me._read()
-            yield me, hello
-        finally:
-            with contextlib.suppress(Exception):
-                await me.ask({"cmd": "quit"}, answer=False)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-    async def _read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox process ended")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def ask(self, command: dict[str, Any], *, answer: bool = True) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps(command) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self._read() if answer else {}
-
-
 def channel_name(index: int) -> str:
     return f"shop-{chr(ord('a') + index)}"
 
@@ -340,7 +297,7 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
     config = {"channels": options.channels, "skus": total, "webhook_concurrency": options.webhook_concurrency}
     results: list[RateResult] = []
     with tempfile.TemporaryDirectory(prefix="nexus-bench-prop-") as tmp:
-        async with SandboxProcess.start(config) as (stores, hello):
+        async with SandboxProcess.start(THIS_FILE, config) as (stores, hello):
             settings = settings_for(Path(tmp) / "nexus.db", hello, options, variant=variant)
             items: dict[str, str] = hello["items"]
             others = [channel_name(i) for i in range(1, options.channels)]
@@ -415,7 +372,7 @@ async def run_scaled(variant: str, options: Options) -> list[RateResult]:
         workdir = Path(tmp)
         fleet = Fleet(workdir)
         async with (
-            SandboxProcess.start(config) as (stores, hello),
+            SandboxProcess.start(THIS_FILE, config) as (stores, hello),
             temporary_database(options.postgres, prefix="nexus_bench_prop_") as database_url,
             temporary_namespace(options.redis, prefix="nexus-bench-prop-") as namespace,
         ):

@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from rate_limit_utilisation import (
     temporary_database,
     temporary_namespace,
 )
+from sandbox_process import SandboxProcess
 from sqlalchemy import update
 
 THIS_FILE = Path(__file__).resolve()
@@ -130,49 +131,6 @@ async def serve_sandboxes(config: dict[str, Any]) -> None:
                 break
         for sandbox in sandboxes:
             await sandbox.aclose()
-
-
-class SandboxProcess:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def start(cls, config: dict[str, Any]) -> AsyncIterator[tuple[SandboxProcess, dict[str, Any]]]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(THIS_FILE),
-            "--serve-sandboxes",
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 24,
-        )
-        me = cls(process)
-        try:
-            yield me, await me.read()
-        finally:
-            with contextlib.suppress(Exception):
-                await me.ask("quit", answer=False)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-    async def read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox process ended")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def ask(self, command: str, *, answer: bool = True) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"cmd": command}) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self.read() if answer else {}
 
 
 # -- CPU accounting ------------------------------------------------------------------------------
@@ -347,8 +305,8 @@ async def run_one(
     from nexus.engine import Nexus
     from nexus.storage.models import ChannelMapping, utcnow
 
-    await stores.ask("reset")
-    applied_before = (await stores.ask("stats"))["applied"]  # the stores' counters run across runs
+    await stores.ask({"cmd": "reset"})
+    applied_before = (await stores.ask({"cmd": "stats"}))["applied"]  # the stores' counters run across runs
     channels: dict[str, Any] = hello["channels"]
     with tempfile.TemporaryDirectory(prefix="nexus-bench-so-") as tmp:
         workdir = Path(tmp)
@@ -439,7 +397,7 @@ async def window(
 
     await stats_db.execute("SELECT pg_stat_clear_snapshot()")
     start_db = await db_counters()
-    start_stores = await stores.ask("stats")
+    start_stores = await stores.ask({"cmd": "stats"})
     start_cpu = cpu_snapshot(watched)
     load_start = os.getloadavg()[0]
     samples, active, waits = 0, 0, Counter[str]()
@@ -462,7 +420,7 @@ async def window(
                     statements[" ".join(str(row["query"]).split())] += 1
         await asyncio.sleep(0.1)
     end_cpu = cpu_snapshot(watched)
-    end_stores = await stores.ask("stats")
+    end_stores = await stores.ask({"cmd": "stats"})
     await stats_db.execute("SELECT pg_stat_clear_snapshot()")
     await asyncio.sleep(1.1)  # backends flush their counters to pg_stat_database within a second
     await stats_db.execute("SELECT pg_stat_clear_snapshot()")
@@ -598,7 +556,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run_all(options: Options) -> list[RunResult]:
     runs = []
     config = {"channels": options.channels, "skus": options.skus}
-    async with SandboxProcess.start(config) as (stores, hello):
+    async with SandboxProcess.start(THIS_FILE, config) as (stores, hello):
         # Interleaved per process count, so that load on the shared machine hits the triggers alike.
         for processes in options.processes:
             for trigger in options.triggers:
