@@ -80,18 +80,20 @@ class ReadingWriter:
     async def record(
         self, claimed: Sequence[ClaimedListing], levels: Mapping[int, int], round_: ReconcileRound
     ) -> None:
-        async with self.db.transaction() as session:
+        async def work(session: AsyncSession) -> ReconcileRound:
+            # Counted afresh on each attempt: Database.run runs it again after a deadlock.
+            found = ReconcileRound(self.channel)
             rows = await ListingQueue.lock_held(session, self.owner, [c.id for c in claimed])
             now = utcnow()
             for listing in claimed:
                 row = rows.get(listing.id)
                 if row is None:
-                    round_.lost_lease += 1
+                    found.lost_lease += 1
                     continue
                 row.reconciled_at = now
                 level = levels.get(listing.id)
                 if level is None:
-                    round_.unread += 1
+                    found.unread += 1
                     # Nothing learnt; sales the channel reported meanwhile still move the belief.
                     if row.remote_qty is not None:
                         row.remote_qty += row.inflight_delta
@@ -109,10 +111,10 @@ class ReadingWriter:
                     now=now,
                     order_grace=self.order_grace,
                 )
-                round_.read += 1
-                round_.findings[reading.finding] += 1
+                found.read += 1
+                found.findings[reading.finding] += 1
                 if reading.differs:
-                    round_.differences.append(self._difference(row, reading))
+                    found.differences.append(self._difference(row, reading))
                 if reading.finding is Finding.REVIEW:
                     await self._open_conflict(session, row, reading)
                 change = await book_level(
@@ -125,7 +127,12 @@ class ReadingWriter:
                     reason=MovementReason.RECONCILE,
                 )
                 if change is not None:
-                    round_.changes.append(change)
+                    found.changes.append(change)
+            return found
+
+        # A deadlock with webhook processing or a push round runs the recording again instead of
+        # losing the round (its listings stay leased until then).
+        round_.absorb(await self.db.run(work))
 
     def _difference(self, row: ChannelMapping, reading: Reading) -> Difference:
         return Difference(
