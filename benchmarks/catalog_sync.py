@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quiet import quiet_logs
 from sqlalchemy import select
 
 from nexus.config import ChannelConfig, NexusSettings, RateLimitOverride, WorkerConfig
@@ -773,14 +774,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return {**cases[0], "cases": cases}
 
 
-def _quiet_logs() -> None:
-    import logging
-
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 if __name__ == "__main__":
-    _quiet_logs()
+    quiet_logs()
     main(sys.argv[1:])

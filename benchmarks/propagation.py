@@ -59,7 +59,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import math
 import os
 import resource
@@ -71,6 +70,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quiet import quiet_logs
 from sandbox_process import SandboxProcess
 from sqlalchemy import func, select
 
@@ -690,16 +690,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-def _quiet_logs() -> None:
-    import structlog
-
-    logging.basicConfig(level=logging.WARNING)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    _quiet_logs()
+    quiet_logs()
     if args.serve_sandboxes is not None:
         asyncio.run(serve_sandboxes(json.loads(args.serve_sandboxes)))
     else:

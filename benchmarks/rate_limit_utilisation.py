@@ -86,6 +86,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from quiet import quiet_logs
 from sqlalchemy import select, update
 
 from nexus.config import NexusSettings, RateLimitOverride, load_settings
@@ -840,18 +841,12 @@ async def _stopped_by_sigterm(run: Coroutine[Any, Any, RunResult]) -> RunResult:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _quiet_logs() -> None:
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 def _entry(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.worker is not None:
         worker_main(args.worker, args.bucket_capacity, args.bucket_refill, args.concurrency)
         return
-    _quiet_logs()
+    quiet_logs()
     try:
         main(argv)
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quiet import quiet_logs
 from rate_limit_utilisation import (
     DEFAULT_POSTGRES,
     DEFAULT_REDIS,
@@ -601,18 +602,9 @@ async def _stopped_by_sigterm(run: Coroutine[Any, Any, list[RunResult]]) -> list
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _quiet_logs() -> None:
-    import logging
-
-    import structlog
-
-    logging.basicConfig(level=logging.WARNING)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 if __name__ == "__main__":
     arguments = parse_args(sys.argv[1:])
-    _quiet_logs()
+    quiet_logs()
     if arguments.serve_sandboxes is not None:
         asyncio.run(serve_sandboxes(json.loads(arguments.serve_sandboxes)))
     else:
