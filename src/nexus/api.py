@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.dto import NexusProduct
-from nexus.errors import InvalidArgumentError, UnknownBatchError, UnknownChannelError, UnknownSkuError
+from nexus.errors import InvalidArgumentError, UnknownChannelError, UnknownSkuError
 from nexus.events import BatchCompleted
 from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
+from nexus.sync.batches import read_batch, settle_stranded
 from nexus.sync.outcomes import PushRound
 from nexus.sync.queue import ListingQueue
 
@@ -316,11 +317,11 @@ class BatchHandle:
         self.id = batch_id
 
     async def status(self) -> BatchStatus:
-        async with self._nexus.db.read() as session:
-            batch = await session.get(SyncBatch, self.id)
-        if batch is None:
-            raise UnknownBatchError(f"no batch {self.id}")
-        return BatchStatus(batch.id, batch.trigger, batch.status, batch.total, batch.processed, batch.failed)
+        # A batch whose last round could not settle it completes here, for whoever waits on it.
+        async for event in settle_stranded(self._nexus.db, self.id):
+            await self._nexus.events.dispatch(event)
+        view = await read_batch(self._nexus.db, self.id)
+        return BatchStatus(view.id, view.trigger, view.status, view.total, view.processed, view.failed)
 
     async def wait(
         self,

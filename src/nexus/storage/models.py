@@ -189,6 +189,20 @@ class SyncBatch(Base):
     completed_at: Mapped[datetime | None] = mapped_column()
 
 
+class SyncBatchProgress(Base):
+    """Members of a batch that a push round finished, not yet folded into the batch's counts
+    (`nexus.sync.batches`). No foreign key to the batch: its check would share-lock the batch row
+    inside every push round, the very wait these rows exist to avoid."""
+
+    __tablename__ = "nexus_sync_batch_progress"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(36), index=True)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SyncJob(Base):
     """The audit row of one push request to a channel."""
 

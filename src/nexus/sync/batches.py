@@ -1,23 +1,49 @@
 """Catalog-sync batches: the bookkeeping of their finished members (the push worker's outcomes),
 and reading and retrying them (`nexus batches`; no SQL in the CLI). A batch's failed listings
 are dead-lettered with the batch's id in the letter's payload; retrying them is a replay through
-the dead-letter desk (`nexus.sync.dead_letters`), never new SQL over the listings."""
+the dead-letter desk (`nexus.sync.dead_letters`), never new SQL over the listings.
+
+Counting finished members happens in two steps, so that no push round waits on the batch row
+(every round of every channel and worker of a catalog sync finishes members of the same batch):
+
+1. `record_progress`, inside the round's own transaction: one increment row per batch
+   (`nexus_sync_batch_progress`), an INSERT that contends with nothing. The increments commit
+   or roll back with the listings' outcomes: a crash loses both or neither.
+2. `settle`, in a short transaction of its own after that commit: lock the batch row, delete
+   its increments and add what was deleted to `processed`/`failed` (one DELETE ... RETURNING,
+   so exactly what is folded is counted), and mark the batch completed when every member has
+   finished and it is still running. The row lock orders concurrent settles of one batch, and
+   the status check under it completes a batch once.
+
+Delivery: progress is never lost and never counted twice (an increment is counted by the one
+transaction that deletes it). A settle that fails (the database gone, the process killed after
+the round committed) leaves the increments in place; they are folded by the next settle of the
+batch, or as stranded (older than `STRANDED_AFTER`) by the next push round of any channel
+(`settle_after_round`) or by `nexus.batch(id).status()`. The readers (`list_batches`,
+`show_batch`, `read_batch`) add increments not yet folded, so their counts are never behind;
+their status is the row's, so a stranded batch reads `running` with nothing pending until then.
+`BatchProgressed` and `BatchCompleted` are dispatched after the settle commits by the process
+that settled, as before at most once: `BatchCompleted` once per batch unless that process dies
+between the commit and the dispatch.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+import structlog
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.vocabulary import BatchState, DeadLetterStatus
 from nexus.errors import UnknownBatchError
 from nexus.events import BatchCompleted, BatchProgressed
-from nexus.storage.database import Database
-from nexus.storage.models import SyncBatch, SyncJob, utcnow
+from nexus.storage.database import Database, describe, unavailable
+from nexus.storage.models import SyncBatch, SyncBatchProgress, SyncJob, utcnow
 from nexus.sync.dead_letters import (
     DeadLetterFilter,
     DeadLetterPage,
@@ -26,27 +52,104 @@ from nexus.sync.dead_letters import (
     replay_dead_letters,
 )
 
+log = structlog.get_logger("nexus.batches")
 
-async def finish_members(
-    session: AsyncSession, finished: Counter[tuple[str, bool]]
-) -> list[BatchProgressed | BatchCompleted]:
-    """`finished` counts members per (batch id, failed). Returns the events to dispatch after
-    the commit: progress for every batch touched, completion for those now done."""
-    events: list[BatchProgressed | BatchCompleted] = []
+BatchEvent = BatchProgressed | BatchCompleted
+
+# Increments older than this were left by a settle that failed (a round settles its own within
+# moments of writing them); anyone may fold them. Younger ones are left to their round.
+STRANDED_AFTER = timedelta(seconds=10)
+
+
+async def record_progress(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> set[str]:
+    """Record, in the push round's transaction, the members it finished: `finished` counts them
+    per (batch id, failed). Returns the batches to `settle` once that transaction committed."""
+    counts: dict[str, list[int]] = {}
     for (batch_id, failed), count in finished.items():
-        column = SyncBatch.failed if failed else SyncBatch.processed
+        counts.setdefault(batch_id, [0, 0])[int(failed)] += count
+    if counts:
         await session.execute(
-            update(SyncBatch).where(SyncBatch.id == batch_id).values({column: column + count})
+            insert(SyncBatchProgress),
+            [
+                {"batch_id": batch_id, "processed": processed, "failed": failed}
+                for batch_id, (processed, failed) in counts.items()
+            ],
         )
-    for batch_id in {batch_id for batch_id, _ in finished}:
-        batch = await session.get(SyncBatch, batch_id, populate_existing=True)
-        if batch is None:
-            continue
-        events.append(BatchProgressed(batch.id, batch.total, batch.processed, batch.failed))
-        if batch.status == BatchState.RUNNING and batch.processed + batch.failed >= batch.total:
-            batch.status = BatchState.COMPLETED
-            batch.completed_at = utcnow()
-            events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
+    return set(counts)
+
+
+async def settle(db: Database, batch_ids: Iterable[str]) -> AsyncIterator[BatchEvent]:
+    """Fold the batches' increments into their counts and complete those now done, one short
+    transaction per batch. Yields each batch's events once its transaction committed: progress
+    for every batch settled, completion for those this settle completed."""
+    for batch_id in sorted(set(batch_ids)):
+
+        async def fold(session: AsyncSession, batch_id: str = batch_id) -> list[BatchEvent]:
+            return await _fold(session, batch_id)
+
+        for event in await db.run(fold):
+            yield event
+
+
+async def _fold(session: AsyncSession, batch_id: str) -> list[BatchEvent]:
+    batch = (
+        await session.execute(
+            select(SyncBatch)
+            .where(SyncBatch.id == batch_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    folded = (
+        await session.execute(
+            delete(SyncBatchProgress)
+            .where(SyncBatchProgress.batch_id == batch_id)
+            .returning(SyncBatchProgress.processed, SyncBatchProgress.failed)
+        )
+    ).all()
+    if batch is None:
+        return []  # no such batch (any more): its increments count for nothing
+    batch.processed += sum(row.processed for row in folded)
+    batch.failed += sum(row.failed for row in folded)
+    events: list[BatchEvent] = [BatchProgressed(batch.id, batch.total, batch.processed, batch.failed)]
+    if batch.status == BatchState.RUNNING and batch.processed + batch.failed >= batch.total:
+        batch.status = BatchState.COMPLETED
+        batch.completed_at = utcnow()
+        events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
+    return events
+
+
+async def settle_stranded(db: Database, batch_id: str | None = None) -> AsyncIterator[BatchEvent]:
+    """`settle` the batches (or this one) holding increments older than `STRANDED_AFTER`.
+    Looked up outside a write transaction: when there are none, no writer is taken."""
+    statement = select(SyncBatchProgress.batch_id).where(
+        SyncBatchProgress.created_at < utcnow() - STRANDED_AFTER
+    )
+    if batch_id is not None:
+        statement = statement.where(SyncBatchProgress.batch_id == batch_id)
+    async with db.read() as session:
+        stranded = set((await session.execute(statement.distinct())).scalars())
+    async for event in settle(db, stranded):
+        yield event
+
+
+async def settle_after_round(db: Database, batch_ids: Iterable[str]) -> list[BatchEvent]:
+    """A push round's settle, after its transaction committed: its own batches and any stranded.
+
+    Never raises: the round is written, and an error here must not make its caller write it
+    again. What could not be folded stays recorded, for the next settle; the events of what was
+    are returned all the same."""
+    events: list[BatchEvent] = []
+    try:
+        async for event in settle(db, batch_ids):
+            events.append(event)
+        async for event in settle_stranded(db):
+            events.append(event)
+    except Exception as exc:
+        if unavailable(exc):
+            log.warning("could not settle batch progress; the next settle will", error=describe(exc))
+        else:
+            log.exception("settling batch progress failed; the next settle will try again")
     return events
 
 
@@ -99,17 +202,34 @@ class BatchDetail:
         }
 
 
-def _batch_view(row: SyncBatch) -> BatchView:
+def _batch_view(row: SyncBatch, unfolded: tuple[int, int] = (0, 0)) -> BatchView:
     return BatchView(
         row.id,
         row.trigger,
         str(row.status),
         row.total,
-        row.processed,
-        row.failed,
+        row.processed + unfolded[0],
+        row.failed + unfolded[1],
         row.created_at,
         row.completed_at,
     )
+
+
+async def _unfolded(session: AsyncSession, batch_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Members finished (processed, failed) per batch whose increments no settle folded yet."""
+    statement = (
+        select(
+            SyncBatchProgress.batch_id,
+            func.sum(SyncBatchProgress.processed),
+            func.sum(SyncBatchProgress.failed),
+        )
+        .where(SyncBatchProgress.batch_id.in_(list(batch_ids)))
+        .group_by(SyncBatchProgress.batch_id)
+    )
+    return {
+        batch_id: (int(processed or 0), int(failed or 0))
+        for batch_id, processed, failed in (await session.execute(statement)).all()
+    }
 
 
 async def list_batches(db: Database, *, limit: int = 50, offset: int = 0) -> tuple[list[BatchView], int]:
@@ -121,14 +241,26 @@ async def list_batches(db: Database, *, limit: int = 50, offset: int = 0) -> tup
         statement = (
             select(SyncBatch).order_by(SyncBatch.created_at.desc(), SyncBatch.id).limit(limit).offset(offset)
         )
-        return [_batch_view(row) for row in (await session.execute(statement)).scalars()], int(total or 0)
+        rows = list((await session.execute(statement)).scalars())
+        unfolded = await _unfolded(session, [row.id for row in rows])
+    return [_batch_view(row, unfolded.get(row.id, (0, 0))) for row in rows], int(total or 0)
+
+
+async def read_batch(db: Database, batch_id: str) -> BatchView:
+    async with db.read() as session:
+        return await _read_batch(session, batch_id)
+
+
+async def _read_batch(session: AsyncSession, batch_id: str) -> BatchView:
+    row = await session.get(SyncBatch, batch_id)
+    if row is None:
+        raise UnknownBatchError(f"no batch {batch_id}")
+    return _batch_view(row, (await _unfolded(session, [batch_id])).get(batch_id, (0, 0)))
 
 
 async def show_batch(db: Database, batch_id: str) -> BatchDetail:
     async with db.read() as session:
-        row = await session.get(SyncBatch, batch_id)
-        if row is None:
-            raise UnknownBatchError(f"no batch {batch_id}")
+        view = await _read_batch(session, batch_id)
         audit = (
             await session.execute(
                 select(func.count(), func.sum(SyncJob.count), func.sum(SyncJob.succeeded)).where(
@@ -137,7 +269,7 @@ async def show_batch(db: Database, batch_id: str) -> BatchDetail:
             )
         ).one()
     letters = await list_dead_letters(db, DeadLetterFilter(batch=batch_id), limit=100)
-    return BatchDetail(_batch_view(row), letters, int(audit[0] or 0), int(audit[1] or 0), int(audit[2] or 0))
+    return BatchDetail(view, letters, int(audit[0] or 0), int(audit[1] or 0), int(audit[2] or 0))
 
 
 async def retry_failed(db: Database, batch_id: str, *, actor: str, note: str | None = None) -> ReplayResult:

@@ -31,7 +31,7 @@ from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
-from nexus.sync.batches import finish_members
+from nexus.sync.batches import record_progress, settle_after_round
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
@@ -96,28 +96,30 @@ class OutcomeWriter:
         self.rng = rng
 
     async def record(self, answers: RoundAnswers, outcome: PushRound) -> None:
-        """Write every claimed listing's outcome, its dead letters, the batch counts and the
-        round's audit row, in one transaction.
+        """Write every claimed listing's outcome, its dead letters, the batch progress and the
+        round's audit row, in one transaction; then settle the batches it progressed
+        (`nexus.sync.batches`), outside it so that no round waits on a batch's row.
 
         A transaction PostgreSQL aborts as a deadlock's victim (webhook processing locks the
         same listings and items) is run again from the start; what it counted is only copied
         into `outcome` once it committed. Any other error is the caller's (`PushWorker`)."""
 
-        async def write(session: AsyncSession) -> PushRound:
+        async def write(session: AsyncSession) -> tuple[PushRound, set[str]]:
             written = dataclasses.replace(outcome, events=[], changes=[])
-            await self._record(session, answers, written)
-            return written
+            batches = await self._record(session, answers, written)
+            return written, batches
 
-        written = await self.db.run(write)
+        written, batches = await self.db.run(write)
+        written.events.extend(await settle_after_round(self.db, batches))
         for column in dataclasses.fields(PushRound):
             setattr(outcome, column.name, getattr(written, column.name))
 
-    async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> None:
+    async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> set[str]:
         """Most answers (landed, retry, dead letter, veto) change only the listing's own row:
         those rows are read and written back as plain records, in one statement each way. A
         level to book (a refused compare-and-set, a read-back) goes through the ledger, which
         recomputes every listing of the SKU; those few go through the ORM afterwards, so the
-        ledger sees the rows already written."""
+        ledger sees the rows already written. Returns the batches whose members it finished."""
         now = utcnow()
         semantics = self.semantics
         claimed, results, vetoed, read = answers.claimed, answers.results, answers.vetoed, answers.read
@@ -181,7 +183,7 @@ class OutcomeWriter:
         # A push that landed resolves the listing's open dead letter (replayed or not).
         await resolve_pushed(session, landed, actor=f"worker {self.owner}")
         session.add(audit_row(self.channel, self.driver, self.owner, answers, outcome))
-        outcome.events.extend(await finish_members(session, finished))
+        return await record_progress(session, finished)
 
     def _succeeded(
         self,

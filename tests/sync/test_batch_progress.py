@@ -1,0 +1,256 @@
+"""A push round records a batch's progress as increment rows and settles them after its commit
+(`nexus.sync.batches`): the round never waits on the batch row, a batch completes once however
+its last rounds interleave, and progress a failed settle left behind is folded later."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from nexus.domain.vocabulary import BatchState
+from nexus.events import BatchCompleted, BatchProgressed
+from nexus.storage.models import SyncBatch, SyncBatchProgress
+from nexus.sync import batches
+from nexus.sync.batches import list_batches, show_batch
+from tests.sync.sync_kit import Engine
+
+MakeEngine = Callable[..., Any]
+TWO = {"m": {"driver": "mem"}, "n": {"driver": "mem"}}
+# Long enough for a blocked round to show it is blocked; short enough for a failing test.
+BLOCKED = 10.0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    if request.param == "sqlite":
+        return sqlite_url
+    url = request.getfixturevalue("postgres_url")
+    assert isinstance(url, str)
+    return url
+
+
+async def batch_row(engine: Engine, batch_id: str) -> SyncBatch:
+    async with engine.nexus.db.read() as session:
+        row = await session.get(SyncBatch, batch_id)
+    assert row is not None
+    return row
+
+
+async def increments(engine: Engine, batch_id: str) -> int:
+    async with engine.nexus.db.read() as session:
+        statement = select(func.count()).where(SyncBatchProgress.batch_id == batch_id)
+        return int(await session.scalar(statement) or 0)
+
+
+async def all_pushed(engine: Engine) -> bool:
+    """Every listing's push is recorded: clean and out of its batch."""
+    listings = await engine.listings()
+    return all(listing.batch_id is None and listing.dirty_since is None for listing in listings)
+
+
+def listen(engine: Engine) -> tuple[list[BatchCompleted], list[BatchProgressed]]:
+    completed: list[BatchCompleted] = []
+    progressed: list[BatchProgressed] = []
+    engine.nexus.events.listen(BatchCompleted, completed.append)
+    engine.nexus.events.listen(BatchProgressed, progressed.append)
+    return completed, progressed
+
+
+async def test_a_round_folds_its_progress_into_the_batch_row(
+    make_engine: MakeEngine, database_url: str
+) -> None:
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2, "C": 3, "D": 4})
+    completed, progressed = listen(engine)
+    batch_id = await engine.nexus.catalog().sync_all()
+    worker = engine.nexus.push_worker("m")
+
+    await worker.run_once()  # three of the four (the channel takes three a request)
+    row = await batch_row(engine, batch_id)
+    assert (row.processed, row.failed, row.status) == (3, 0, BatchState.RUNNING)
+    assert await increments(engine, batch_id) == 0
+    assert progressed == [BatchProgressed(batch_id, 4, 3, 0)]
+
+    await worker.run_once()
+    row = await batch_row(engine, batch_id)
+    assert (row.processed, row.status) == (4, BatchState.COMPLETED)
+    assert row.completed_at is not None
+    assert await increments(engine, batch_id) == 0
+    assert progressed[-1] == BatchProgressed(batch_id, 4, 4, 0)
+    assert completed == [BatchCompleted(batch_id, 4, 4, 0)]
+
+
+async def test_progress_a_failed_settle_left_is_folded_later(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2})
+    completed, _ = listen(engine)
+    batch_id = await engine.nexus.catalog().sync_all()
+    fold = batches._fold
+
+    async def database_gone(*args: Any) -> Any:
+        raise ConnectionRefusedError("the database went away after the round committed")
+
+    monkeypatch.setattr(batches, "_fold", database_gone)
+    round_ = await engine.nexus.push_worker("m").run_once()
+
+    # The round is written (its listings pushed and clean) and its progress recorded, unfolded.
+    assert round_ is not None and round_.ok == 2
+    assert await all_pushed(engine)
+    row = await batch_row(engine, batch_id)
+    assert (row.processed, row.status) == (0, BatchState.RUNNING)
+    assert await increments(engine, batch_id) == 1
+    assert completed == []
+    # Readers count the unfolded progress already.
+    views, _ = await list_batches(engine.nexus.db)
+    assert [(v.id, v.processed, v.pending) for v in views] == [(batch_id, 2, 0)]
+    assert (await show_batch(engine.nexus.db, batch_id)).batch.processed == 2
+    # Young increments are their round's to settle: a reader leaves them alone.
+    monkeypatch.setattr(batches, "_fold", fold)
+    status = await engine.nexus.batch(batch_id).status()
+    assert (status.processed, status.done) == (2, False)
+    assert (await batch_row(engine, batch_id)).status == BatchState.RUNNING
+
+    # Once stranded, whoever waits on the batch completes it, once.
+    monkeypatch.setattr(batches, "STRANDED_AFTER", timedelta(0))
+    status = await engine.nexus.batch(batch_id).status()
+    assert (status.status, status.processed, status.failed, status.done) == ("completed", 2, 0, True)
+    assert await increments(engine, batch_id) == 0
+    assert completed == [BatchCompleted(batch_id, 2, 2, 0)]
+    await engine.nexus.batch(batch_id).status()
+    assert completed == [BatchCompleted(batch_id, 2, 2, 0)]
+
+
+async def test_the_next_round_of_any_channel_settles_a_stranded_batch(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine: Engine = await make_engine(database_url=database_url, channels=TWO)
+    await engine.seed({"A": 1}, channels=("m",))
+    await engine.seed({"B": 2}, channels=("n",))
+    completed, _ = listen(engine)
+    batch_id = await engine.nexus.catalog(["A"]).sync_all(["m"])
+    fold = batches._fold
+
+    async def database_gone(*args: Any) -> Any:
+        raise ConnectionRefusedError("the database went away after the round committed")
+
+    monkeypatch.setattr(batches, "_fold", database_gone)
+    await engine.nexus.push_worker("m").run_once()
+    assert await increments(engine, batch_id) == 1
+    monkeypatch.setattr(batches, "_fold", fold)
+    monkeypatch.setattr(batches, "STRANDED_AFTER", timedelta(0))
+
+    await engine.nexus.product("B").adjust(-1)  # work for channel n, outside any batch
+    assert await engine.nexus.push_worker("n").run_once() is not None
+
+    assert (await batch_row(engine, batch_id)).status == BatchState.COMPLETED
+    assert completed == [BatchCompleted(batch_id, 1, 1, 0)]
+
+
+# -- PostgreSQL: row locks ---------------------------------------------------------------------------
+
+
+async def wait_until(condition: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + BLOCKED
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{what} within {BLOCKED}s: blocked on the batch row?")
+
+
+@pytest.mark.postgres
+async def test_a_round_commits_while_the_batch_row_is_locked(
+    make_engine: MakeEngine, postgres_url: str
+) -> None:
+    engine: Engine = await make_engine(database_url=postgres_url)
+    await engine.seed({"A": 1, "B": 2})
+    completed, _ = listen(engine)
+    batch_id = await engine.nexus.catalog().sync_all()
+
+    async with engine.nexus.db.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
+        )
+        round_ = asyncio.create_task(engine.nexus.push_worker("m").run_once())
+
+        async def recorded() -> bool:
+            return await increments(engine, batch_id) == 1 and await all_pushed(engine)
+
+        await wait_until(recorded, "the round's outcomes were not committed")
+        assert (await engine.jobs())[-1].batch_id == batch_id  # the audit row, same transaction
+        # Only the settle waits for the lock, after the round's commit.
+        await asyncio.sleep(0.2)
+        assert not round_.done()
+        assert completed == []
+        await transaction.rollback()
+
+    outcome = await asyncio.wait_for(round_, timeout=BLOCKED)
+    assert outcome is not None and outcome.ok == 2
+    row = await batch_row(engine, batch_id)
+    assert (row.processed, row.status) == (2, BatchState.COMPLETED)
+    assert await increments(engine, batch_id) == 0
+    assert completed == [BatchCompleted(batch_id, 2, 2, 0)]
+
+
+@pytest.mark.postgres
+async def test_a_batch_whose_last_members_finish_in_two_rounds_at_once_completes_once(
+    make_engine: MakeEngine, postgres_url: str
+) -> None:
+    engine: Engine = await make_engine(database_url=postgres_url, channels=TWO)
+    await engine.seed({"A": 1, "B": 2}, channels=("m", "n"))
+    completed, progressed = listen(engine)
+    batch_id = await engine.nexus.catalog().sync_all()
+
+    # The lock holds both rounds' settles back until both recorded: they then race for the row.
+    async with engine.nexus.db.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
+        )
+        rounds = [asyncio.create_task(engine.nexus.push_worker(channel).run_once()) for channel in ("m", "n")]
+
+        async def both_recorded() -> bool:
+            return await increments(engine, batch_id) == 2
+
+        await wait_until(both_recorded, "the two rounds were not both committed")
+        assert not any(task.done() for task in rounds)
+        await transaction.rollback()
+
+    outcomes = await asyncio.wait_for(asyncio.gather(*rounds), timeout=BLOCKED)
+    assert [o.ok for o in outcomes if o is not None] == [2, 2]
+    row = await batch_row(engine, batch_id)
+    assert (row.total, row.processed, row.failed, row.status) == (4, 4, 0, BatchState.COMPLETED)
+    assert completed == [BatchCompleted(batch_id, 4, 4, 0)]
+    # The first settle folded both rounds' increments; the second found nothing left to add.
+    assert progressed == [BatchProgressed(batch_id, 4, 4, 0)] * 2
+
+
+@pytest.mark.postgres
+async def test_concurrent_settles_count_every_increment_once(
+    make_engine: MakeEngine, postgres_url: str
+) -> None:
+    engine: Engine = await make_engine(database_url=postgres_url)
+    db = engine.nexus.db
+    async with db.transaction() as session:
+        session.add(SyncBatch(id="b", trigger="test", total=60, status=BatchState.RUNNING))
+        session.add_all(SyncBatchProgress(batch_id="b", processed=2, failed=1) for _ in range(20))
+
+    async def settled() -> list[Any]:
+        return [event async for event in batches.settle(db, ["b"])]
+
+    results = await asyncio.gather(*(settled() for _ in range(8)))
+
+    row = await batch_row(engine, "b")
+    assert (row.processed, row.failed, row.status) == (40, 20, BatchState.COMPLETED)
+    events = [event for result in results for event in result]
+    assert [e for e in events if isinstance(e, BatchCompleted)] == [BatchCompleted("b", 60, 40, 20)]
+    assert await increments(engine, "b") == 0
