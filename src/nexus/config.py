@@ -140,6 +140,11 @@ class WorkerConfig(BaseModel):
         ge=1,
         description="push rounds in flight per channel per process; unset: the driver's max_in_flight",
     )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="webhook batches processed side by side per process on PostgreSQL (SQLite: 1)",
+    )
     throttle_threshold: int = Field(
         default=5, ge=1, description="consecutive 429s from one channel before ChannelThrottled"
     )

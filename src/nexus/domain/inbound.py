@@ -10,9 +10,11 @@ report, or puts the listing in doubt so that the worker verifies it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.allocation import Allocator
@@ -25,6 +27,7 @@ from nexus.domain.belief import (
     request_in_flight,
 )
 from nexus.domain.stock import (
+    LockedStock,
     StockChange,
     StockChangeResult,
     apply_stock_change,
@@ -41,6 +44,10 @@ class ListingBusy(Exception):
     """The listing's level cannot be judged yet (a request to it is in flight, or our push's own
     report may still come to place it): retry the delivery later."""
 
+    def __init__(self, listing_id: int) -> None:
+        super().__init__(listing_id)
+        self.listing_id = listing_id
+
 
 @dataclass(slots=True)
 class InboundOutcome:
@@ -53,16 +60,124 @@ class InboundOutcome:
     unmatched: list[str] = field(default_factory=list)
 
 
-async def find_listing(session: AsyncSession, channel: str, ref: ListingRef) -> ChannelMapping | None:
-    for column, value in (
-        (ChannelMapping.remote_inventory_id, ref.inventory_id),
-        (ChannelMapping.remote_id, ref.remote_id),
-        (ChannelMapping.remote_sku, ref.remote_sku),
-    ):
-        if value is None:
-            continue
-        statement = select(ChannelMapping).where(ChannelMapping.channel == channel, column == value).limit(1)
-        listing = (await session.execute(statement.with_for_update())).scalar_one_or_none()
+_REF_COLUMNS = (
+    ("inventory_id", ChannelMapping.remote_inventory_id),
+    ("remote_id", ChannelMapping.remote_id),
+    ("remote_sku", ChannelMapping.remote_sku),
+)
+
+
+def _ref_values(ref: ListingRef) -> list[tuple[str, str]]:
+    """The identifiers a reference carries, in the order a listing is looked up by them."""
+    values = (ref.inventory_id, ref.remote_id, ref.remote_sku)
+    return [(name, value) for (name, _), value in zip(_REF_COLUMNS, values, strict=True) if value is not None]
+
+
+def sale_key(channel: str, event: SaleEvent) -> str:
+    return f"{channel}:order:{event.order_id}:line:{event.line_id}"
+
+
+def level_key(channel: str, delivery_key: str, index: int) -> str:
+    return f"{channel}:level:{delivery_key}:{index}"
+
+
+def drift_key(sale: str) -> str:
+    return f"{sale}:absorbs-drift"
+
+
+@dataclass(slots=True)
+class InboundScope:
+    """Everything a batch of deliveries will touch, locked and looked up before the first one is
+    applied: the listings their events name, every listing and item of those SKUs, and the
+    ledger keys they may book (`LockedStock`). Each delivery then costs no lookups, and
+    concurrent batches take their locks in one order. A reference it was not asked about, or
+    whose listing changed hands in between, is looked up as usual."""
+
+    stock: LockedStock
+    listings: dict[tuple[str, str, str], ChannelMapping | None]  # (channel, column, value)
+
+    @classmethod
+    async def lock(
+        cls, session: AsyncSession, deliveries: Sequence[tuple[str, str, Sequence[InboundEvent]]]
+    ) -> InboundScope:
+        """`deliveries`: (channel, delivery key, events) of each delivery to apply."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        sold_skus: set[str] = set()
+        keys: list[str] = []
+        for channel, delivery_key, events in deliveries:
+            for index, event in enumerate(events):
+                for name, value in _ref_values(event.listing):
+                    wanted.setdefault((channel, name), set()).add(value)
+                if isinstance(event, SaleEvent):
+                    key = sale_key(channel, event)
+                    keys += [key, drift_key(key)]
+                    if event.listing.remote_sku:
+                        sold_skus.add(event.listing.remote_sku)
+                else:
+                    keys.append(level_key(channel, delivery_key, index))
+        columns = dict(_REF_COLUMNS)
+        named: list[tuple[int, str | None]] = []
+        if wanted:
+            condition = or_(
+                *(
+                    and_(ChannelMapping.channel == channel, columns[name].in_(sorted(values)))
+                    for (channel, name), values in wanted.items()
+                )
+            )
+            names = select(ChannelMapping.id, ChannelMapping.sku).where(condition)
+            named = [(row.id, row.sku) for row in await session.execute(names)]
+        skus = {sku for _, sku in named if sku is not None}
+        stock = await LockedStock.lock(session, skus | sold_skus, keys)
+        loaded = {listing.id: listing for listings in stock.listings.values() for listing in listings}
+        unlinked = [listing_id for listing_id, sku in named if sku is None]
+        if unlinked:
+            rest = select(ChannelMapping).where(ChannelMapping.id.in_(unlinked)).with_for_update()
+            loaded.update({listing.id: listing for listing in (await session.execute(rest)).scalars()})
+        found: dict[tuple[str, str, str], ChannelMapping | None] = {}
+        for listing in sorted(loaded.values(), key=lambda listing: listing.id):
+            for name, column in _REF_COLUMNS:
+                value = getattr(listing, column.key)
+                if value is not None and value in wanted.get((listing.channel, name), ()):
+                    found.setdefault((listing.channel, name, value), listing)
+        listings: dict[tuple[str, str, str], ChannelMapping | None] = {}
+        for (channel, name), values in wanted.items():
+            for value in values:
+                listings[(channel, name, value)] = found.get((channel, name, value))
+        if any(listing_id not in loaded for listing_id, _ in named):
+            # A listing named by the events changed SKU between the two statements: whatever
+            # was not found among the locked rows is looked up again, not taken as absent.
+            listings = {ref: listing for ref, listing in listings.items() if listing is not None}
+        return cls(stock, listings)
+
+    def level_in_flight(self, channel: str, events: Sequence[InboundEvent], now: datetime) -> int | None:
+        """The id of a listing that one of the delivery's levels names while a request to it is
+        in flight: applying the delivery would raise ListingBusy (`_observed`), so it can be
+        deferred without an attempt. None when no such listing is known."""
+        for event in events:
+            if isinstance(event, ObservedLevel):
+                for name, value in _ref_values(event.listing):
+                    if (channel, name, value) not in self.listings:
+                        break  # looked up when applied: the attempt decides
+                    listing = self.listings[(channel, name, value)]
+                    if listing is not None:
+                        if request_in_flight(listing, now):
+                            return listing.id
+                        break
+        return None
+
+
+async def find_listing(
+    session: AsyncSession, channel: str, ref: ListingRef, scope: InboundScope | None = None
+) -> ChannelMapping | None:
+    for name, value in _ref_values(ref):
+        if scope is not None and (channel, name, value) in scope.listings:
+            listing = scope.listings[(channel, name, value)]
+        else:
+            column = dict(_REF_COLUMNS)[name]
+            statement = (
+                select(ChannelMapping).where(ChannelMapping.channel == channel, column == value).limit(1)
+            )
+            listing = (await session.execute(statement.with_for_update())).scalar_one_or_none()
         if listing is not None:
             return listing
     return None
@@ -76,26 +191,35 @@ async def apply_inbound(
     *,
     delivery_key: str,
     semantics: Semantics,
+    scope: InboundScope | None = None,
 ) -> InboundOutcome:
     """Apply every event of one delivery in the caller's transaction. Raises ListingBusy to
-    have the whole delivery retried later (sales are idempotent, so a retry is harmless)."""
+    have the whole delivery retried later (sales are idempotent, so a retry is harmless).
+    `scope`: the rows locked beforehand for a batch of deliveries that includes this one."""
     outcome = InboundOutcome()
+    locked = scope.stock if scope is not None else None
     for index, event in enumerate(events):
-        listing = await find_listing(session, channel, event.listing)
+        listing = await find_listing(session, channel, event.listing, scope)
         if isinstance(event, SaleEvent):
-            matched = await _sale(session, channel, listing, event, allocator, semantics, outcome)
+            matched = await _sale(session, channel, listing, event, allocator, semantics, outcome, locked)
         else:
-            key = f"{channel}:level:{delivery_key}:{index}"
-            matched = await _observed(session, channel, listing, event, allocator, semantics, key, outcome)
+            key = level_key(channel, delivery_key, index)
+            matched = await _observed(
+                session, channel, listing, event, allocator, semantics, key, outcome, locked
+            )
         if not matched:
             outcome.unmatched.append(_describe(event.listing))
     return outcome
 
 
 async def _book(
-    session: AsyncSession, change: StockChange, allocator: Allocator, outcome: InboundOutcome
+    session: AsyncSession,
+    change: StockChange,
+    allocator: Allocator,
+    outcome: InboundOutcome,
+    locked: LockedStock | None,
 ) -> None:
-    result = await apply_stock_change(session, change, allocator)
+    result = await apply_stock_change(session, change, allocator, locked)
     if result.applied:
         outcome.changes.append(result)
 
@@ -108,12 +232,17 @@ async def _sale(
     allocator: Allocator,
     semantics: Semantics,
     outcome: InboundOutcome,
+    locked: LockedStock | None,
 ) -> bool:
     sku = listing.sku if listing is not None else None
     if sku is None and event.listing.remote_sku:
         # Sold on the channel but not linked yet: the stock still left the shelf.
-        known = await session.execute(select(Item.sku).where(Item.sku == event.listing.remote_sku))
-        sku = known.scalar_one_or_none()
+        exists = locked.knows_item(event.listing.remote_sku) if locked is not None else None
+        if exists is None:
+            known = await session.execute(select(Item.sku).where(Item.sku == event.listing.remote_sku))
+            sku = known.scalar_one_or_none()
+        elif exists:
+            sku = event.listing.remote_sku
     if sku is None:
         return False
     if event.quantity <= 0:
@@ -121,9 +250,14 @@ async def _sale(
     if not semantics.orders:
         outcome.orders_not_booked += 1  # its levels book the sale
         return True
-    key = f"{channel}:order:{event.order_id}:line:{event.line_id}"
-    await lock_item(session, sku)
-    if await key_used(session, key):
+    key = sale_key(channel, event)
+    if locked is not None:
+        await locked.item(session, sku)
+        used = await locked.key_used(session, key)
+    else:
+        await lock_item(session, sku)
+        used = await key_used(session, key)
+    if used:
         outcome.duplicates += 1
         return True
     absorbed = 0
@@ -139,19 +273,19 @@ async def _sale(
     change = StockChange(
         sku, MovementReason.SALE, key, delta=-event.quantity, channel=channel, reference=reference
     )
-    await _book(session, change, allocator, outcome)
+    await _book(session, change, allocator, outcome, locked)
     if absorbed:
         # A level already booked this sale as an unexplained drop: reverse that booking, so
         # the units are counted once (as the sale).
         reversal = StockChange(
             sku,
             MovementReason.CHANNEL_ADJUSTMENT,
-            f"{key}:absorbs-drift",
+            drift_key(key),
             delta=absorbed,
             channel=channel,
             reference=f"drift explained by {reference}",
         )
-        await _book(session, reversal, allocator, outcome)
+        await _book(session, reversal, allocator, outcome, locked)
     return True
 
 
@@ -164,13 +298,16 @@ async def _observed(
     semantics: Semantics,
     key: str,
     outcome: InboundOutcome,
+    locked: LockedStock | None,
 ) -> bool:
     if listing is None:
         return False
     now = utcnow()
     if request_in_flight(listing, now):
         raise ListingBusy(listing.id)
-    item = await lock_item(session, listing.sku)
+    item = await (
+        locked.item(session, listing.sku) if locked is not None else lock_item(session, listing.sku)
+    )
     verdict = place_reading(listing, event.quantity, semantics.span(event.observed_at), semantics, now)
     if verdict.placement is Placement.WAIT:
         raise ListingBusy(listing.id)
@@ -192,7 +329,7 @@ async def _observed(
             channel=channel,
             reference=reason,
         )
-        await _book(session, change, allocator, outcome)
+        await _book(session, change, allocator, outcome, locked)
     else:
         refresh_desired([listing], item, allocator)
     return True

@@ -6,12 +6,13 @@ can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState
 
 from nexus.domain.allocation import Allocator
 from nexus.domain.belief import needs_push
@@ -99,20 +100,101 @@ async def lock_item(session: AsyncSession, sku: str) -> Item:
     return item
 
 
+@dataclass(slots=True)
+class LockedStock:
+    """What a caller about to apply many changes locked and looked up beforehand, one statement
+    each: every listing of the SKUs (id order), then the items (SKU order) — the order a push
+    round's record takes them in, so two such callers never deadlock — and which of the keys it
+    will use are booked. A SKU or key it does not know is locked or looked up as usual.
+
+    Valid for one transaction, and only while its objects are: after a savepoint rollback that
+    expired any of them, call `still_valid()` and drop it if it says no."""
+
+    items: dict[str, Item]  # the SKUs asked for that exist
+    listings: dict[str, list[ChannelMapping]]  # every listing of each SKU asked for
+    skus: frozenset[str]  # asked for, so a SKU missing from `items` does not exist
+    keys: dict[str, bool]  # idempotency key -> booked
+    _booked_since_mark: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def lock(cls, session: AsyncSession, skus: Collection[str], keys: Collection[str]) -> LockedStock:
+        wanted = sorted(set(skus))
+        listings: dict[str, list[ChannelMapping]] = {sku: [] for sku in wanted}
+        items: dict[str, Item] = {}
+        if wanted:
+            for listing in await listings_for_update(session, wanted):
+                listings[listing.sku].append(listing)
+            locking = select(Item).where(Item.sku.in_(wanted)).order_by(Item.sku).with_for_update()
+            items = {item.sku: item for item in (await session.execute(locking)).scalars()}
+        booked: set[str] = set()
+        if keys:
+            used = select(StockMovement.idempotency_key).where(StockMovement.idempotency_key.in_(set(keys)))
+            booked = set((await session.execute(used)).scalars())
+        return cls(items, listings, frozenset(wanted), {key: key in booked for key in keys})
+
+    async def item(self, session: AsyncSession, sku: str) -> Item:
+        if sku not in self.skus:
+            return await lock_item(session, sku)
+        item = self.items.get(sku)
+        if item is None:
+            raise UnknownSkuError(f"unknown SKU {sku!r}")
+        return item
+
+    def knows_item(self, sku: str) -> bool | None:
+        """Whether the SKU exists, or None when it was not asked for."""
+        return (sku in self.items) if sku in self.skus else None
+
+    async def key_used(self, session: AsyncSession, key: str) -> bool:
+        known = self.keys.get(key)
+        return await key_used(session, key) if known is None else known
+
+    async def listings_of(self, session: AsyncSession, sku: str) -> list[ChannelMapping]:
+        if sku not in self.skus:
+            return await listings_for_update(session, [sku])
+        return self.listings[sku]
+
+    def booked(self, key: str) -> None:
+        self.keys[key] = True
+        self._booked_since_mark.append(key)
+
+    def mark(self) -> None:
+        """Start of an attempt that a savepoint may roll back (see `rolled_back`)."""
+        self._booked_since_mark.clear()
+
+    def rolled_back(self) -> bool:
+        """The attempt since `mark` was rolled back: forget its bookings. Returns whether the
+        locked objects are still loaded (a rollback expires those the attempt modified)."""
+        for key in self._booked_since_mark:
+            self.keys[key] = False
+        self._booked_since_mark.clear()
+        objects: list[Item | ChannelMapping] = [*self.items.values()]
+        for listings in self.listings.values():
+            objects.extend(listings)
+        return not any(_expired(obj) for obj in objects)
+
+
+def _expired(obj: Item | ChannelMapping) -> bool:
+    state: InstanceState[Item | ChannelMapping] = inspect(obj)
+    return bool(state.expired_attributes)
+
+
 async def apply_stock_change(
-    session: AsyncSession, change: StockChange, allocator: Allocator
+    session: AsyncSession, change: StockChange, allocator: Allocator, locked: LockedStock | None = None
 ) -> StockChangeResult:
-    item = await lock_item(session, change.sku)
+    item = await (locked.item(session, change.sku) if locked else lock_item(session, change.sku))
     previous = item.on_hand
     result = StockChangeResult(
         applied=False, sku=item.sku, previous_on_hand=previous, on_hand=previous, delta=0
     )
     # The item row lock serialises changes to one SKU, and one key always names one SKU, so
     # checking the key before writing anything is race-free.
-    if await key_used(session, change.idempotency_key):
+    key = change.idempotency_key
+    if await (locked.key_used(session, key) if locked else key_used(session, key)):
         return result
     delta = change.delta if change.delta is not None else change.quantity - previous  # type: ignore[operator]
-    listings = await listings_for_update(session, [item.sku])
+    listings = await (
+        locked.listings_of(session, item.sku) if locked else listings_for_update(session, [item.sku])
+    )
     await _record_movement(
         session,
         sku=item.sku,
@@ -123,6 +205,8 @@ async def apply_stock_change(
         channel=change.channel,
         reference=change.reference,
     )
+    if locked is not None:
+        locked.booked(key)
     item.on_hand += delta
     item.version += 1
     result.applied = True

@@ -9,11 +9,19 @@
     await processor.run(stop)            # process_pending in a loop until `stop` is set
     await processor.drain()              # wait for the scheduled tasks (tests); aclose() bounds it
 
-Attempts run in one transaction per batch, one savepoint per delivery: lock the rows (only while
-their status is "received"), run driver.parse_webhook on the stored body, apply_inbound through
-the one write path, mark the row "processed". Stock events fire after the commit
-(`nexus.after_changes`). One batch at a time per processor: two batches of one process would lock
-the same listings in their deliveries' order, not one order, and deadlock each other.
+Attempts run in one transaction per batch: lock the rows (only while their status is
+"received"), resolve each stored body (driver.resolve_webhook), lock every listing and item the
+batch will touch and look up the ledger keys it may book, all at once and in one order
+(`nexus.domain.inbound.InboundScope`), then apply_inbound each delivery through the one write
+path and mark its row "processed". Stock events fire after the commit (`nexus.after_changes`).
+
+A batch is applied without savepoints and flushed once, which is what makes processing cheap
+(a few statements per batch, not ten per delivery). If any delivery of it raises, the batch is
+rolled back and run again carefully, one savepoint per delivery, so each outcome below touches
+only its own delivery. A level for a listing whose push is in flight is deferred before the batch
+is applied, on either path. SQLite processes one batch at a time (one writer); PostgreSQL runs
+`worker.webhook_concurrency` batches side by side per process: their locks are taken in one
+order, so they never deadlock each other.
 
     ListingBusy           a push to the listing is in flight, or a level waits for our push's own
                           report (docs/consistency.md): roll back, retry in 0.2 s (attempts + 1)
@@ -50,9 +58,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.backoff import backoff_delay
-from nexus.domain.inbound import InboundOutcome, ListingBusy, apply_inbound
+from nexus.domain.inbound import InboundOutcome, InboundScope, ListingBusy, apply_inbound
 from nexus.domain.vocabulary import WebhookStatus
-from nexus.drivers.contract import WebhookRequest
+from nexus.drivers.contract import InboundEvent, WebhookRequest
 from nexus.errors import WebhookError
 from nexus.events import WebhookReceived
 from nexus.storage.database import describe, lock_conflict, unavailable
@@ -92,8 +100,10 @@ class WebhookProcessor:
         # so a group commit that senders are waiting on goes before the next processing chunk.
         self._yield_to = yield_to
         self._tasks: set[asyncio.Task[None]] = set()
-        # The route's batches and the pending loop take turns (see the module's docstring).
-        self._one_batch = asyncio.Lock()
+        # SQLite has one writer, so batches take turns; PostgreSQL runs a few side by side
+        # (their rows are locked in one order: see process_many).
+        self.parallel = 1 if nexus.db.is_sqlite else nexus.settings.worker.webhook_concurrency
+        self._batches = asyncio.Semaphore(self.parallel)
         self._scheduled: list[Receipt] = []
         self._batcher: asyncio.Task[None] | None = None
 
@@ -132,15 +142,21 @@ class WebhookProcessor:
             # the senders are waiting on) queue behind a processing transaction. The write lock
             # is FIFO, so between two chunks a waiting group commit goes first; `yield_to` waits
             # for it.
-            for start in range(0, len(ids), self.chunk_size):
-                chunk = ids[start : start + self.chunk_size]
-                if self._yield_to is not None:
-                    await self._yield_to()
-                try:
-                    await self.process_many(chunk)
-                except Exception as exc:
-                    # The rows are still "received": process_pending picks them up.
-                    self._failed("webhook processing failed", exc, webhook_log_ids=chunk)
+            chunks = [ids[start : start + self.chunk_size] for start in range(0, len(ids), self.chunk_size)]
+            if self.parallel == 1:
+                for chunk in chunks:
+                    await self._process_chunk(chunk)
+            else:
+                await asyncio.gather(*(self._process_chunk(chunk) for chunk in chunks))
+
+    async def _process_chunk(self, chunk: list[int]) -> None:
+        if self._yield_to is not None:
+            await self._yield_to()
+        try:
+            await self.process_many(chunk)
+        except Exception as exc:
+            # The rows are still "received": process_pending picks them up.
+            self._failed("webhook processing failed", exc, webhook_log_ids=chunk)
 
     async def drain(self) -> None:
         """Wait until every scheduled delivery has been attempted."""
@@ -165,53 +181,145 @@ class WebhookProcessor:
         return (await self.process_many([log_id]))[log_id]
 
     async def process_many(self, log_ids: Sequence[int]) -> dict[int, Attempt]:
-        """One attempt at each delivery, all in one transaction, each in a savepoint of its own:
-        a delivery that is deferred or fails rolls back alone."""
+        """One attempt at each delivery, all in one transaction.
+
+        The rows every delivery will touch are locked first, in one order (`InboundScope`), so
+        batches that run side by side on PostgreSQL do not deadlock each other; a deadlock with
+        another writer runs the batch again (`Database.run`). A level for a listing whose push
+        is in flight is deferred before anything is applied. The rest are applied one after the
+        other with one flush at the commit; if any of them raises, the batch is rolled back and
+        run again carefully, each delivery in a savepoint of its own, so that one that is
+        deferred or fails rolls back alone."""
+        async with self._batches:
+            try:
+                tried = await self.nexus.db.run(
+                    lambda session: self._attempt_all(session, log_ids, careful=False)
+                )
+            except _NeedsCare:
+                tried = await self.nexus.db.run(
+                    lambda session: self._attempt_all(session, log_ids, careful=True)
+                )
         attempts = dict.fromkeys(log_ids, Attempt.SKIPPED)
-        outcomes: list[InboundOutcome] = []
         wake = False
-        async with self._one_batch, self.nexus.db.transaction() as session:
-            for row in await self._lock(session, log_ids):
-                attempt, outcome, conflict = await self._attempt(session, row)
-                attempts[row.id] = attempt
-                self._observe(row, attempt, outcome)
-                if outcome is not None:
-                    outcomes.append(outcome)
-                wake = wake or attempt in (Attempt.DEFERRED, Attempt.RETRY)
-                if conflict:
-                    # The other side of the deadlock waits for rows this transaction holds:
-                    # commit now rather than meet it again at the next delivery.
-                    break
-        for outcome in outcomes:
-            await self.nexus.after_changes(outcome.changes)
+        for row, attempt, outcome in tried:
+            attempts[row.id] = attempt
+            self._observe(row, attempt, outcome)
+            wake = wake or attempt in (Attempt.DEFERRED, Attempt.RETRY)
+        for _, _, outcome in tried:
+            if outcome is not None:
+                await self.nexus.after_changes(outcome.changes)
         if wake:
             self.nexus.notify([WAKEUP_KEY])
         return attempts
 
+    async def _attempt_all(
+        self, session: AsyncSession, log_ids: Sequence[int], *, careful: bool
+    ) -> list[tuple[WebhookLog, Attempt, InboundOutcome | None]]:
+        rows = await self._lock(session, log_ids)
+        resolved = [(row, await self._resolve(row)) for row in rows]
+        deliveries = [(row.channel, _delivery_key(row), ev) for row, ev in resolved if isinstance(ev, list)]
+        scope: InboundScope | None = await InboundScope.lock(session, deliveries)
+        now = utcnow()
+        tried: list[tuple[WebhookLog, Attempt, InboundOutcome | None]] = []
+        for row, events in resolved:
+            busy = (
+                scope.level_in_flight(row.channel, events, now)
+                if scope and isinstance(events, list)
+                else None
+            )
+            if busy is not None:
+                self._defer(row, busy)
+                tried.append((row, Attempt.DEFERRED, None))
+                continue
+            if not careful:
+                tried.append((row, Attempt.PROCESSED, await self._apply(session, row, events, scope)))
+                continue
+            if scope is not None:
+                scope.stock.mark()
+            attempt, outcome, conflict = await self._attempt(session, row, events, scope)
+            tried.append((row, attempt, outcome))
+            if attempt is not Attempt.PROCESSED and scope is not None and not scope.stock.rolled_back():
+                scope = None  # the rollback expired rows it holds: look them up from here on
+            if conflict:
+                # The other side of the deadlock waits for rows this transaction holds:
+                # commit now rather than meet it again at the next delivery.
+                break
+        return tried
+
+    async def _resolve(self, row: WebhookLog) -> list[InboundEvent] | Exception:
+        """The stored delivery's events, or what refused them (raised again in its attempt)."""
+        request = WebhookRequest(
+            channel=row.channel, headers=dict(row.headers or {}), body=row.body, received_at=row.received_at
+        )
+        try:
+            return await self.nexus.channel(row.channel).driver.resolve_webhook(request)
+        except Exception as exc:
+            return exc
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        row: WebhookLog,
+        events: list[InboundEvent] | Exception,
+        scope: InboundScope | None,
+    ) -> InboundOutcome:
+        """Apply one delivery with no savepoint of its own: whatever it raises sends the batch
+        to the careful path (a deadlock too: there it defers only its delivery), except a
+        database that went away, which no path can answer to."""
+        started = time.perf_counter()
+        try:
+            outcome = await self._apply_inbound(session, row, events, scope)
+        except Exception as exc:
+            if unavailable(exc):
+                raise
+            raise _NeedsCare from exc
+        self._processed(row, outcome, started)
+        return outcome
+
+    async def _apply_inbound(
+        self,
+        session: AsyncSession,
+        row: WebhookLog,
+        events: list[InboundEvent] | Exception,
+        scope: InboundScope | None,
+    ) -> InboundOutcome:
+        if isinstance(events, Exception):
+            raise events
+        return await apply_inbound(
+            session,
+            row.channel,
+            events,
+            self.nexus.allocator,
+            delivery_key=_delivery_key(row),
+            semantics=self.nexus.channel(row.channel).semantics,
+            scope=scope,
+        )
+
+    def _processed(self, row: WebhookLog, outcome: InboundOutcome, started: float) -> None:
+        note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
+        self._finish(row, WebhookStatus.PROCESSED, started, note)
+
+    @staticmethod
+    def _defer(row: WebhookLog, listing_id: int) -> None:
+        row.attempts += 1
+        row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
+        row.error = (
+            f"listing {listing_id} cannot be judged yet (a push in flight or its report due); deferred"
+        )
+
     async def _attempt(
-        self, session: AsyncSession, row: WebhookLog
+        self,
+        session: AsyncSession,
+        row: WebhookLog,
+        events: list[InboundEvent] | Exception,
+        scope: InboundScope | None,
     ) -> tuple[Attempt, InboundOutcome | None, bool]:
         """One delivery in its own savepoint: what became of it, what it booked, and whether it
         was a lock conflict's victim."""
         started = time.perf_counter()
         try:
             async with session.begin_nested():
-                driver = self.nexus.channel(row.channel).driver
-                request = WebhookRequest(
-                    channel=row.channel,
-                    headers=dict(row.headers or {}),
-                    body=row.body,
-                    received_at=row.received_at,
-                )
-                events = await driver.resolve_webhook(request)
-                outcome = await apply_inbound(
-                    session,
-                    row.channel,
-                    events,
-                    self.nexus.allocator,
-                    delivery_key=f"{row.channel}:{row.id}",
-                    semantics=self.nexus.channel(row.channel).semantics,
-                )
+                outcome = await self._apply_inbound(session, row, events, scope)
         except WebhookError as exc:
             # Verified, parsed at ingest, refused now (the driver's settings changed?): the same
             # bytes will never parse, so retrying cannot help.
@@ -221,9 +329,7 @@ class WebhookProcessor:
             return Attempt.FAILED, None, False
         except ListingBusy as busy:
             await session.refresh(row)
-            row.attempts += 1
-            row.next_attempt_at = utcnow() + timedelta(seconds=DEFER_SECONDS)
-            row.error = f"listing {busy} cannot be judged yet (a push in flight or its report due); deferred"
+            self._defer(row, busy.listing_id)
             return Attempt.DEFERRED, None, False
         except Exception as exc:
             if unavailable(exc):
@@ -242,8 +348,7 @@ class WebhookProcessor:
                 return Attempt.DEFERRED, None, True
             log.warning("webhook attempt failed", webhook_log_id=row.id, error=error)
             return self._retry_or_fail(row, error), None, False
-        note = f"matched no listing: {'; '.join(outcome.unmatched)}" if outcome.unmatched else None
-        self._finish(row, WebhookStatus.PROCESSED, started, note)
+        self._processed(row, outcome, started)
         return Attempt.PROCESSED, outcome, False
 
     def _observe(self, row: WebhookLog, attempt: Attempt, outcome: InboundOutcome | None) -> None:
@@ -366,6 +471,14 @@ class WebhookProcessor:
             log.warning(message, error=describe(exc), database="unavailable", **context)
         else:
             log.exception(message, **context)
+
+
+class _NeedsCare(Exception):
+    """A delivery of a batch applied without savepoints raised: run the batch with them."""
+
+
+def _delivery_key(row: WebhookLog) -> str:
+    return f"{row.channel}:{row.id}"
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:

@@ -168,12 +168,14 @@ def spend_elsewhere(sandbox: ShopifySandbox) -> None:
 
 @pytest.mark.parametrize("status", [200, 429])
 async def test_throttled_requests_wait_and_succeed(status: int) -> None:
-    # A bucket of 25 points refilling at 50/s, emptied by someone else before the last two pushes.
+    # A bucket of 25 points, emptied by someone else before the last two pushes. It refills at
+    # 10/s, so a 10-point mutation is throttled unless a whole second passes between the spend
+    # and the request (at 50/s a busy machine let 0.2 s pass and the throttle never came).
     sandbox = ShopifySandbox(
         access_token=TOKEN,
         webhook_secret=SECRET,
         maximum_available=25,
-        restore_rate=50,
+        restore_rate=10,
         throttled_status=status,
     )
     sandbox.seed_catalog(4, quantity=10)
