@@ -98,7 +98,9 @@ class WebhookProcessor:
         self.chunk_size = chunk_size  # deliveries per write transaction of the route's processing
         # Awaited before each of those transactions: the web app passes the receiver's `turn`,
         # so a group commit that senders are waiting on goes before the next processing chunk.
-        self._yield_to = yield_to
+        # Only SQLite's one writer needs it: on PostgreSQL the two never wait for each other,
+        # and under steady load the writer is always busy, so processing would wait in vain.
+        self._yield_to = yield_to if nexus.db.is_sqlite else None
         self._tasks: set[asyncio.Task[None]] = set()
         # SQLite has one writer, so batches take turns; PostgreSQL runs a few side by side
         # (their rows are locked in one order: see process_many).
