@@ -252,6 +252,23 @@ class Phase:
     peak_rss_mib: float  # the process's peak so far
 
 
+def lift_amazon_usage_plans() -> None:
+    """Nexus's own SP-API usage plans, scaled like the Amazon sandbox's (time_scale 1000).
+
+    The driver paces each operation by Amazon's published plans (createFeed: one per two
+    minutes after a burst of 15), whatever the store answers, so a 100,000-listing sync would
+    spend most of an hour waiting for createFeed, and the import waiting for
+    searchListingsItems: pacing, not memory. The other channels' own buckets are lifted the
+    same way (`channel_config`)."""
+    from nexus.channels.amazon import client
+    from nexus.ratelimit.config import RateLimitConfig
+
+    client.USAGE_PLANS = {  # type: ignore[misc]
+        name: RateLimitConfig(capacity=plan.capacity * 1000, refill_per_second=plan.refill_per_second * 1000)
+        for name, plan in client.USAGE_PLANS.items()
+    }
+
+
 async def run(
     skus: int,
     sales: int,
@@ -286,6 +303,7 @@ async def run(
             tracer.phase = f"after {name}"
 
     phase("start")
+    lift_amazon_usage_plans()
     facts: dict[str, Any] = {"amazon_feed_messages": amazon_feed_messages or "the driver's default"}
     with tempfile.TemporaryDirectory(prefix="nexus-bench-mem-") as tmp:
         sandbox_config = {"skus": skus, "amazon_feed_messages": amazon_feed_messages}

@@ -70,6 +70,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpu import busy_share, machine_busy, process_cpu
 from quiet import quiet_logs
 from sandbox_process import SandboxProcess
 from sqlalchemy import func, select
@@ -221,6 +222,10 @@ class RateResult:
     mode: str = "embedded"
     all_deliveries: int = 0  # every channel's rows in the window (shop-a's, and the echoes)
     retried: int = 0  # of those, rows attempted more than once (deferred while a push was due)
+    stores_cpu_seconds: float = 0.0  # the sandbox process (selling, delivering, serving pushes)
+    machine_busy: float = 0.0  # share of all cores busy in the window, everyone's work included
+    rounds: int = 0  # push rounds (requests to the channels) in the window
+    listings_per_round: float = 0.0  # their mean size
 
 
 def channel_name(index: int) -> str:
@@ -485,9 +490,13 @@ async def measure_rate(
 ) -> RateResult:
     from datetime import UTC, datetime
 
+    from nexus.storage.models import SyncJob
+
     wanted = set(skus)
     window_start = datetime.now(UTC)
     cpu0 = cpu_seconds()
+    stores_cpu0 = process_cpu(stores.process.pid) or 0.0
+    machine0 = machine_busy()
     backlog: list[tuple[int, int]] = []
     selling = asyncio.create_task(stores.ask({"cmd": "sales", "skus": skus, "rate": rate}))
 
@@ -503,6 +512,8 @@ async def measure_rate(
         backlog.append(await counts(nexus, mapping, log_model))
         await asyncio.sleep(0.25)
     cpu = cpu_seconds() - cpu0
+    stores_cpu = (process_cpu(stores.process.pid) or 0.0) - stores_cpu0
+    busy = busy_share(machine0, machine_busy())
     acked = await acks()
     await settle(nexus, stores, mapping, log_model, timeout=options.drain)  # before the next rate
 
@@ -521,6 +532,12 @@ async def measure_rate(
             )
         )
         all_deliveries, retried = counted.one()
+        pushed = await session.execute(
+            select(func.count(), func.coalesce(func.sum(SyncJob.count), 0)).where(
+                SyncJob.created_at >= window_start
+            )
+        )
+        rounds, listings_pushed = pushed.one()
         for received_at, processed_at, topic, body in rows:
             deliveries += 1
             payload = json.loads(body)
@@ -568,6 +585,10 @@ async def measure_rate(
         all_deliveries=int(all_deliveries),
         retried=int(retried),
         cpu_seconds=cpu,
+        stores_cpu_seconds=stores_cpu,
+        machine_busy=busy,
+        rounds=int(rounds),
+        listings_per_round=int(listings_pushed) / int(rounds) if rounds else 0.0,
     )
 
 
@@ -599,7 +620,8 @@ def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
     print(
         f"  {'mode':<8} {'variant':<7} {'rate/s':>6} {'sales':>6} {'sold in':>7} {'acked':>6} {'missing':>7} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'e2e p50':>8} {'e2e p99':>8} {'proc p50':>8} "
-        f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'all':>6} {'retried':>7} {'cpu s':>6}"
+        f"{'rcvd q':>6} {'dirty':>6} {'store q':>7} {'dlvrs':>6} {'all':>6} {'retried':>7} {'rounds':>6} "
+        f"{'per rnd':>7} {'cpu s':>6} {'stores':>6} {'busy':>5}"
     )
     for r in results:
         print(
@@ -607,8 +629,8 @@ def report(options: Options, results: list[RateResult]) -> dict[str, Any]:
             f"{r.missing:>7} {_ms(r.p50_ms):>7} {_ms(r.p99_ms):>7} {_ms(r.max_ms):>7} {_ms(r.e2e_p50_ms):>8} "
             f"{_ms(r.e2e_p99_ms):>8} {_ms(r.processed_p50_ms):>8} {r.max_received_backlog:>6} "
             f"{r.max_dirty:>6} {r.max_store_pending:>7} {r.deliveries:>6} {r.all_deliveries:>6} "
-            f"{r.retried:>7} "
-            f"{r.cpu_seconds:>6.1f}"
+            f"{r.retried:>7} {r.rounds:>6} {r.listings_per_round:>7.1f} "
+            f"{r.cpu_seconds:>6.1f} {r.stores_cpu_seconds:>6.1f} {r.machine_busy:>5.0%}"
         )
     ratios: dict[str, Any] = {}
     for mode, rate in [(m, r) for m in options.modes for r in options.rates]:

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpu import busy_share, machine_busy, process_cpu
 from quiet import quiet_logs
 from rate_limit_utilisation import (
     DEFAULT_POSTGRES,
@@ -73,7 +74,6 @@ from sqlalchemy import update
 
 THIS_FILE = Path(__file__).resolve()
 UNLIMITED = 1e9
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # batch: `catalog().sync_all()`, a catalog batch whose progress every round records; dirty: every
 # listing marked dirty with one UPDATE and the workers woken, as stock changes leave them (no batch)
 TRIGGERS = ("batch", "dirty")
@@ -137,16 +137,6 @@ async def serve_sandboxes(config: dict[str, Any]) -> None:
 # -- CPU accounting ------------------------------------------------------------------------------
 
 
-def process_cpu(pid: int) -> float | None:
-    """utime + stime of `pid` in seconds; None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def pids_named(name: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -155,13 +145,6 @@ def pids_named(name: str) -> list[int]:
                 if (entry / "comm").read_text().strip() == name:
                     found.append(int(entry.name))
     return found
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return float(sum(values) - idle), float(sum(values))
 
 
 @dataclass
@@ -428,7 +411,7 @@ async def window(
     end_db = await db_counters()
     fleet.check_alive()
     elapsed = end_cpu.at - start_cpu.at
-    busy = (end_cpu.machine[0] - start_cpu.machine[0]) / max(1.0, end_cpu.machine[1] - start_cpu.machine[1])
+    busy = busy_share(start_cpu.machine, end_cpu.machine)
     total = options.channels * options.skus
     return RunResult(
         processes=processes,

@@ -51,7 +51,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import func, or_, select
@@ -107,6 +107,7 @@ class WebhookProcessor:
         self.parallel = 1 if nexus.db.is_sqlite else nexus.settings.worker.webhook_concurrency
         self._batches = asyncio.Semaphore(self.parallel)
         self._scheduled: list[Receipt] = []
+        self._arrived = asyncio.Event()  # set by `schedule`: a delivery was queued
         self._batcher: asyncio.Task[None] | None = None
 
     # -- the route's background work --------------------------------------------------------
@@ -118,6 +119,7 @@ class WebhookProcessor:
         if not receipt.stored or receipt.log_id is None:
             return None
         self._scheduled.append(receipt)
+        self._arrived.set()
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.create_task(self._process_scheduled(), name="nexus-webhook-processor")
             self._tasks.add(self._batcher)
@@ -125,10 +127,16 @@ class WebhookProcessor:
         return self._batcher
 
     async def _process_scheduled(self) -> None:
+        """Take the scheduled deliveries a chunk at a time. SQLite: one chunk after the other,
+        short transactions, each after the group commit the senders are waiting on (the write
+        lock is FIFO, and `yield_to` lets a waiting group commit go first). PostgreSQL: up to
+        `parallel` chunks in flight at once, a new one started as soon as one ends, so deliveries
+        that trickle in are not held back by a slow chunk."""
+        in_flight: set[asyncio.Task[None]] = set()
         while self._scheduled:
-            batch = self._scheduled[: self.batch_size]
-            del self._scheduled[: len(batch)]
-            for receipt in batch:
+            chunk = self._scheduled[: self.chunk_size]
+            del self._scheduled[: len(chunk)]
+            for receipt in chunk:
                 meta = receipt.meta
                 await self.nexus.events.dispatch(
                     WebhookReceived(
@@ -139,17 +147,30 @@ class WebhookProcessor:
                         webhook_log_id=receipt.log_id or 0,
                     )
                 )
-            ids = [r.log_id for r in batch if r.log_id is not None]
-            # Short transactions: SQLite has one writer, and the receiver's group commits (which
-            # the senders are waiting on) queue behind a processing transaction. The write lock
-            # is FIFO, so between two chunks a waiting group commit goes first; `yield_to` waits
-            # for it.
-            chunks = [ids[start : start + self.chunk_size] for start in range(0, len(ids), self.chunk_size)]
+            ids = [r.log_id for r in chunk if r.log_id is not None]
             if self.parallel == 1:
-                for chunk in chunks:
-                    await self._process_chunk(chunk)
-            else:
-                await asyncio.gather(*(self._process_chunk(chunk) for chunk in chunks))
+                await self._process_chunk(ids)
+                continue
+            task = asyncio.create_task(self._process_chunk(ids), name="nexus-webhook-chunk")
+            in_flight.add(task)
+            self._tasks.add(task)
+            task.add_done_callback(in_flight.discard)
+            task.add_done_callback(self._tasks.discard)
+            await self._next_slot(in_flight)
+
+    async def _next_slot(self, in_flight: set[asyncio.Task[None]]) -> None:
+        """Return when another chunk may start: a slot is free and deliveries are queued, or
+        nothing is in flight any more."""
+        while in_flight and not (len(in_flight) < self.parallel and self._scheduled):
+            waiters: set[asyncio.Future[Any]] = set(in_flight)
+            arrival = None
+            if len(in_flight) < self.parallel:
+                self._arrived.clear()  # no await since `_scheduled` was read empty
+                arrival = asyncio.ensure_future(self._arrived.wait())
+                waiters.add(arrival)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if arrival is not None:
+                arrival.cancel()
 
     async def _process_chunk(self, chunk: list[int]) -> None:
         if self._yield_to is not None:
