@@ -47,6 +47,22 @@ def test_webhook_ingest_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert "ratio nexus / baseline throughput" in capsys.readouterr().out
 
 
+@pytest.mark.postgres
+def test_webhook_processing_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], postgres_admin_dsn: str
+) -> None:
+    webhook_processing = load("webhook_processing", monkeypatch)
+
+    summary = webhook_processing.main(["--skus", "8", "--repeat", "1", "--postgres", postgres_admin_dsn])
+
+    # main() checks that all 24 deliveries were processed and every item is at 9, in both variants.
+    assert set(summary["medians"]) == {"sqlite", "postgres"}
+    assert {(r["database"], r["variant"], r["deliveries"]) for r in summary["runs"]} == {
+        (database, variant, 24) for database in ("sqlite", "postgres") for variant in ("nexus", "baseline")
+    }
+    assert "ratio nexus / baseline throughput" in capsys.readouterr().out
+
+
 def test_webhook_ingest_httpx_client_and_ceiling_run(monkeypatch: pytest.MonkeyPatch) -> None:
     webhook_ingest = load("webhook_ingest", monkeypatch)
 

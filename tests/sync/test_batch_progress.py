@@ -65,6 +65,7 @@ def listen(engine: Engine) -> tuple[list[BatchCompleted], list[BatchProgressed]]
 async def test_a_round_folds_its_progress_into_the_batch_row(
     make_engine: MakeEngine, database_url: str
 ) -> None:
+    """On PostgreSQL in a short transaction after the round's; on SQLite in the round's own."""
     engine: Engine = await make_engine(database_url=database_url)
     await engine.seed({"A": 1, "B": 2, "C": 3, "D": 4})
     completed, progressed = listen(engine)
@@ -86,9 +87,13 @@ async def test_a_round_folds_its_progress_into_the_batch_row(
     assert completed == [BatchCompleted(batch_id, 4, 4, 0)]
 
 
+@pytest.mark.postgres
 async def test_progress_a_failed_settle_left_is_folded_later(
-    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """PostgreSQL settles after the round's commit, so a settle can fail on its own (SQLite
+    folds in the round's transaction: the two commit or fail together)."""
+    database_url = postgres_url
     engine: Engine = await make_engine(database_url=database_url)
     await engine.seed({"A": 1, "B": 2})
     completed, _ = listen(engine)
@@ -128,9 +133,13 @@ async def test_progress_a_failed_settle_left_is_folded_later(
     assert completed == [BatchCompleted(batch_id, 2, 2, 0)]
 
 
+@pytest.mark.postgres
 async def test_the_next_round_of_any_channel_settles_a_stranded_batch(
-    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """PostgreSQL settles after the round's commit, so a settle can fail on its own (SQLite
+    folds in the round's transaction: the two commit or fail together)."""
+    database_url = postgres_url
     engine: Engine = await make_engine(database_url=database_url, channels=TWO)
     await engine.seed({"A": 1}, channels=("m",))
     await engine.seed({"B": 2}, channels=("n",))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, select
 
 from nexus.drivers.contract import InboundEvent, WebhookRequest
-from nexus.storage.models import ChannelMapping, Item, StockMovement, utcnow
+from nexus.storage.models import Item, StockMovement, utcnow
 from nexus.webhooks.processor import Attempt, WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
 from tests.webhooks.webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
@@ -21,23 +21,9 @@ from tests.webhooks.webhook_testkit import CHANNEL, OTHER, Hub, build_hub, chann
 SKUS = 6
 
 
-async def seed(hub: Hub, count: int = SKUS, on_hand: int = 10) -> None:
-    async with hub.nexus.db.transaction() as session:
-        for i in range(count):
-            sku = f"SKU-{i}"
-            session.add(Item(sku=sku, title=sku, on_hand=on_hand))
-            for channel, remote_id in ((CHANNEL, f"R{i}"), (OTHER, f"X{i}")):
-                session.add(
-                    ChannelMapping(
-                        syncable_id=sku,
-                        sku=sku,
-                        channel=channel,
-                        remote_id=remote_id,
-                        desired_qty=on_hand,
-                        pushed_qty=on_hand,
-                        remote_qty=on_hand,
-                    )
-                )
+async def seed(hub: Hub, count: int = SKUS) -> None:
+    for i in range(count):
+        await hub.seed(sku=f"SKU-{i}", remote_ids={CHANNEL: f"R{i}", OTHER: f"X{i}"})
 
 
 async def store(hub: Hub, payload: dict[str, Any], delivery_id: str) -> int:

@@ -9,8 +9,10 @@ Counting finished members happens in two steps, so that no push round waits on t
 1. `record_progress`, inside the round's own transaction: one increment row per batch
    (`nexus_sync_batch_progress`), an INSERT that contends with nothing. The increments commit
    or roll back with the listings' outcomes: a crash loses both or neither.
-2. `settle`, in a short transaction of its own after that commit: lock the batch row, delete
-   its increments and add what was deleted to `processed`/`failed` (one DELETE ... RETURNING,
+2. `settle`, in a short transaction of its own after that commit (on SQLite, whose one
+   writer leaves no row to wait on, in the round's own transaction: `fold_in_round`): lock the
+   batch row, delete its increments and add what was deleted to `processed`/`failed` (one
+   DELETE ... RETURNING,
    so exactly what is folded is counted), and mark the batch completed when every member has
    finished and it is still running. The row lock orders concurrent settles of one batch, and
    the status check under it completes a batch once.
@@ -29,6 +31,7 @@ between the commit and the dispatch.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
@@ -133,8 +136,36 @@ async def settle_stranded(db: Database, batch_id: str | None = None) -> AsyncIte
         yield event
 
 
-async def settle_after_round(db: Database, batch_ids: Iterable[str]) -> list[BatchEvent]:
-    """A push round's settle, after its transaction committed: its own batches and any stranded.
+async def fold_in_round(session: AsyncSession, batch_ids: Iterable[str]) -> list[BatchEvent]:
+    """SQLite: fold a round's own increments in the round's transaction. With one writer there
+    is no row for other rounds to wait on, and a settle transaction of its own would cost every
+    round a second commit (an fsync). The events are the caller's to dispatch after the commit."""
+    events: list[BatchEvent] = []
+    for batch_id in sorted(set(batch_ids)):
+        events.extend(await _fold(session, batch_id))
+    return events
+
+
+class StrandedLookout:
+    """Whether a worker should look for stranded increments now: at most once per
+    `STRANDED_AFTER`, since younger ones are not stranded yet (one read saved per round)."""
+
+    def __init__(self) -> None:
+        self._looked_at: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._looked_at is not None and now - self._looked_at < STRANDED_AFTER.total_seconds():
+            return False
+        self._looked_at = now
+        return True
+
+
+async def settle_after_round(
+    db: Database, batch_ids: Iterable[str], *, stranded: bool = True
+) -> list[BatchEvent]:
+    """A push round's settle, after its transaction committed: its own batches and, when
+    `stranded`, any stranded ones.
 
     Never raises: the round is written, and an error here must not make its caller write it
     again. What could not be folded stays recorded, for the next settle; the events of what was
@@ -143,8 +174,9 @@ async def settle_after_round(db: Database, batch_ids: Iterable[str]) -> list[Bat
     try:
         async for event in settle(db, batch_ids):
             events.append(event)
-        async for event in settle_stranded(db):
-            events.append(event)
+        if stranded:
+            async for event in settle_stranded(db):
+                events.append(event)
     except Exception as exc:
         if unavailable(exc):
             log.warning("could not settle batch progress; the next settle will", error=describe(exc))

@@ -31,7 +31,7 @@ from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
-from nexus.sync.batches import record_progress, settle_after_round
+from nexus.sync.batches import StrandedLookout, fold_in_round, record_progress, settle_after_round
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
@@ -94,6 +94,7 @@ class OutcomeWriter:
         self.semantics = semantics
         self.owner = owner
         self.rng = rng
+        self._stranded = StrandedLookout()
 
     async def record(self, answers: RoundAnswers, outcome: PushRound) -> None:
         """Write every claimed listing's outcome, its dead letters, the batch progress and the
@@ -107,10 +108,13 @@ class OutcomeWriter:
         async def write(session: AsyncSession) -> tuple[PushRound, set[str]]:
             written = dataclasses.replace(outcome, events=[], changes=[])
             batches = await self._record(session, answers, written)
+            if self.db.is_sqlite:
+                written.events.extend(await fold_in_round(session, batches))
+                batches = set()
             return written, batches
 
         written, batches = await self.db.run(write)
-        written.events.extend(await settle_after_round(self.db, batches))
+        written.events.extend(await settle_after_round(self.db, batches, stranded=self._stranded.due()))
         for column in dataclasses.fields(PushRound):
             setattr(outcome, column.name, getattr(written, column.name))
 
