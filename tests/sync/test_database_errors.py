@@ -198,11 +198,12 @@ async def test_a_recording_aborted_by_a_deadlock_runs_again_and_counts_once(make
     record = writer._record
     calls: list[int] = []
 
-    async def deadlocked_once(session: Any, answers: RoundAnswers, outcome: PushRound) -> None:
+    async def deadlocked_once(session: Any, answers: RoundAnswers, outcome: PushRound) -> set[str]:
         calls.append(1)
-        await record(session, answers, outcome)  # counts the push, then the transaction aborts
+        batches = await record(session, answers, outcome)  # counts the push, then the transaction aborts
         if len(calls) == 1:
             raise pg_error(DEADLOCK, "deadlock detected")
+        return batches
 
     writer._record = deadlocked_once  # type: ignore[method-assign]
     round_ = await worker.run_once()

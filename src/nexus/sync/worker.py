@@ -96,6 +96,10 @@ class PushWorker:
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
             return None
+        if listing_ids is None and len(claimed) >= runtime.batch_size:
+            # A full round: more may be waiting. Wake the next idle loop of this channel (one
+            # wake-up starts one loop, see `run`), so a backlog fills every round in flight.
+            self.signals.wakeup(self.channel).set()
         leased_at = time.monotonic()
         sent = False
         try:
@@ -286,6 +290,10 @@ class PushWorker:
         log.info("worker started", channel=self.channel, owner=self.owner)
         failures = 0
         while not stop.is_set():
+            # One wake-up starts one loop: the channel's loops in this process share the event,
+            # and the first to run takes it. The others, woken for nothing, keep waiting: eight
+            # empty claims (each a write transaction) for every stock change were most of the
+            # embedded engine's CPU at 100 sales/s (docs/benchmarks.md, section 4).
             woken = wake.is_set()
             wake.clear()
             try:
@@ -305,9 +313,23 @@ class PushWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait)
+            await self._wait_for_work(wake, stop, wait)
         log.info("worker stopped", channel=self.channel)
+
+    @staticmethod
+    async def _wait_for_work(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+        """Until a wake-up this loop takes (another loop may take it first), `stop`, or the poll."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=left)
+            # Give the loops woken before this one their turn to take the wake-up.
+            await asyncio.sleep(0)
+            if wake.is_set():
+                return
 
     async def _idle_wait(self) -> float:
         """Sleep until the earliest retry is due, but never longer than the poll interval."""
