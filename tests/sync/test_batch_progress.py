@@ -87,23 +87,29 @@ async def test_a_round_folds_its_progress_into_the_batch_row(
     assert completed == [BatchCompleted(batch_id, 4, 4, 0)]
 
 
-@pytest.mark.postgres
-async def test_progress_a_failed_settle_left_is_folded_later(
-    make_engine: MakeEngine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """PostgreSQL settles after the round's commit, so a settle can fail on its own (SQLite
-    folds in the round's transaction: the two commit or fail together)."""
-    database_url = postgres_url
-    engine: Engine = await make_engine(database_url=database_url)
-    await engine.seed({"A": 1, "B": 2})
-    completed, _ = listen(engine)
-    batch_id = await engine.nexus.catalog().sync_all()
+def settles_fail(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """From now on every settle meets a database gone after the round committed; returns the
+    real fold, for the test to put back."""
     fold = batches._fold
 
     async def database_gone(*args: Any) -> Any:
         raise ConnectionRefusedError("the database went away after the round committed")
 
     monkeypatch.setattr(batches, "_fold", database_gone)
+    return fold
+
+
+@pytest.mark.postgres
+async def test_progress_a_failed_settle_left_is_folded_later(
+    make_engine: MakeEngine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL settles after the round's commit, so a settle can fail on its own (SQLite
+    folds in the round's transaction: the two commit or fail together)."""
+    engine: Engine = await make_engine(database_url=postgres_url)
+    await engine.seed({"A": 1, "B": 2})
+    completed, _ = listen(engine)
+    batch_id = await engine.nexus.catalog().sync_all()
+    fold = settles_fail(monkeypatch)
     round_ = await engine.nexus.push_worker("m").run_once()
 
     # The round is written (its listings pushed and clean) and its progress recorded, unfolded.
@@ -139,18 +145,12 @@ async def test_the_next_round_of_any_channel_settles_a_stranded_batch(
 ) -> None:
     """PostgreSQL settles after the round's commit, so a settle can fail on its own (SQLite
     folds in the round's transaction: the two commit or fail together)."""
-    database_url = postgres_url
-    engine: Engine = await make_engine(database_url=database_url, channels=TWO)
+    engine: Engine = await make_engine(database_url=postgres_url, channels=TWO)
     await engine.seed({"A": 1}, channels=("m",))
     await engine.seed({"B": 2}, channels=("n",))
     completed, _ = listen(engine)
     batch_id = await engine.nexus.catalog(["A"]).sync_all(["m"])
-    fold = batches._fold
-
-    async def database_gone(*args: Any) -> Any:
-        raise ConnectionRefusedError("the database went away after the round committed")
-
-    monkeypatch.setattr(batches, "_fold", database_gone)
+    fold = settles_fail(monkeypatch)
     await engine.nexus.push_worker("m").run_once()
     assert await increments(engine, batch_id) == 1
     monkeypatch.setattr(batches, "_fold", fold)
