@@ -94,6 +94,7 @@ class Listing:
     verify_pending: bool = False
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    sending_qty: int | None = None
 
 
 @dataclass

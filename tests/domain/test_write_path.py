@@ -302,12 +302,39 @@ async def test_a_level_for_a_leased_listing_is_refused_whole_and_retried_later(m
 
     # The whole delivery rolled back, the sale in it too: a retry of the delivery is exact.
     assert (await state(nexus, "S")).snapshot() == before.snapshot()
-    async with nexus.db.transaction() as session:  # the lease expires (the worker died)
+    async with nexus.db.transaction() as session:  # the lease expires (the worker died, or is late)
         await session.execute(
             update(ChannelMapping).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
         )
+    # Its push may still land and its answer still be written: the level keeps waiting...
+    with pytest.raises(ListingBusy):
+        await level(nexus, "a", "S", 4)
+    assert (await state(nexus, "S")).snapshot() == before.snapshot()
+    # ... until another worker takes the listing over and records its own push.
+    taken_over = await nexus.push_worker("a").run_once()
+    assert taken_over is not None and taken_over.ok == 1
     outcome = await level(nexus, "a", "S", 4)
-    assert [c.delta for c in outcome.changes] == [-6]
+    assert [c.delta for c in outcome.changes] == [-5]
+
+
+async def test_a_level_waits_for_a_read_back_only_while_its_lease_is_live(make_nexus: MakeNexus) -> None:
+    # A read-back changes nothing on the channel, so a reconciler that died must not hold the
+    # channel's levels back until someone happens to take its listing over.
+    nexus, _ = await build(make_nexus)
+    await seed(nexus, "S", 10, {"a": 10})
+
+    async def read_back_lease(until: datetime) -> None:
+        async with nexus.db.transaction() as session:
+            await session.execute(
+                update(ChannelMapping).values(lease_owner="reconciler", lease_until=until, sending_qty=None)
+            )
+
+    await read_back_lease(datetime.now(UTC) + timedelta(seconds=60))
+    with pytest.raises(ListingBusy):
+        await level(nexus, "a", "S", 7)
+    await read_back_lease(datetime.now(UTC) - timedelta(seconds=1))
+    outcome = await level(nexus, "a", "S", 7)
+    assert [c.delta for c in outcome.changes] == [-3]
 
 
 async def test_a_sale_during_an_absolute_push_leaves_the_level_unknown_until_pushed_again(

@@ -30,6 +30,7 @@ class Listing:
     verify_pending: bool = False
     lease_owner: str | None = "reconciler"
     lease_until: datetime | None = None
+    sending_qty: int | None = None
 
 
 def read(

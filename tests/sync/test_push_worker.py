@@ -449,6 +449,30 @@ async def test_before_sync_may_change_the_quantity_and_after_sync_reports_it(mak
     assert engine.driver().levels["m-S"] == 5
 
 
+async def test_a_round_too_slow_to_send_gives_its_listings_back_unsent(make_engine: MakeEngine) -> None:
+    # Past half its lease, another worker may soon take the listings over and read the
+    # channel; a push of ours landing after that read would be booked as a channel movement.
+    engine: Engine = await make_engine(worker={"lease_seconds": 0.2})
+    await engine.seed({"S": 10})
+    await engine.nexus.product("S").adjust(-1)
+
+    delays = [0.15]  # more than half the lease, measured from before the claim
+
+    async def slow(_event: BeforeInventorySync) -> None:
+        await asyncio.sleep(delays.pop() if delays else 0)
+
+    engine.nexus.events.listen(BeforeInventorySync, slow)
+    assert await engine.nexus.push_worker("m").run_once() is None
+
+    assert engine.driver().pushed == []
+    listing = await engine.listing("S")
+    assert (listing.lease_owner, listing.lease_until, listing.sending_qty) == (None, None, None)
+    assert listing.dirty_since is not None  # still to push: the next round takes it at once
+    round_ = await engine.nexus.push_worker("m").run_once()
+    assert round_ is not None and round_.ok == 1
+    assert engine.driver().levels["m-S"] == 9
+
+
 async def test_before_sync_may_veto_a_push(make_engine: MakeEngine) -> None:
     engine: Engine = await make_engine()
     await engine.seed({"S": 10, "T": 10})

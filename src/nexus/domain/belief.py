@@ -102,12 +102,25 @@ class Belief(Protocol):
     verify_pending: bool
     lease_owner: str | None
     lease_until: datetime | None
+    sending_qty: int | None
 
 
 def request_in_flight(belief: Belief, now: datetime) -> bool:
-    """A worker holds a live lease on the listing: a request to it may be on the wire, so a
-    reading cannot be judged until its answer is recorded."""
-    return belief.lease_owner is not None and belief.lease_until is not None and belief.lease_until > now
+    """A request to the listing may be on the wire, so a reading cannot be judged until its
+    answer is recorded.
+
+    A push (`sending_qty` set by the claim) counts until its owner records it or another worker
+    takes the listing over and reads the channel: an expired lease says only that the round is
+    late (a saturated machine, a database away), not that its answer will never be written, and
+    orders already move `inflight_delta` for it while its owner is set. A reading judged in that
+    window books, as drift, sales the round's answer books again. A read-back (the reconciler's
+    lease, no `sending_qty`) changes nothing on the channel: it counts only while its lease is
+    live, so a reconciler that died does not hold readings back."""
+    if belief.lease_owner is None:
+        return False
+    if belief.sending_qty is not None:
+        return True
+    return belief.lease_until is not None and belief.lease_until > now
 
 
 def _iso(value: datetime | None) -> str | None:

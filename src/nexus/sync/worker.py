@@ -40,6 +40,13 @@ log = structlog.get_logger("nexus.worker")
 DATABASE_RETRY_BASE = 0.05
 DATABASE_RETRY_MAX = 1.0
 
+# A round sends only within this share of its lease. Once the lease expires another worker may
+# take the listings over and read the channel; a push of ours landing after that read would be
+# booked there as a channel movement (a refused compare-and-set, a phantom restock). Whatever
+# delayed the round before sending (a database away, a slow read of orphans) leaves the rest of
+# the lease for the request itself.
+SEND_WITHIN_LEASE = 0.5
+
 
 class Signals(Protocol):
     """What a worker tells the rest of the engine, and how it is woken (the engine is one)."""
@@ -93,6 +100,7 @@ class PushWorker:
         runtime = self.runtime
         if self.states is not None and not await self.states.may_claim(runtime, woken=woken):
             return None
+        leased_at = time.monotonic()  # no later than the lease's own clock starts, in the claim
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
             return None
@@ -100,16 +108,25 @@ class PushWorker:
             # A full round: more may be waiting. Wake the next idle loop of this channel (one
             # wake-up starts one loop, see `run`), so a backlog fills every round in flight.
             self.signals.wakeup(self.channel).set()
-        leased_at = time.monotonic()
         sent = False
         try:
             outcome = PushRound(channel=self.channel, claimed=len(claimed))
             claimed, settled = await self._settle_orphans(runtime, claimed)
             read = await self._read_back(runtime, [c for c in claimed if c.id not in settled])
             updates, vetoed = await self._prepare(runtime, [c for c in claimed if c.id not in read])
+            to_send = [u for u in updates if u.listing_id not in settled]
+            if to_send and time.monotonic() - leased_at > self.queue.lease_seconds * SEND_WITHIN_LEASE:
+                log.warning(
+                    "a push round was too slow to send; its listings go back unsent",
+                    channel=self.channel,
+                    seconds=round(time.monotonic() - leased_at, 2),
+                    lease_seconds=self.queue.lease_seconds,
+                    listings=len(claimed),
+                )
+                await self.release(claimed, sent=False)
+                return None
             started = time.perf_counter()
             sent_at = utcnow()
-            to_send = [u for u in updates if u.listing_id not in settled]
             sent = bool(to_send)
             results = await self._push(runtime, to_send) if to_send else {}
             flight = Span.between(sent_at, utcnow())
@@ -127,7 +144,8 @@ class PushWorker:
             raise
         if time.monotonic() - leased_at > self.queue.lease_seconds:
             # Meanwhile another worker may have taken the listings over (their answers then go
-            # unwritten: `lost_lease`), and readings were judged without this round's answers.
+            # unwritten: `lost_lease`), and the channel's levels for them waited all along
+            # (`request_in_flight`: a push counts while its owner is set).
             log.warning(
                 "a push round outlived its lease; raise worker.lease_seconds if this recurs",
                 channel=self.channel,
