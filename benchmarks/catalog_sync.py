@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import math
 import random
@@ -444,20 +445,27 @@ async def planned_updates(database: Path, limit: int, settings: NexusSettings) -
 
 
 async def measure_nexus(
-    settings: NexusSettings, store: Store, clock: DatabaseClock
+    settings: NexusSettings, store: Store, clock: DatabaseClock, profile: Path | None = None
 ) -> tuple[float, int, int]:
     """Seconds from sync_all() to BatchCompleted, listings whose store level is not the desired
-    one, and the push rounds in flight per channel."""
+    one, and the push rounds in flight per channel. With `profile`, the measured part runs under
+    cProfile (CPU time) and its statistics are written there (the timings then include its overhead)."""
     async with Nexus(settings) as nexus:
         done = asyncio.Event()
         nexus.events.listen(BatchCompleted, lambda _event: done.set())
         in_flight = rounds_in_flight(nexus, CHANNEL)
         async with running(nexus, web=False):
+            profiler = cProfile.Profile(time.process_time) if profile is not None else None
             started = time.perf_counter()
             cpu = time.process_time()
+            if profiler is not None:
+                profiler.enable()
             batch_id = await nexus.catalog().sync_all([CHANNEL])
             with clock.installed():
                 await done.wait()
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
             elapsed = time.perf_counter() - started
             clock.cpu_seconds = time.process_time() - cpu
         status = await nexus.batch(batch_id).status()
@@ -533,6 +541,7 @@ async def run_once(
     latency_ms: float = 0.0,
     in_flight: int | None = None,
     sandbox_process: bool = False,
+    profile: Path | None = None,
 ) -> Run:
     baseline_listings = max(1, min(baseline_listings, skus))
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
@@ -561,7 +570,7 @@ async def run_once(
             updates = await planned_updates(database, baseline_listings, real)
             before = await store.counters()
             clock.sandbox_requests, clock.sandbox_seconds = 0, 0.0  # the sync's requests only
-            elapsed, out_of_sync, rounds = await measure_nexus(real, store, clock)
+            elapsed, out_of_sync, rounds = await measure_nexus(real, store, clock, profile)
             after = await store.counters()
             requests, throttled, applied = (a - b for a, b in zip(after, before, strict=True))
         measured, baseline_total, base_requests, base_throttled = await measure_baseline(
@@ -722,6 +731,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="serve the measured sandbox from a process of its own (as a remote store: its CPU is "
         "not Nexus's); default: in this event loop, as `nexus demo` does",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write cProfile statistics of the measured sync (the last run's) to this file",
+    )
     parser.add_argument("--serve-sandbox", help=argparse.SUPPRESS)  # the child of --sandbox-process
     parser.add_argument(
         "--tcp-nodelay",
@@ -752,6 +766,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         latency_ms,
                         in_flight,
                         args.sandbox_process,
+                        args.profile,
                     )
                 )
                 for _ in range(args.repeat)

@@ -1,10 +1,14 @@
-"""The audit row of a push round: one `sync_jobs` row per round, secrets masked."""
+"""The audit row of a push round: one `sync_jobs` row per round.
+
+Its payload holds no secret by construction: every key is written here, and the values are
+listing ids, SKUs, remote ids, quantities and statuses. So it is not run through `mask_secrets`,
+which walked all of a round's updates (a tenth of a catalog sync's CPU, docs/benchmarks.md,
+section 1); `nexus.sync.history` masks every payload it reads back all the same."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nexus.masking import mask_secrets
 from nexus.storage.models import SyncJob
 
 if TYPE_CHECKING:
@@ -12,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def audit_row(channel: str, driver: str, owner: str, answers: RoundAnswers, outcome: PushRound) -> SyncJob:
-    """The `sync_jobs` row of one round: what was sent, what came back, secrets masked."""
+    """The `sync_jobs` row of one round: what was sent and what came back."""
     claimed, updates, results, vetoed = answers.claimed, answers.updates, answers.results, answers.vetoed
     if outcome.failed == len(updates) and updates:
         status = "failed"
@@ -32,22 +36,20 @@ def audit_row(channel: str, driver: str, owner: str, answers: RoundAnswers, outc
         status=status,
         duration_ms=round(outcome.duration * 1000, 3),
         error="; ".join(errors)[:2000] or None,
-        payload=mask_secrets(
-            {
-                "driver": driver,
-                "worker": owner,
-                "updates": [
-                    {
-                        "listing_id": u.listing_id,
-                        "sku": u.sku,
-                        "remote_id": u.remote_id,
-                        "quantity": u.quantity,
-                        "change_from": u.change_from,
-                    }
-                    for u in updates
-                ],
-                "results": {str(i): r.status.value for i, r in results.items()},
-                "vetoed": {str(i): reason for i, reason in vetoed.items()},
-            }
-        ),
+        payload={
+            "driver": driver,
+            "worker": owner,
+            "updates": [
+                {
+                    "listing_id": u.listing_id,
+                    "sku": u.sku,
+                    "remote_id": u.remote_id,
+                    "quantity": u.quantity,
+                    "change_from": u.change_from,
+                }
+                for u in updates
+            ],
+            "results": {str(i): r.status.value for i, r in results.items()},
+            "vetoed": {str(i): reason for i, reason in vetoed.items()},
+        },
     )

@@ -9,13 +9,14 @@ Counting finished members happens in two steps, so that no push round waits on t
 1. `record_progress`, inside the round's own transaction: one increment row per batch
    (`nexus_sync_batch_progress`), an INSERT that contends with nothing. The increments commit
    or roll back with the listings' outcomes: a crash loses both or neither.
-2. `settle`, in a short transaction of its own after that commit (on SQLite, whose one
-   writer leaves no row to wait on, in the round's own transaction: `fold_in_round`): lock the
-   batch row, delete its increments and add what was deleted to `processed`/`failed` (one
-   DELETE ... RETURNING,
+2. `settle`, in a short transaction of its own after that commit: lock the batch row, delete
+   its increments and add what was deleted to `processed`/`failed` (one DELETE ... RETURNING,
    so exactly what is folded is counted), and mark the batch completed when every member has
    finished and it is still running. The row lock orders concurrent settles of one batch, and
    the status check under it completes a batch once.
+
+On SQLite, whose one writer leaves no row to wait on, a round adds what it finished to the
+batch row directly, in its own transaction (`count_in_round`): no increment rows at all.
 
 Delivery: progress is never lost and never counted twice (an increment is counted by the one
 transaction that deletes it). A settle that fails (the database gone, the process killed after
@@ -39,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.vocabulary import BatchState, DeadLetterStatus
@@ -64,12 +65,18 @@ BatchEvent = BatchProgressed | BatchCompleted
 STRANDED_AFTER = timedelta(seconds=10)
 
 
-async def record_progress(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> set[str]:
-    """Record, in the push round's transaction, the members it finished: `finished` counts them
-    per (batch id, failed). Returns the batches to `settle` once that transaction committed."""
+def _per_batch(finished: Counter[tuple[str, bool]]) -> dict[str, list[int]]:
+    """`finished` (members per (batch id, failed)) as [processed, failed] per batch."""
     counts: dict[str, list[int]] = {}
     for (batch_id, failed), count in finished.items():
         counts.setdefault(batch_id, [0, 0])[int(failed)] += count
+    return counts
+
+
+async def record_progress(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> set[str]:
+    """Record, in the push round's transaction, the members it finished: `finished` counts them
+    per (batch id, failed). Returns the batches to `settle` once that transaction committed."""
+    counts = _per_batch(finished)
     if counts:
         await session.execute(
             insert(SyncBatchProgress),
@@ -114,11 +121,20 @@ async def _fold(session: AsyncSession, batch_id: str) -> list[BatchEvent]:
         return []  # no such batch (any more): its increments count for nothing
     batch.processed += sum(row.processed for row in folded)
     batch.failed += sum(row.failed for row in folded)
-    events: list[BatchEvent] = [BatchProgressed(batch.id, batch.total, batch.processed, batch.failed)]
-    if batch.status == BatchState.RUNNING and batch.processed + batch.failed >= batch.total:
+    events = _progressed(batch.id, batch.total, batch.processed, batch.failed, batch.status)
+    if len(events) > 1:
         batch.status = BatchState.COMPLETED
         batch.completed_at = utcnow()
-        events.append(BatchCompleted(batch.id, batch.total, batch.processed, batch.failed))
+    return events
+
+
+def _progressed(batch_id: str, total: int, processed: int, failed: int, status: str) -> list[BatchEvent]:
+    """The events of a batch whose counts just grew to these (`status` as before): progress,
+    and completion when every member has finished and it was still running. The caller marks
+    it completed when completion is among them, under the same row lock."""
+    events: list[BatchEvent] = [BatchProgressed(batch_id, total, processed, failed)]
+    if status == BatchState.RUNNING and processed + failed >= total:
+        events.append(BatchCompleted(batch_id, total, processed, failed))
     return events
 
 
@@ -136,13 +152,33 @@ async def settle_stranded(db: Database, batch_id: str | None = None) -> AsyncIte
         yield event
 
 
-async def fold_in_round(session: AsyncSession, batch_ids: Iterable[str]) -> list[BatchEvent]:
-    """SQLite: fold a round's own increments in the round's transaction. With one writer there
-    is no row for other rounds to wait on, and a settle transaction of its own would cost every
-    round a second commit (an fsync). The events are the caller's to dispatch after the commit."""
+async def count_in_round(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> list[BatchEvent]:
+    """SQLite: add the members a round finished to their batches' counts in the round's own
+    transaction, one UPDATE per batch, no increment rows. With one writer there is no row for
+    other rounds to wait on, and a settle of its own would cost every round a second commit (an
+    fsync). The events are the caller's to dispatch after the commit."""
     events: list[BatchEvent] = []
-    for batch_id in sorted(set(batch_ids)):
-        events.extend(await _fold(session, batch_id))
+    for batch_id, (processed, failed) in sorted(_per_batch(finished).items()):
+        row = (
+            await session.execute(
+                update(SyncBatch)
+                .where(SyncBatch.id == batch_id)
+                .values(processed=SyncBatch.processed + processed, failed=SyncBatch.failed + failed)
+                .returning(SyncBatch.total, SyncBatch.processed, SyncBatch.failed, SyncBatch.status)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        if row is None:
+            continue  # no such batch (any more)
+        progressed = _progressed(batch_id, row.total, row.processed, row.failed, row.status)
+        if len(progressed) > 1:
+            await session.execute(
+                update(SyncBatch)
+                .where(SyncBatch.id == batch_id)
+                .values(status=BatchState.COMPLETED, completed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        events.extend(progressed)
     return events
 
 

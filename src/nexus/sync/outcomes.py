@@ -31,7 +31,7 @@ from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
-from nexus.sync.batches import StrandedLookout, fold_in_round, record_progress, settle_after_round
+from nexus.sync.batches import StrandedLookout, count_in_round, record_progress, settle_after_round
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
@@ -107,30 +107,33 @@ class OutcomeWriter:
 
         async def write(session: AsyncSession) -> tuple[PushRound, set[str]]:
             written = dataclasses.replace(outcome, events=[], changes=[])
-            batches = await self._record(session, answers, written)
+            finished = await self._record(session, answers, written)
             if self.db.is_sqlite:
-                written.events.extend(await fold_in_round(session, batches))
-                batches = set()
-            return written, batches
+                written.events.extend(await count_in_round(session, finished))
+                return written, set()
+            return written, await record_progress(session, finished)
 
         written, batches = await self.db.run(write)
         written.events.extend(await settle_after_round(self.db, batches, stranded=self._stranded.due()))
         for column in dataclasses.fields(PushRound):
             setattr(outcome, column.name, getattr(written, column.name))
 
-    async def _record(self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound) -> set[str]:
+    async def _record(
+        self, session: AsyncSession, answers: RoundAnswers, outcome: PushRound
+    ) -> Counter[tuple[str, bool]]:
         """Most answers (landed, retry, dead letter, veto) change only the listing's own row:
         those rows are read and written back as plain records, in one statement each way. A
         level to book (a refused compare-and-set, a read-back) goes through the ledger, which
         recomputes every listing of the SKU; those few go through the ORM afterwards, so the
-        ledger sees the rows already written. Returns the batches whose members it finished."""
+        ledger sees the rows already written. Returns the batch members it finished, per
+        (batch id, failed)."""
         now = utcnow()
         semantics = self.semantics
         claimed, results, vetoed, read = answers.claimed, answers.results, answers.vetoed, answers.read
         pushed = {u.listing_id: u for u in answers.updates}
         rows = await ListingQueue.lock_held_state(session, self.owner, [c.id for c in claimed])
         finished: Counter[tuple[str, bool]] = Counter()
-        landed: list[int] = []
+        resolvable: list[int] = []  # landed, and may have an open dead letter
         booked: list[ClaimedListing] = []
         for listing in claimed:
             row = rows.get(listing.id)
@@ -152,10 +155,13 @@ class OutcomeWriter:
             result = results[listing.id]
             update_ = pushed[listing.id]
             if result.status is PushStatus.OK:
+                if row.last_error is not None:
+                    # Only a listing whose last push failed can have an open dead letter: one is
+                    # opened with `last_error` set, and a push that lands clears both (below).
+                    resolvable.append(row.id)
                 self._succeeded(
                     row, listing, update_, result, now, answers.flight, semantics, outcome, finished
                 )
-                landed.append(row.id)
             elif result.status is PushStatus.STALE:
                 # The channel says stale yet shows what we sent as the expected level: not progress.
                 push_failed(row, semantics)
@@ -185,9 +191,9 @@ class OutcomeWriter:
                     result = results[listing.id]
                     await self._stale(session, orm_row, listing, result, outcome)
         # A push that landed resolves the listing's open dead letter (replayed or not).
-        await resolve_pushed(session, landed, actor=f"worker {self.owner}")
+        await resolve_pushed(session, resolvable, actor=f"worker {self.owner}")
         session.add(audit_row(self.channel, self.driver, self.owner, answers, outcome))
-        return await record_progress(session, finished)
+        return finished
 
     def _succeeded(
         self,
