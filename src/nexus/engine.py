@@ -36,6 +36,7 @@ from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBuck
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.status import ChannelStatus, channel_status
 from nexus.storage.database import Database
+from nexus.sync.batches import BatchSettler
 from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter
 from nexus.sync.queue import ListingQueue
@@ -95,6 +96,8 @@ class Nexus:
         self.db = Database(self.settings.database_url)
         self.queue = ListingQueue(self.db, lease_seconds=self.settings.worker.lease_seconds)
         self.events = EventBus()
+        # Catalog batches' progress, settled in the background for every round of this process.
+        self.batch_settler = BatchSettler(self.db, self.events.dispatch)
         self.drivers = DriverRegistry()
         self.metrics = Metrics(self)  # its own registry: never prometheus-client's global one
         self.channel_states = ChannelStates(self)  # connected, throttled, paused, disconnected
@@ -168,6 +171,7 @@ class Nexus:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self.batch_settler.drain()
         if self._bridge is not None:
             await self._bridge.aclose()
         if self.redis is not None:
@@ -287,6 +291,7 @@ class Nexus:
             events=self.events,
             signals=self,
             config=self.settings.worker,
+            settler=self.batch_settler,
             states=self.channel_states,
         )
 

@@ -92,6 +92,7 @@ async def running(
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("task ended with an error", task=task.get_name(), error=repr(task.exception()))
+        await nexus.batch_settler.drain()  # the last rounds' batches complete before we stop
 
 
 def rounds_in_flight(nexus: Nexus, channel: str, concurrency: int | None = None) -> int:

@@ -1,6 +1,7 @@
-"""A push round records a batch's progress as increment rows and settles them after its commit
-(`nexus.sync.batches`): the round never waits on the batch row, a batch completes once however
-its last rounds interleave, and progress a failed settle left behind is folded later."""
+"""A push round records a batch's progress (on PostgreSQL as increment rows, settled after its
+commit by the process's `BatchSettler`; on SQLite in its own transaction): the round never
+waits on the batch row, a batch completes once however its last rounds interleave, and progress
+a failed settle left behind is folded later."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from nexus.events import BatchCompleted, BatchProgressed
 from nexus.storage.models import SyncBatch, SyncBatchProgress
 from nexus.sync import batches
 from nexus.sync.batches import list_batches, show_batch
-from tests.sync.sync_kit import Engine
+from tests.sync.sync_kit import Engine, register
 
 MakeEngine = Callable[..., Any]
 TWO = {"m": {"driver": "mem"}, "n": {"driver": "mem"}}
@@ -65,7 +66,8 @@ def listen(engine: Engine) -> tuple[list[BatchCompleted], list[BatchProgressed]]
 async def test_a_round_folds_its_progress_into_the_batch_row(
     make_engine: MakeEngine, database_url: str
 ) -> None:
-    """On PostgreSQL in a short transaction after the round's; on SQLite in the round's own."""
+    """On PostgreSQL in a short transaction after the round's, in the background; on SQLite in
+    the round's own."""
     engine: Engine = await make_engine(database_url=database_url)
     await engine.seed({"A": 1, "B": 2, "C": 3, "D": 4})
     completed, progressed = listen(engine)
@@ -73,12 +75,14 @@ async def test_a_round_folds_its_progress_into_the_batch_row(
     worker = engine.nexus.push_worker("m")
 
     await worker.run_once()  # three of the four (the channel takes three a request)
+    await engine.nexus.batch_settler.drain()
     row = await batch_row(engine, batch_id)
     assert (row.processed, row.failed, row.status) == (3, 0, BatchState.RUNNING)
     assert await increments(engine, batch_id) == 0
     assert progressed == [BatchProgressed(batch_id, 4, 3, 0)]
 
     await worker.run_once()
+    await engine.nexus.batch_settler.drain()
     row = await batch_row(engine, batch_id)
     assert (row.processed, row.status) == (4, BatchState.COMPLETED)
     assert row.completed_at is not None
@@ -111,6 +115,7 @@ async def test_progress_a_failed_settle_left_is_folded_later(
     batch_id = await engine.nexus.catalog().sync_all()
     fold = settles_fail(monkeypatch)
     round_ = await engine.nexus.push_worker("m").run_once()
+    await engine.nexus.batch_settler.drain()  # the settle fails: logged, and left for later
 
     # The round is written (its listings pushed and clean) and its progress recorded, unfolded.
     assert round_ is not None and round_.ok == 2
@@ -152,12 +157,14 @@ async def test_the_next_round_of_any_channel_settles_a_stranded_batch(
     batch_id = await engine.nexus.catalog(["A"]).sync_all(["m"])
     fold = settles_fail(monkeypatch)
     await engine.nexus.push_worker("m").run_once()
+    await engine.nexus.batch_settler.drain()
     assert await increments(engine, batch_id) == 1
     monkeypatch.setattr(batches, "_fold", fold)
     monkeypatch.setattr(batches, "STRANDED_AFTER", timedelta(0))
 
     await engine.nexus.product("B").adjust(-1)  # work for channel n, outside any batch
     assert await engine.nexus.push_worker("n").run_once() is not None
+    await engine.nexus.batch_settler.drain()
 
     assert (await batch_row(engine, batch_id)).status == BatchState.COMPLETED
     assert completed == [BatchCompleted(batch_id, 1, 1, 0)]
@@ -176,9 +183,7 @@ async def wait_until(condition: Callable[[], Any], what: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_a_round_commits_while_the_batch_row_is_locked(
-    make_engine: MakeEngine, postgres_url: str
-) -> None:
+async def test_a_round_ends_while_the_batch_row_is_locked(make_engine: MakeEngine, postgres_url: str) -> None:
     engine: Engine = await make_engine(database_url=postgres_url)
     await engine.seed({"A": 1, "B": 2})
     completed, _ = listen(engine)
@@ -189,21 +194,17 @@ async def test_a_round_commits_while_the_batch_row_is_locked(
         await holder.execute(
             text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
         )
-        round_ = asyncio.create_task(engine.nexus.push_worker("m").run_once())
+        outcome = await asyncio.wait_for(engine.nexus.push_worker("m").run_once(), timeout=BLOCKED)
 
-        async def recorded() -> bool:
-            return await increments(engine, batch_id) == 1 and await all_pushed(engine)
-
-        await wait_until(recorded, "the round's outcomes were not committed")
+        # The round is committed and done; only the settle waits for the lock, in the background.
+        assert outcome is not None and outcome.ok == 2
+        assert await increments(engine, batch_id) == 1 and await all_pushed(engine)
         assert (await engine.jobs())[-1].batch_id == batch_id  # the audit row, same transaction
-        # Only the settle waits for the lock, after the round's commit.
         await asyncio.sleep(0.2)
-        assert not round_.done()
         assert completed == []
         await transaction.rollback()
 
-    outcome = await asyncio.wait_for(round_, timeout=BLOCKED)
-    assert outcome is not None and outcome.ok == 2
+    await asyncio.wait_for(engine.nexus.batch_settler.drain(), timeout=BLOCKED)
     row = await batch_row(engine, batch_id)
     assert (row.processed, row.status) == (2, BatchState.COMPLETED)
     assert await increments(engine, batch_id) == 0
@@ -211,7 +212,43 @@ async def test_a_round_commits_while_the_batch_row_is_locked(
 
 
 @pytest.mark.postgres
-async def test_a_batch_whose_last_members_finish_in_two_rounds_at_once_completes_once(
+async def test_a_batch_whose_last_members_finish_in_two_processes_at_once_completes_once(
+    make_engine: MakeEngine, make_nexus: Callable[..., Any], postgres_url: str
+) -> None:
+    engine: Engine = await make_engine(database_url=postgres_url, channels=TWO)
+    there = await make_nexus(database_url=postgres_url, channels=TWO)  # a second process
+    other = Engine(there, register(there))
+    await engine.seed({"A": 1, "B": 2}, channels=("m", "n"))
+    completed, progressed = listen(engine)
+    completed_there, progressed_there = listen(other)
+    batch_id = await engine.nexus.catalog().sync_all()
+
+    # The lock holds both processes' settles back until both rounds recorded: they then race
+    # for the row.
+    async with engine.nexus.db.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
+        )
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(engine.nexus.push_worker("m").run_once(), other.nexus.push_worker("n").run_once()),
+            timeout=BLOCKED,
+        )
+        assert await increments(engine, batch_id) == 2
+        await transaction.rollback()
+
+    settlers = (engine.nexus.batch_settler.drain(), other.nexus.batch_settler.drain())
+    await asyncio.wait_for(asyncio.gather(*settlers), timeout=BLOCKED)
+    assert [o.ok for o in outcomes if o is not None] == [2, 2]
+    row = await batch_row(engine, batch_id)
+    assert (row.total, row.processed, row.failed, row.status) == (4, 4, 0, BatchState.COMPLETED)
+    assert completed + completed_there == [BatchCompleted(batch_id, 4, 4, 0)]
+    # The first settle folded both rounds' increments; the second found nothing left to add.
+    assert progressed + progressed_there == [BatchProgressed(batch_id, 4, 4, 0)] * 2
+
+
+@pytest.mark.postgres
+async def test_rounds_of_one_process_share_one_settle_at_a_time(
     make_engine: MakeEngine, postgres_url: str
 ) -> None:
     engine: Engine = await make_engine(database_url=postgres_url, channels=TWO)
@@ -219,28 +256,30 @@ async def test_a_batch_whose_last_members_finish_in_two_rounds_at_once_completes
     completed, progressed = listen(engine)
     batch_id = await engine.nexus.catalog().sync_all()
 
-    # The lock holds both rounds' settles back until both recorded: they then race for the row.
     async with engine.nexus.db.engine.connect() as holder:
         transaction = await holder.begin()
         await holder.execute(
             text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
         )
-        rounds = [asyncio.create_task(engine.nexus.push_worker(channel).run_once()) for channel in ("m", "n")]
+        for channel in ("m", "n"):
+            await asyncio.wait_for(engine.nexus.push_worker(channel).run_once(), timeout=BLOCKED)
 
-        async def both_recorded() -> bool:
-            return await increments(engine, batch_id) == 2
+        async def waiting_on_the_row() -> int:
+            async with engine.nexus.db.read() as session:
+                statement = text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                return int(await session.scalar(statement) or 0)
 
-        await wait_until(both_recorded, "the two rounds were not both committed")
-        assert not any(task.done() for task in rounds)
+        await wait_until(waiting_on_the_row, "no settle waited on the row")
+        await asyncio.sleep(0.2)
+        assert await waiting_on_the_row() == 1  # the second round's batch waits its turn
         await transaction.rollback()
 
-    outcomes = await asyncio.wait_for(asyncio.gather(*rounds), timeout=BLOCKED)
-    assert [o.ok for o in outcomes if o is not None] == [2, 2]
-    row = await batch_row(engine, batch_id)
-    assert (row.total, row.processed, row.failed, row.status) == (4, 4, 0, BatchState.COMPLETED)
+    await asyncio.wait_for(engine.nexus.batch_settler.drain(), timeout=BLOCKED)
     assert completed == [BatchCompleted(batch_id, 4, 4, 0)]
-    # The first settle folded both rounds' increments; the second found nothing left to add.
-    assert progressed == [BatchProgressed(batch_id, 4, 4, 0)] * 2
+    assert progressed[-1] == BatchProgressed(batch_id, 4, 4, 0)
 
 
 @pytest.mark.postgres

@@ -21,20 +21,21 @@ batch row directly, in its own transaction (`count_in_round`): no increment rows
 Delivery: progress is never lost and never counted twice (an increment is counted by the one
 transaction that deletes it). A settle that fails (the database gone, the process killed after
 the round committed) leaves the increments in place; they are folded by the next settle of the
-batch, or as stranded (older than `STRANDED_AFTER`) by the next push round of any channel
-(`settle_after_round`) or by `nexus.batch(id).status()`. The readers (`list_batches`,
+batch, or as stranded (older than `STRANDED_AFTER`) after the next push round of any channel
+(`BatchSettler`) or by `nexus.batch(id).status()`. The readers (`list_batches`,
 `show_batch`, `read_batch`) add increments not yet folded, so their counts are never behind;
 their status is the row's, so a stranded batch reads `running` with nothing pending until then.
 `BatchProgressed` and `BatchCompleted` are dispatched after the settle commits by the process
-that settled, as before at most once: `BatchCompleted` once per batch unless that process dies
-between the commit and the dispatch.
+that settled, at most once: `BatchCompleted` once per batch unless that process dies between
+the commit and the dispatch. Rounds do not wait for the settle (`BatchSettler`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,8 +184,8 @@ async def count_in_round(session: AsyncSession, finished: Counter[tuple[str, boo
 
 
 class StrandedLookout:
-    """Whether a worker should look for stranded increments now: at most once per
-    `STRANDED_AFTER`, since younger ones are not stranded yet (one read saved per round)."""
+    """Whether to look for stranded increments now: at most once per `STRANDED_AFTER`, since
+    younger ones are not stranded yet (one read saved per round)."""
 
     def __init__(self) -> None:
         self._looked_at: float | None = None
@@ -200,10 +201,9 @@ class StrandedLookout:
 async def settle_after_round(
     db: Database, batch_ids: Iterable[str], *, stranded: bool = True
 ) -> list[BatchEvent]:
-    """A push round's settle, after its transaction committed: its own batches and, when
-    `stranded`, any stranded ones.
+    """Settle these batches and, when `stranded`, any stranded ones.
 
-    Never raises: the round is written, and an error here must not make its caller write it
+    Never raises: the rounds are written, and an error here must not make anyone write them
     again. What could not be folded stays recorded, for the next settle; the events of what was
     are returned all the same."""
     events: list[BatchEvent] = []
@@ -219,6 +219,50 @@ async def settle_after_round(
         else:
             log.exception("settling batch progress failed; the next settle will try again")
     return events
+
+
+class BatchSettler:
+    """Settles, in the background, the batches this process's push rounds progressed; one per
+    process (`Nexus.batch_settler`).
+
+    A round hands its batches over once its own events are dispatched (`request`) and goes on
+    at once. One settle runs at a time per process, and batches handed over meanwhile are
+    settled together by the next, so at most one transaction per process waits on a batch row,
+    where every round in flight used to wait on it before going on (docs/benchmarks.md,
+    section 6). The settle's events (`BatchProgressed`, `BatchCompleted`) are dispatched after
+    its commit, in the order settled, so after those of the rounds that asked for it.
+    `BatchHandle.wait` polls the row and sees the completion once it committed.
+
+    Any request also looks for stranded increments, at most once per `STRANDED_AFTER`, so the
+    next round of any channel folds what a failed settle left. On SQLite the rounds count in
+    their own transaction (`count_in_round`) and hand nothing over but that look."""
+
+    def __init__(self, db: Database, dispatch: Callable[[object], Awaitable[None]]) -> None:
+        self._db = db
+        self._dispatch = dispatch
+        self._wanted: set[str] = set()
+        self._stranded = StrandedLookout()
+        self._look_for_stranded = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self, batch_ids: Iterable[str]) -> None:
+        self._wanted.update(batch_ids)
+        if self._stranded.due():
+            self._look_for_stranded = True
+        if (self._wanted or self._look_for_stranded) and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="batch-settle")
+
+    async def _run(self) -> None:
+        while self._wanted or self._look_for_stranded:
+            wanted, self._wanted = self._wanted, set()
+            stranded, self._look_for_stranded = self._look_for_stranded, False
+            for event in await settle_after_round(self._db, wanted, stranded=stranded):
+                await self._dispatch(event)  # the bus logs a failing listener and goes on
+
+    async def drain(self) -> None:
+        """Until every batch handed over is settled (shutdown, tests)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
 
 
 # -- reading and working batches (`nexus batches`) -------------------------------------------

@@ -31,7 +31,7 @@ from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
-from nexus.sync.batches import StrandedLookout, count_in_round, record_progress, settle_after_round
+from nexus.sync.batches import count_in_round, record_progress
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
@@ -56,6 +56,8 @@ class PushRound:
     duration: float = 0.0
     events: list[object] = field(default_factory=list)
     changes: list[StockChangeResult] = field(default_factory=list)
+    # Batches whose progress the round recorded but did not settle (`nexus.sync.batches`).
+    unsettled: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,27 +96,27 @@ class OutcomeWriter:
         self.semantics = semantics
         self.owner = owner
         self.rng = rng
-        self._stranded = StrandedLookout()
 
     async def record(self, answers: RoundAnswers, outcome: PushRound) -> None:
         """Write every claimed listing's outcome, its dead letters, the batch progress and the
-        round's audit row, in one transaction; then settle the batches it progressed
-        (`nexus.sync.batches`), outside it so that no round waits on a batch's row.
+        round's audit row, in one transaction. On PostgreSQL the batches it progressed are left
+        in `outcome.unsettled`, for the process's `BatchSettler` (`nexus.sync.batches`): no
+        round waits on a batch's row.
 
         A transaction PostgreSQL aborts as a deadlock's victim (webhook processing locks the
         same listings and items) is run again from the start; what it counted is only copied
         into `outcome` once it committed. Any other error is the caller's (`PushWorker`)."""
 
-        async def write(session: AsyncSession) -> tuple[PushRound, set[str]]:
-            written = dataclasses.replace(outcome, events=[], changes=[])
+        async def write(session: AsyncSession) -> PushRound:
+            written = dataclasses.replace(outcome, events=[], changes=[], unsettled=set())
             finished = await self._record(session, answers, written)
             if self.db.is_sqlite:
                 written.events.extend(await count_in_round(session, finished))
-                return written, set()
-            return written, await record_progress(session, finished)
+            else:
+                written.unsettled = await record_progress(session, finished)
+            return written
 
-        written, batches = await self.db.run(write)
-        written.events.extend(await settle_after_round(self.db, batches, stranded=self._stranded.due()))
+        written = await self.db.run(write)
         for column in dataclasses.fields(PushRound):
             setattr(outcome, column.name, getattr(written, column.name))
 

@@ -25,6 +25,7 @@ from nexus.errors import TerminalError, TransientError
 from nexus.events import BeforeInventorySync, EventBus
 from nexus.storage.database import describe, unavailable
 from nexus.storage.models import utcnow
+from nexus.sync.batches import BatchSettler
 from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter, PushRound, RoundAnswers
 from nexus.sync.queue import ClaimedListing, ListingQueue
@@ -71,9 +72,11 @@ class PushWorker:
         events: EventBus,
         signals: Signals,
         config: WorkerConfig,
+        settler: BatchSettler,
         states: ChannelStates | None = None,
     ) -> None:
         self.runtime = runtime
+        self.settler = settler  # settles the batches a round progressed, without holding it up
         self.states = states  # paused or disconnected: claim nothing (nexus.sync.channel_state)
         self.channel = runtime.name
         self.queue = queue
@@ -163,6 +166,7 @@ class PushWorker:
         await self.signals.after_changes(outcome.changes)
         for event in outcome.events:
             await self.events.dispatch(event)
+        self.settler.request(outcome.unsettled)
         if outcome.stale:
             self.signals.notify([self.channel])
         return outcome
