@@ -6,8 +6,9 @@ a failed settle left behind is folded later."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -182,6 +183,20 @@ async def wait_until(condition: Callable[[], Any], what: str) -> None:
     pytest.fail(f"{what} within {BLOCKED}s: blocked on the batch row?")
 
 
+@contextlib.asynccontextmanager
+async def batch_row_locked(engine: Engine, batch_id: str) -> AsyncIterator[None]:
+    """Another transaction holds the batch row's lock until the block ends."""
+    async with engine.nexus.db.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
+        )
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+
+
 @pytest.mark.postgres
 async def test_a_round_ends_while_the_batch_row_is_locked(make_engine: MakeEngine, postgres_url: str) -> None:
     engine: Engine = await make_engine(database_url=postgres_url)
@@ -189,11 +204,7 @@ async def test_a_round_ends_while_the_batch_row_is_locked(make_engine: MakeEngin
     completed, _ = listen(engine)
     batch_id = await engine.nexus.catalog().sync_all()
 
-    async with engine.nexus.db.engine.connect() as holder:
-        transaction = await holder.begin()
-        await holder.execute(
-            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
-        )
+    async with batch_row_locked(engine, batch_id):
         outcome = await asyncio.wait_for(engine.nexus.push_worker("m").run_once(), timeout=BLOCKED)
 
         # The round is committed and done; only the settle waits for the lock, in the background.
@@ -202,7 +213,6 @@ async def test_a_round_ends_while_the_batch_row_is_locked(make_engine: MakeEngin
         assert (await engine.jobs())[-1].batch_id == batch_id  # the audit row, same transaction
         await asyncio.sleep(0.2)
         assert completed == []
-        await transaction.rollback()
 
     await asyncio.wait_for(engine.nexus.batch_settler.drain(), timeout=BLOCKED)
     row = await batch_row(engine, batch_id)
@@ -225,17 +235,12 @@ async def test_a_batch_whose_last_members_finish_in_two_processes_at_once_comple
 
     # The lock holds both processes' settles back until both rounds recorded: they then race
     # for the row.
-    async with engine.nexus.db.engine.connect() as holder:
-        transaction = await holder.begin()
-        await holder.execute(
-            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
-        )
+    async with batch_row_locked(engine, batch_id):
         outcomes = await asyncio.wait_for(
             asyncio.gather(engine.nexus.push_worker("m").run_once(), other.nexus.push_worker("n").run_once()),
             timeout=BLOCKED,
         )
         assert await increments(engine, batch_id) == 2
-        await transaction.rollback()
 
     settlers = (engine.nexus.batch_settler.drain(), other.nexus.batch_settler.drain())
     await asyncio.wait_for(asyncio.gather(*settlers), timeout=BLOCKED)
@@ -256,11 +261,7 @@ async def test_rounds_of_one_process_share_one_settle_at_a_time(
     completed, progressed = listen(engine)
     batch_id = await engine.nexus.catalog().sync_all()
 
-    async with engine.nexus.db.engine.connect() as holder:
-        transaction = await holder.begin()
-        await holder.execute(
-            text("SELECT id FROM nexus_sync_batches WHERE id = :id FOR UPDATE"), {"id": batch_id}
-        )
+    async with batch_row_locked(engine, batch_id):
         for channel in ("m", "n"):
             await asyncio.wait_for(engine.nexus.push_worker(channel).run_once(), timeout=BLOCKED)
 
@@ -275,7 +276,6 @@ async def test_rounds_of_one_process_share_one_settle_at_a_time(
         await wait_until(waiting_on_the_row, "no settle waited on the row")
         await asyncio.sleep(0.2)
         assert await waiting_on_the_row() == 1  # the second round's batch waits its turn
-        await transaction.rollback()
 
     await asyncio.wait_for(engine.nexus.batch_settler.drain(), timeout=BLOCKED)
     assert completed == [BatchCompleted(batch_id, 4, 4, 0)]

@@ -119,12 +119,8 @@ class PushWorker:
             updates, vetoed = await self._prepare(runtime, [c for c in claimed if c.id not in read])
             to_send = [u for u in updates if u.listing_id not in settled]
             if to_send and time.monotonic() - leased_at > self.queue.lease_seconds * SEND_WITHIN_LEASE:
-                log.warning(
-                    "a push round was too slow to send; its listings go back unsent",
-                    channel=self.channel,
-                    seconds=round(time.monotonic() - leased_at, 2),
-                    lease_seconds=self.queue.lease_seconds,
-                    listings=len(claimed),
+                self._late(
+                    "a push round was too slow to send; its listings go back unsent", leased_at, claimed
                 )
                 await self.release(claimed, sent=False)
                 return None
@@ -149,13 +145,10 @@ class PushWorker:
             # Meanwhile another worker may have taken the listings over (their answers then go
             # unwritten: `lost_lease`), and the channel's levels for them waited all along
             # (`request_in_flight`: a push counts while its owner is set).
-            log.warning(
+            self._late(
                 "a push round outlived its lease; raise worker.lease_seconds if this recurs",
-                channel=self.channel,
-                seconds=round(time.monotonic() - leased_at, 2),
-                lease_seconds=self.queue.lease_seconds,
-                listings=len(claimed),
-                first_listings=[c.id for c in claimed[:10]],  # a round may hold thousands
+                leased_at,
+                claimed,
                 lost_lease=outcome.lost_lease,
             )
         runtime.metrics.push_round(outcome, sent=sent)
@@ -170,6 +163,20 @@ class PushWorker:
         if outcome.stale:
             self.signals.notify([self.channel])
         return outcome
+
+    def _late(
+        self, message: str, leased_at: float, claimed: Sequence[ClaimedListing], **context: object
+    ) -> None:
+        """A round ran late against its lease: a warning a person must act on (the lease)."""
+        log.warning(
+            message,
+            channel=self.channel,
+            seconds=round(time.monotonic() - leased_at, 2),
+            lease_seconds=self.queue.lease_seconds,
+            listings=len(claimed),
+            first_listings=[c.id for c in claimed[:10]],  # a round may hold thousands
+            **context,
+        )
 
     async def _read_back(self, runtime: ChannelRuntime, claimed: Sequence[ClaimedListing]) -> dict[int, int]:
         """Listings in doubt on a channel whose levels are its evidence of sales and which has
