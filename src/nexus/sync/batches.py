@@ -198,9 +198,7 @@ class StrandedLookout:
         return True
 
 
-async def settle_after_round(
-    db: Database, batch_ids: Iterable[str], *, stranded: bool = True
-) -> list[BatchEvent]:
+async def settle_or_log(db: Database, batch_ids: Iterable[str], *, stranded: bool = True) -> list[BatchEvent]:
     """Settle these batches and, when `stranded`, any stranded ones.
 
     Never raises: the rounds are written, and an error here must not make anyone write them
@@ -256,7 +254,7 @@ class BatchSettler:
         while self._wanted or self._look_for_stranded:
             wanted, self._wanted = self._wanted, set()
             stranded, self._look_for_stranded = self._look_for_stranded, False
-            for event in await settle_after_round(self._db, wanted, stranded=stranded):
+            for event in await settle_or_log(self._db, wanted, stranded=stranded):
                 await self._dispatch(event)  # the bus logs a failing listener and goes on
 
     async def drain(self) -> None:
