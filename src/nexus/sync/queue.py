@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, case, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.belief import Sent
@@ -29,6 +29,7 @@ from nexus.domain.vocabulary import Priority
 from nexus.drivers.dto import NexusInventoryUpdate
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, SyncBatch, utcnow
+from nexus.storage.plain import PlainColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,13 @@ class ListingQueue:
     lease_seconds: float
     _clock: Any = field(default=utcnow, repr=False)
 
-    def _queued(self, channel: str) -> list[Any]:
+    @staticmethod
+    def _queued(channel: str, listings: Any = ChannelMapping) -> list[Any]:
+        """Queued for a push; `listings`: the mapped class or a plain view's columns."""
         return [
-            ChannelMapping.channel == channel,
-            ChannelMapping.dirty_since.is_not(None),
-            ChannelMapping.failed_at.is_(None),
+            listings.channel == channel,
+            listings.dirty_since.is_not(None),
+            listings.failed_at.is_(None),
         ]
 
     async def claim(
@@ -94,29 +97,32 @@ class ListingQueue:
         """Lease up to `limit` due listings of `channel` to `owner`. Explicit `listing_ids` (a
         sync asked for them) skip the backoff."""
         now = self._clock()
-        conditions = [
-            *self._queued(channel),
-            or_(ChannelMapping.lease_until.is_(None), ChannelMapping.lease_until < now),
-        ]
-        if listing_ids is None:
-            conditions.append(
-                or_(ChannelMapping.next_attempt_at.is_(None), ChannelMapping.next_attempt_at <= now)
-            )
-        else:
-            conditions.append(ChannelMapping.id.in_(listing_ids))
-        # Columns, not ORM objects, and one UPDATE for the whole round: a claim is on the push
-        # path of every round, and loading and flushing 250 tracked objects cost more than the
-        # SQL itself (docs/benchmarks.md, section 1).
-        statement = (
-            select(*_CLAIM_COLUMNS)
-            .where(*conditions)
-            .order_by(ChannelMapping.priority, ChannelMapping.dirty_since, ChannelMapping.id)
-            .limit(limit)
-        )
+        # Plain columns, not ORM objects, and one UPDATE for the whole round: a claim is on the
+        # push path of every round, and loading and flushing 250 tracked objects, or even running
+        # a type processor on each of their values, cost more than the SQL itself
+        # (docs/benchmarks.md, section 1).
+        listings = _LISTINGS.view.c
         async with self.db.transaction() as session:
+            value = _LISTINGS.writer(session)
+            at = _LISTINGS.value(session, "lease_until", now)  # every time column binds alike
+            conditions = [
+                *self._queued(channel, listings),
+                or_(listings.lease_until.is_(None), listings.lease_until < at),
+            ]
+            if listing_ids is None:
+                conditions.append(or_(listings.next_attempt_at.is_(None), listings.next_attempt_at <= at))
+            else:
+                conditions.append(listings.id.in_(listing_ids))
+            statement = (
+                select(*_LISTINGS.columns(_CLAIM_NAMES))
+                .where(*conditions)
+                .order_by(listings.priority, listings.dirty_since, listings.id)
+                .limit(limit)
+            )
             if not self.db.is_sqlite:
-                statement = statement.with_for_update(of=ChannelMapping, skip_locked=True)
-            rows = (await session.execute(statement)).all()
+                statement = statement.with_for_update(of=_LISTINGS.view, skip_locked=True)
+            read = _LISTINGS.reader(session, _CLAIM_NAMES)
+            rows = [_ClaimRow(*read(row)) for row in (await session.execute(statement)).all()]
             if not rows:
                 return []
             # An expired lease leaves the fate of its push unknown: the channel may show it
@@ -126,15 +132,21 @@ class ListingQueue:
             # The rows are ours until commit (PostgreSQL: locked above; SQLite: one writer), so
             # `desired_qty` here is the value just read.
             await session.execute(
-                update(ChannelMapping)
-                .where(ChannelMapping.id.in_([row.id for row in rows]))
+                update(_LISTINGS.view)
+                .where(listings.id.in_([row.id for row in rows]))
                 .values(
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=self.lease_seconds),
-                    inflight_delta=0,
-                    sending_qty=ChannelMapping.desired_qty,
+                    {
+                        **value(
+                            {
+                                "lease_owner": owner,
+                                "lease_until": now + timedelta(seconds=self.lease_seconds),
+                                "inflight_delta": 0,
+                                "updated_at": now,
+                            }
+                        ),
+                        "sending_qty": listings.desired_qty,
+                    }
                 )
-                .execution_options(synchronize_session=False)
             )
             return claimed
 
@@ -230,15 +242,17 @@ class ListingQueue:
         order and, in the records, freed of their lease."""
         if not listing_ids:
             return {}
+        listings = _LISTINGS.view.c
         statement = (
-            select(*_HELD_COLUMNS)
-            .where(ChannelMapping.id.in_(listing_ids))
-            .order_by(ChannelMapping.id)
+            select(*_LISTINGS.columns(_HELD_NAMES))
+            .where(listings.id.in_(listing_ids))
+            .order_by(listings.id)
             .with_for_update()
         )
+        read = _LISTINGS.reader(session, _HELD_NAMES)
         held: dict[int, HeldListing] = {}
         for values in (await session.execute(statement)).all():
-            row = HeldListing(*values)
+            row = HeldListing(*read(values))
             if row.lease_owner != owner:
                 continue
             row.lease_owner = None
@@ -251,11 +265,17 @@ class ListingQueue:
     async def write_held(session: AsyncSession, rows: Collection[HeldListing]) -> None:
         """Write records from `lock_held_state` back: one UPDATE by primary key, executed once
         for all of them (executemany), instead of an ORM flush of every object."""
-        if rows:
-            await session.execute(
-                update(ChannelMapping).execution_options(synchronize_session=False),
-                [row.values() for row in rows],
-            )
+        if not rows:
+            return
+        listings = _LISTINGS.view.c
+        value = _LISTINGS.writer(session)
+        updated_at = value({"updated_at": utcnow()})
+        await session.execute(
+            update(_LISTINGS.view)
+            .where(listings.id == bindparam("held_id"))
+            .values({name: bindparam(name) for name in (*_HELD_WRITTEN, "updated_at")}),
+            [{"held_id": row.id, **value(row.written()), **updated_at} for row in rows],
+        )
 
     @staticmethod
     async def lock_held(
@@ -492,27 +512,43 @@ class HeldListing:
     lease_until: datetime | None
     sending_qty: int | None
 
-    def values(self) -> dict[str, Any]:
-        """Every column as written back (the key `id` selects the row)."""
-        return {name: getattr(self, name) for name in _HELD_NAMES}
+    def written(self) -> dict[str, Any]:
+        """The columns a round may change, as written back."""
+        return {name: getattr(self, name) for name in _HELD_WRITTEN}
 
 
 _HELD_NAMES = tuple(f.name for f in dataclasses.fields(HeldListing))
-_HELD_COLUMNS = tuple(getattr(ChannelMapping, name) for name in _HELD_NAMES)
+# Not written back: the key, and what a round reads but never changes (an UPDATE that sets an
+# indexed column, even to its own value, rewrites the index entry in SQLite).
+_HELD_WRITTEN = tuple(name for name in _HELD_NAMES if name not in {"id", "sku", "desired_qty"})
 
 
-# What a claim reads of each listing: `_claimed` takes these (or a whole ChannelMapping).
-_CLAIM_COLUMNS = (
-    ChannelMapping.id,
-    ChannelMapping.sku,
-    ChannelMapping.remote_id,
-    ChannelMapping.remote_inventory_id,
-    ChannelMapping.channel_meta,
-    ChannelMapping.desired_qty,
-    ChannelMapping.remote_qty,
-    ChannelMapping.batch_id,
-    ChannelMapping.verify_pending,
-    ChannelMapping.lease_owner,
+@dataclass(frozen=True, slots=True)
+class _ClaimRow:
+    """What a claim reads of each listing: `_claimed` takes this (or a whole ChannelMapping)."""
+
+    id: int
+    sku: str
+    remote_id: str
+    remote_inventory_id: str | None
+    channel_meta: dict[str, Any] | None
+    desired_qty: int
+    remote_qty: int | None
+    batch_id: str | None
+    verify_pending: bool
+    lease_owner: str | None
+
+
+_CLAIM_NAMES = tuple(f.name for f in dataclasses.fields(_ClaimRow))
+# The listing table as the push path reads and writes it, a round at a time (`PlainColumns`).
+_LISTINGS = PlainColumns(
+    cast("Table", ChannelMapping.__table__),
+    (
+        *dict.fromkeys((*_HELD_NAMES, *_CLAIM_NAMES)),
+        "channel",
+        "priority",
+        "updated_at",
+    ),
 )
 
 

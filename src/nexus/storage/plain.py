@@ -1,0 +1,136 @@
+"""Plain rows: some of a table's columns as the database holds them, converted by hand.
+
+A push round reads and writes its 250 listing rows, about twenty columns each. Through the ORM,
+or Core statements over the mapped table, SQLAlchemy runs a type processor on every value of
+every row, and that cost more than the SQL itself (docs/benchmarks.md, section 1, finding 11).
+`PlainColumns` is an untyped view of a table: statements over it take and return the driver's
+own values, and it converts, in one pass per row, the few kinds whose stored form is not ours:
+aware UTC datetimes, JSON documents and SQLite's integer booleans. It reads the kinds from the
+mapped columns, so the model stays the one place that says what a column holds, and it agrees
+with `UTCDateTime` and SQLAlchemy's JSON type (tests/storage/test_plain.py writes with one and
+reads with the other, on both databases).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Table, column, table
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnClause, TableClause
+
+from nexus.storage.models import UTCDateTime
+
+Convert = Callable[[Any], Any]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+def _time_to_sqlite(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite DATETIME storage format, which SQL comparisons of these strings rely on.
+    return None if value is None else _aware(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _time_from_sqlite(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _time_to_server(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _time_from_server(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _document_to_text(value: Any) -> str:
+    return json.dumps(value)  # None becomes JSON null, as SQLAlchemy's JSON type stores it
+
+
+def _document_from_text(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    to_db: dict[str, Convert]
+    from_db: dict[str, Convert]
+
+
+@dataclass(frozen=True)
+class PlainColumns:
+    """An untyped view (`view`) of the columns `names` of `mapped`, and the conversions of their
+    values. Statements over `view` bind and return the driver's own values: `writer` and
+    `value` convert what is bound, `reader` what is read."""
+
+    mapped: Table
+    names: tuple[str, ...]
+    view: TableClause = field(init=False)
+    _codecs: dict[bool, _Codec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "view", table(self.mapped.name, *(column(name) for name in self.names)))
+        object.__setattr__(self, "_codecs", {sqlite: self._codec(sqlite) for sqlite in (True, False)})
+
+    def _codec(self, sqlite: bool) -> _Codec:
+        to_db: dict[str, Convert] = {}
+        from_db: dict[str, Convert] = {}
+        for name in self.names:
+            kind = self.mapped.c[name].type
+            if isinstance(kind, UTCDateTime):
+                to_db[name] = _time_to_sqlite if sqlite else _time_to_server
+                from_db[name] = _time_from_sqlite if sqlite else _time_from_server
+            elif isinstance(kind, JSON):
+                # asyncpg, as SQLAlchemy sets it up, takes JSON as text and gives it decoded.
+                to_db[name] = _document_to_text
+                if sqlite:
+                    from_db[name] = _document_from_text
+            elif isinstance(kind, Boolean) and sqlite:
+                from_db[name] = bool
+        return _Codec(to_db, from_db)
+
+    def columns(self, names: Sequence[str]) -> list[ColumnClause[Any]]:
+        return [self.view.c[name] for name in names]
+
+    def reader(self, session: AsyncSession, names: Sequence[str]) -> Callable[[Sequence[Any]], list[Any]]:
+        """Turns a row of `columns(names)` into Python values."""
+        from_db = self._codec_of(session).from_db
+        converts = [from_db.get(name) for name in names]
+
+        def read(row: Sequence[Any]) -> list[Any]:
+            return [
+                value if convert is None or value is None else convert(value)
+                for convert, value in zip(converts, row, strict=True)
+            ]
+
+        return read
+
+    def writer(self, session: AsyncSession) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        """Turns values of some of `names` into what the driver takes."""
+        to_db = self._codec_of(session).to_db
+
+        def write(values: Mapping[str, Any]) -> dict[str, Any]:
+            return {
+                name: value if (convert := to_db.get(name)) is None else convert(value)
+                for name, value in values.items()
+            }
+
+        return write
+
+    def value(self, session: AsyncSession, name: str, value: Any) -> Any:
+        """One value of column `name` as the driver takes it (a bound parameter)."""
+        convert = self._codec_of(session).to_db.get(name)
+        return value if convert is None else convert(value)
+
+    def _codec_of(self, session: AsyncSession) -> _Codec:
+        return self._codecs[session.get_bind().dialect.name == "sqlite"]
