@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -114,6 +115,10 @@ class Channel(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# The rows the claim index holds: what `nexus.sync.queue` calls queued.
+QUEUED_LISTING = "dirty_since IS NOT NULL AND failed_at IS NULL"
+
+
 class ChannelMapping(Base):
     """A listing: one SKU on one channel, with the quantities that decide whether it needs a push.
 
@@ -137,7 +142,15 @@ class ChannelMapping(Base):
         Index("ix_nexus_channel_mappings_inventory", "channel", "remote_inventory_id"),
         Index("ix_nexus_channel_mappings_remote_sku", "channel", "remote_sku"),
         Index("ix_nexus_channel_mappings_sku", "sku"),
-        Index("ix_nexus_channel_mappings_claim", "channel", "priority", "dirty_since"),
+        # Queued listings only (migration 0009): the claim must not step over the clean ones.
+        Index(
+            "ix_nexus_channel_mappings_claim",
+            "channel",
+            "priority",
+            "dirty_since",
+            sqlite_where=text(QUEUED_LISTING),
+            postgresql_where=text(QUEUED_LISTING),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
