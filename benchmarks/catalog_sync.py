@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import itertools
 import json
 import math
 import random
@@ -76,6 +77,8 @@ CHANNEL = "shopify-bench"
 BUCKET_POINTS = 2000.0  # Shopify's standard plan: 2000-point bucket ...
 RESTORE_PER_SECOND = 100.0  # ... refilled at 100 points/s
 MUTATION_COST = 10  # inventorySetQuantities
+# What a channel gets unless its configuration says otherwise: rate_limit.headroom.
+DEFAULT_HEADROOM = RateLimitOverride().headroom
 ITEMS_PER_REQUEST = 250
 UNLIMITED = 1e12
 THIS_FILE = str(Path(__file__).resolve())
@@ -145,6 +148,7 @@ class Run:
     latency_ms: float
     sandbox_process: bool
     in_flight: int  # push rounds in flight per channel (the driver's own when not forced)
+    headroom: float  # the share of the bucket Nexus's own bucket leaves unused
     nexus_seconds: float
     requests: int
     throttled: int
@@ -182,9 +186,12 @@ class Run:
         return self.baseline_seconds / self.nexus_seconds
 
 
-def limit_minimum(requests: int, time_scale: float) -> float:
-    """Seconds the channel's bucket forces on `requests` mutations, starting full."""
-    return max(0.0, (requests * MUTATION_COST - BUCKET_POINTS) / (RESTORE_PER_SECOND * time_scale))
+def limit_minimum(requests: int, time_scale: float, headroom: float = 0.0) -> float:
+    """Seconds the channel's bucket forces on `requests` mutations, starting full; with
+    `headroom`, the seconds Nexus's own bucket forces, which leaves that share of the burst
+    unused (`rate_limit.headroom`)."""
+    burst = BUCKET_POINTS * (1 - headroom)
+    return max(0.0, (requests * MUTATION_COST - burst) / (RESTORE_PER_SECOND * time_scale))
 
 
 @contextlib.contextmanager
@@ -391,6 +398,7 @@ def settings_for(
     capacity: float,
     refill: float,
     in_flight: int | None = None,
+    headroom: float = DEFAULT_HEADROOM,
 ) -> NexusSettings:
     return NexusSettings(
         database_url=f"sqlite+aiosqlite:///{database}",
@@ -400,7 +408,7 @@ def settings_for(
                 base_url=base_url,
                 credentials={"access_token": sandbox.access_token, "webhook_secret": sandbox.webhook_secret},
                 settings={"location_id": str(sandbox.location_id), "variants_per_product": 1},
-                rate_limit=RateLimitOverride(capacity=capacity, refill_per_second=refill),
+                rate_limit=RateLimitOverride(capacity=capacity, refill_per_second=refill, headroom=headroom),
             )
         },
         # in_flight None: the Shopify driver's own max_in_flight.
@@ -542,6 +550,7 @@ async def run_once(
     in_flight: int | None = None,
     sandbox_process: bool = False,
     profile: Path | None = None,
+    headroom: float = DEFAULT_HEADROOM,
 ) -> Run:
     baseline_listings = max(1, min(baseline_listings, skus))
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
@@ -566,6 +575,7 @@ async def run_once(
                 capacity=BUCKET_POINTS,
                 refill=RESTORE_PER_SECOND * time_scale,
                 in_flight=in_flight,
+                headroom=headroom,
             )
             updates = await planned_updates(database, baseline_listings, real)
             before = await store.counters()
@@ -582,6 +592,7 @@ async def run_once(
         latency_ms=latency_ms,
         sandbox_process=sandbox_process,
         in_flight=rounds,
+        headroom=headroom,
         nexus_seconds=elapsed,
         requests=requests,
         throttled=throttled,
@@ -611,6 +622,7 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
     baseline_s = median(r.baseline_seconds for r in runs)
     ideal_requests = math.ceil(first.skus / ITEMS_PER_REQUEST)
     time_min = limit_minimum(first.requests, first.time_scale)
+    floor = limit_minimum(first.requests, first.time_scale, first.headroom)
     summary: dict[str, Any] = {
         "skus": first.skus,
         "time_scale": first.time_scale,
@@ -636,6 +648,9 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         # Once the bucket is empty the channel allows restore/cost requests/s of 250 items each.
         "budget_items_per_second": ITEMS_PER_REQUEST * RESTORE_PER_SECOND * first.time_scale / MUTATION_COST,
         "ratio_to_minimum": nexus_s / time_min if time_min > 0 else None,
+        "headroom": first.headroom,
+        "headroom_floor": floor,
+        "ratio_to_floor": nexus_s / floor if floor > 0 else None,
         "baseline_listings": first.baseline_listings,
         "baseline_extrapolated": first.extrapolated,
         "baseline_measured_seconds": median(r.baseline_measured_seconds for r in runs),
@@ -680,6 +695,12 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
         f"  limit-allowed minimum: {time_min:.3f} s -> measured/minimum = "
         f"{_fmt_ratio(summary['ratio_to_minimum'])} (target <= 1.1)"
     )
+    if first.headroom and floor > 0:
+        print(
+            f"  nexus's own floor with rate_limit.headroom {first.headroom:g} (that share of the burst "
+            f"left unused): {floor:.3f} s = {floor / time_min:.2f}x the minimum -> measured/floor = "
+            f"{summary['ratio_to_floor']:.2f}"
+        )
     if first.latency_ms > 0:
         one = summary["one_in_flight_seconds"]
         print(
@@ -738,6 +759,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--serve-sandbox", help=argparse.SUPPRESS)  # the child of --sandbox-process
     parser.add_argument(
+        "--headroom",
+        default=f"{DEFAULT_HEADROOM:g}",
+        help="the channel's rate_limit.headroom: the share of the store's burst Nexus leaves unused; "
+        f"comma-separated for several cases in one run (e.g. {DEFAULT_HEADROOM:g},0); default "
+        f"{DEFAULT_HEADROOM:g}, the configuration's",
+    )
+    parser.add_argument(
         "--tcp-nodelay",
         action="store_true",
         help="work around serve_app's missing TCP_NODELAY (see `loopback`); default: serve_app as shipped",
@@ -753,32 +781,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     latencies = [float(value) for value in args.latency_ms.split(",") if value.strip()]
     widths = [None if value.strip() == "auto" else int(value) for value in args.in_flight.split(",")]
+    headrooms = [float(value) for value in args.headroom.split(",") if value.strip()]
     cases = []
-    for latency_ms in latencies:
-        for in_flight in widths:
-            runs = [
-                asyncio.run(
-                    run_once(
-                        args.skus,
-                        args.time_scale,
-                        args.baseline_listings,
-                        args.tcp_nodelay,
-                        latency_ms,
-                        in_flight,
-                        args.sandbox_process,
-                        args.profile,
-                    )
+    for latency_ms, in_flight, headroom in itertools.product(latencies, widths, headrooms):
+        runs = [
+            asyncio.run(
+                run_once(
+                    args.skus,
+                    args.time_scale,
+                    args.baseline_listings,
+                    args.tcp_nodelay,
+                    latency_ms,
+                    in_flight,
+                    args.sandbox_process,
+                    args.profile,
+                    headroom,
                 )
-                for _ in range(args.repeat)
-            ]
-            cases.append(report(runs, nodelay=args.tcp_nodelay))
+            )
+            for _ in range(args.repeat)
+        ]
+        cases.append(report(runs, nodelay=args.tcp_nodelay))
     if len(cases) > 1:
         print("by latency (same run):")
         base = cases[0]
         for case in cases:
             ratio = case["ratio_to_minimum"]
             print(
-                f"  {case['latency_ms']:g} ms, {case['in_flight']} in flight: "
+                f"  {case['latency_ms']:g} ms, {case['in_flight']} in flight, headroom {case['headroom']:g}: "
                 f"nexus {case['nexus_seconds']:.3f} s "
                 f"({case['nexus_seconds'] / base['nexus_seconds']:.2f}x the first case), "
                 f"{case['items_per_second']:,.0f} items/s, measured/min "

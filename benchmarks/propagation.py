@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import math
 import os
@@ -198,6 +199,7 @@ class Options:
     workers: int = 2  # scaled mode: `nexus worker` processes
     postgres: str = ""
     redis: str = ""
+    profile: Path | None = None  # embedded, the nexus variant: cProfile (CPU time) of the rates
 
 
 @dataclass
@@ -333,6 +335,10 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
                         }
                     )
                     await settle(nexus, stores, ChannelMapping, WebhookLog, timeout=120)
+                    profiler = None
+                    if options.profile is not None and variant == "nexus":
+                        profiler = cProfile.Profile(time.process_time)
+                        profiler.enable()
                     for rate, skus in zip(options.rates, ranges, strict=True):
 
                         async def in_process() -> dict[tuple[str, str], float]:
@@ -353,6 +359,9 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
                                 WebhookLog,
                             )
                         )
+                    if profiler is not None and options.profile is not None:
+                        profiler.disable()
+                        profiler.dump_stats(options.profile)
     return results
 
 
@@ -678,6 +687,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="scaled: Redis URL (a temporary namespace)")
     parser.add_argument("--json", type=Path, help="also write the summary to this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="embedded mode, nexus variant: write cProfile statistics (CPU time) of the measured "
+        "rates to this file (the figures then include its overhead)",
+    )
     parser.add_argument("--serve-sandboxes", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -700,6 +715,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         workers=args.workers,
         postgres=args.postgres,
         redis=args.redis,
+        profile=args.profile,
     )
     results: list[RateResult] = []
     for mode in modes:

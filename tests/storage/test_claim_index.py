@@ -1,0 +1,107 @@
+"""The claim reads the queue through an index of queued listings only (migration 0009), so a
+claim does not step over a channel's clean listings, however many there are."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import make_url
+
+from nexus.storage.database import Database
+from nexus.storage.migrate import upgrade
+from nexus.storage.models import ChannelMapping, utcnow
+from nexus.sync.queue import ListingQueue
+
+INDEX = "ix_nexus_channel_mappings_claim"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await upgrade(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_the_claim_index_holds_only_queued_listings(db: Database) -> None:
+    async with db.read() as session:
+        if db.is_sqlite:
+            query = "SELECT sql FROM sqlite_master WHERE name = :name"
+        else:
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+        definition = str(await session.scalar(text(query), {"name": INDEX}))
+    assert "WHERE" in definition.upper(), definition
+    assert "dirty_since IS NOT NULL" in definition and "failed_at IS NULL" in definition, definition
+
+
+async def test_a_claim_among_many_clean_listings_does_not_step_over_them(sqlite_url: str) -> None:
+    """Counted in SQLite's virtual machine instructions (a progress handler): the claim's query
+    does about as much work for 10 queued listings among 5,000 clean ones as among none. With
+    the old index, which held the clean listings first, it stepped over all 5,000."""
+    db = Database(sqlite_url)
+    await upgrade(db)
+    try:
+        statement, parameters = await _claim_statement(db, clean=5000, queued=10)
+    finally:
+        await db.dispose()
+    path = make_url(sqlite_url).database
+    assert path is not None
+    with sqlite3.connect(Path(path)) as connection:
+        plan = " ".join(
+            str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+        assert f"USING INDEX {INDEX}" in plan, plan
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        connection.set_progress_handler(count, 1)
+        assert len(connection.execute(statement, parameters).fetchall()) == 10
+    # Each queued listing costs a few dozen instructions; stepping over a clean one costs several.
+    assert steps < 5000, f"{steps} instructions: the claim stepped over the clean listings"
+
+
+async def _claim_statement(db: Database, *, clean: int, queued: int) -> tuple[str, Any]:
+    """Add `clean` clean and `queued` queued listings, claim, and return the claim's SELECT."""
+    now = utcnow()
+    listing = {"syncable_type": "nexus_item", "channel": "shop", "channel_meta": {}, "timeline": {}}
+    async with db.transaction() as session:
+        await session.execute(
+            insert(ChannelMapping),
+            [
+                {**listing, "syncable_id": f"S{i}", "sku": f"S{i}", "remote_id": f"r{i}", "created_at": now}
+                | ({"dirty_since": now - timedelta(seconds=1)} if i >= clean else {})
+                for i in range(clean + queued)
+            ],
+        )
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        claimed = await ListingQueue(db, lease_seconds=60).claim("shop", "w1", limit=250)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert sorted(c.sku for c in claimed) == sorted(f"S{i}" for i in range(clean, clean + queued))
+    # Give the listings back, so that the statement finds them again when run by hand.
+    await ListingQueue(db, lease_seconds=60).release("w1", [c.id for c in claimed], sent=False)
+    return statements[0]
