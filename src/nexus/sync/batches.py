@@ -38,10 +38,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.vocabulary import BatchState, DeadLetterStatus
@@ -153,6 +153,9 @@ async def settle_stranded(db: Database, batch_id: str | None = None) -> AsyncIte
         yield event
 
 
+_BATCH_TABLE = cast("Table", SyncBatch.__table__)
+
+
 async def count_in_round(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> list[BatchEvent]:
     """SQLite: add the members a round finished to their batches' counts in the round's own
     transaction, one UPDATE per batch, no increment rows. With one writer there is no row for
@@ -160,13 +163,14 @@ async def count_in_round(session: AsyncSession, finished: Counter[tuple[str, boo
     fsync). The events are the caller's to dispatch after the commit."""
     events: list[BatchEvent] = []
     for batch_id, (processed, failed) in sorted(_per_batch(finished).items()):
+        # Core, not the ORM's UPDATE: this runs in every round's transaction.
+        batches = _BATCH_TABLE.c
         row = (
             await session.execute(
-                update(SyncBatch)
-                .where(SyncBatch.id == batch_id)
-                .values(processed=SyncBatch.processed + processed, failed=SyncBatch.failed + failed)
-                .returning(SyncBatch.total, SyncBatch.processed, SyncBatch.failed, SyncBatch.status)
-                .execution_options(synchronize_session=False)
+                update(_BATCH_TABLE)
+                .where(batches.id == batch_id)
+                .values(processed=batches.processed + processed, failed=batches.failed + failed)
+                .returning(batches.total, batches.processed, batches.failed, batches.status)
             )
         ).one_or_none()
         if row is None:

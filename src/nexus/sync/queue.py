@@ -29,7 +29,7 @@ from nexus.domain.vocabulary import Priority
 from nexus.drivers.dto import NexusInventoryUpdate
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, SyncBatch, utcnow
-from nexus.storage.plain import PlainColumns
+from nexus.storage.plain import PlainColumns, executemany
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ class ListingQueue:
             # `desired_qty` here is the value just read.
             await session.execute(
                 update(_LISTINGS.view)
-                .where(listings.id.in_([row.id for row in rows]))
+                .where(listings.id.in_(bindparam("claimed", expanding=True)))
                 .values(
                     {
                         **value(
@@ -146,7 +146,8 @@ class ListingQueue:
                         ),
                         "sending_qty": listings.desired_qty,
                     }
-                )
+                ),
+                {"claimed": [row.id for row in rows]},
             )
             return claimed
 
@@ -242,16 +243,9 @@ class ListingQueue:
         order and, in the records, freed of their lease."""
         if not listing_ids:
             return {}
-        listings = _LISTINGS.view.c
-        statement = (
-            select(*_LISTINGS.columns(_HELD_NAMES))
-            .where(listings.id.in_(listing_ids))
-            .order_by(listings.id)
-            .with_for_update()
-        )
         read = _LISTINGS.reader(session, _HELD_NAMES)
         held: dict[int, HeldListing] = {}
-        for values in (await session.execute(statement)).all():
+        for values in (await session.execute(_LOCK_HELD, {"held": list(listing_ids)})).all():
             row = HeldListing(*read(values))
             if row.lease_owner != owner:
                 continue
@@ -267,14 +261,10 @@ class ListingQueue:
         for all of them (executemany), instead of an ORM flush of every object."""
         if not rows:
             return
-        listings = _LISTINGS.view.c
         value = _LISTINGS.writer(session)
         updated_at = value({"updated_at": utcnow()})
-        await session.execute(
-            update(_LISTINGS.view)
-            .where(listings.id == bindparam("held_id"))
-            .values({name: bindparam(name) for name in (*_HELD_WRITTEN, "updated_at")}),
-            [{"held_id": row.id, **value(row.written()), **updated_at} for row in rows],
+        await executemany(
+            session, _WRITE_HELD, [{"held_id": row.id, **value(row.written()), **updated_at} for row in rows]
         )
 
     @staticmethod
@@ -565,3 +555,18 @@ def _claimed(row: Any, *, reclaimed: bool) -> ClaimedListing:
         reclaimed=reclaimed,
         verify=row.verify_pending,
     )
+
+
+# The two statements of every round's record, built once (a statement over 250 ids costs a
+# coercion per id when built): the rows a round holds, and each of them written back.
+_LOCK_HELD = (
+    select(*_LISTINGS.columns(_HELD_NAMES))
+    .where(_LISTINGS.view.c.id.in_(bindparam("held", expanding=True)))
+    .order_by(_LISTINGS.view.c.id)
+    .with_for_update()
+)
+_WRITE_HELD = (
+    update(_LISTINGS.view)
+    .where(_LISTINGS.view.c.id == bindparam("held_id"))
+    .values({name: bindparam(name) for name in (*_HELD_WRITTEN, "updated_at")})
+)
