@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from nexus.events import InventoryUpdated, WebhookReceived
-from nexus.storage.models import utcnow
-from nexus.webhooks.processor import Attempt, WebhookProcessor
+from nexus.storage.models import WebhookLog, utcnow
+from nexus.webhooks.processor import STRAY_AFTER, Attempt, WebhookProcessor
 from nexus.webhooks.receiver import WebhookReceiver
 from tests.webhooks.webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
 
@@ -158,24 +158,35 @@ async def test_unmatched_events_are_noted_on_the_processed_row(hub: Hub) -> None
     assert (await hub.item()).on_hand == 10
 
 
-async def test_run_loop_picks_up_stored_and_deferred_rows(hub: Hub) -> None:
+async def test_run_loop_takes_deferred_rows_and_strays_and_leaves_fresh_rows_to_their_batcher(
+    hub: Hub,
+) -> None:
+    """The pending loop processes what no batcher will: a deferred row once due, and a row its
+    receiving process never processed (older than STRAY_AFTER: stored before a crash). A row
+    just received is its receiving process's batcher's: taking it too doubled the attempts."""
     await hub.seed()
     await hub.lease(CHANNEL, "worker-1", utcnow() + timedelta(seconds=60))
     deferred = await store(hub, level(quantity=6), delivery_id="D1")
+    assert await WebhookProcessor(hub.nexus).process(deferred) is Attempt.DEFERRED
+    stray = await store(hub, sale(quantity=2), delivery_id="D2")
+    async with hub.nexus.db.transaction() as session:
+        row = await session.get(WebhookLog, stray)
+        assert row is not None
+        row.received_at = utcnow() - STRAY_AFTER - timedelta(seconds=1)
+    fresh = await store(hub, sale(quantity=1), delivery_id="D3")
     stop = asyncio.Event()
     runner = asyncio.create_task(WebhookProcessor(hub.nexus).run(stop))
     try:
-        await _until(hub, lambda rows: rows[0].attempts >= 1)
+        await _until(hub, lambda rows: {r.id: r.status for r in rows}[stray] == "processed")
         await hub.lease(CHANNEL, None, None)
-        await _until(hub, lambda rows: rows[0].status == "processed")
-        await store(hub, level(quantity=5), delivery_id="D2")
-        await _until(hub, lambda rows: all(r.status == "processed" for r in rows))
+        await _until(hub, lambda rows: {r.id: r.status for r in rows}[deferred] == "processed")
     finally:
         stop.set()
         await asyncio.wait_for(runner, timeout=10)
-    rows = await hub.logs()
-    assert rows[0].id == deferred
-    assert (await hub.item()).on_hand == 5
+    untouched = {r.id: r for r in await hub.logs()}[fresh]
+    assert (untouched.status, untouched.attempts) == ("received", 0)
+    # The receiving process's batcher (or, STRAY_AFTER later, a pending loop) still takes it.
+    assert await WebhookProcessor(hub.nexus).process_pending() == 1
 
 
 async def test_webhook_received_fires_once_per_stored_delivery_before_processing(

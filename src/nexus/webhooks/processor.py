@@ -54,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.backoff import backoff_delay
@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("nexus.webhooks")
 
 DEFER_SECONDS = 0.2  # a listing's push in flight usually answers well within this
+# A delivery the receiving process scheduled is its batcher's to process; the pending loop takes
+# such a row only when it is older than this (its process died, or fell this far behind).
+STRAY_AFTER = timedelta(seconds=5)
 WAKEUP_KEY = "nexus:webhooks"  # Nexus.wakeup key (':' never appears in a channel name)
 
 
@@ -434,8 +437,15 @@ class WebhookProcessor:
         _, finished = await self._round(limit)
         return finished
 
-    async def _round(self, limit: int) -> tuple[int, int]:
+    async def _round(self, limit: int, *, strays_only: bool = False) -> tuple[int, int]:
+        """Attempt due "received" rows. `strays_only`: of the rows never attempted, only those
+        older than STRAY_AFTER; younger ones are their receiving process's batcher's, and taking
+        them too doubled the attempts and held SQLite's writer for a whole round of them
+        (docs/benchmarks.md, section 4, finding 13)."""
         now = utcnow()
+        never_tried: Any = WebhookLog.next_attempt_at.is_(None)
+        if strays_only:
+            never_tried = and_(never_tried, WebhookLog.received_at <= now - STRAY_AFTER)
         async with self.nexus.db.read() as session:
             ids = list(
                 (
@@ -443,7 +453,7 @@ class WebhookProcessor:
                         select(WebhookLog.id)
                         .where(
                             WebhookLog.status == WebhookStatus.RECEIVED,
-                            or_(WebhookLog.next_attempt_at.is_(None), WebhookLog.next_attempt_at <= now),
+                            or_(never_tried, WebhookLog.next_attempt_at <= now),
                         )
                         .order_by(WebhookLog.id)
                         .limit(limit)
@@ -466,15 +476,15 @@ class WebhookProcessor:
             ).scalar_one_or_none()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process due deliveries until `stop` is set: rows stored before a crash, deferred ones,
-        retries. Sleeps until the next one is due (at most worker.poll_interval), or until an
-        attempt in this process defers a row."""
+        """Process due deliveries until `stop` is set: deferred ones, retries, and rows their
+        receiving process did not process (stored before a crash: `STRAY_AFTER`). Sleeps until
+        the next one is due (at most worker.poll_interval), or until an attempt defers a row."""
         wake = self.nexus.wakeup(WAKEUP_KEY)
         interval = self.nexus.settings.worker.poll_interval
         while not stop.is_set():
             wake.clear()
             try:
-                fetched, _ = await self._round(self.batch_size)
+                fetched, _ = await self._round(self.batch_size, strays_only=True)
                 if fetched >= self.batch_size:
                     continue  # more may be waiting
                 wait = interval
