@@ -137,7 +137,13 @@ class WebhookProcessor:
         that trickle in are not held back by a slow chunk."""
         in_flight: set[asyncio.Task[None]] = set()
         while self._scheduled:
-            chunk = self._scheduled[: self.chunk_size]
+            # SQLite: a backlog is taken in larger transactions (up to batch_size). Per delivery
+            # they cost less, and with one writer that is what keeps a sustained rate's backlog
+            # from growing (docs/benchmarks.md, section 4, finding 13). PostgreSQL runs chunks
+            # side by side instead.
+            backlog = self.parallel == 1 and len(self._scheduled) > 2 * self.chunk_size
+            size = self.batch_size if backlog else self.chunk_size
+            chunk = self._scheduled[:size]
             del self._scheduled[: len(chunk)]
             for receipt in chunk:
                 meta = receipt.meta
