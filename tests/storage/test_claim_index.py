@@ -4,12 +4,10 @@ claim does not step over a channel's clean listings, however many there are."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.engine import make_url
 
@@ -19,21 +17,6 @@ from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.queue import ListingQueue
 
 INDEX = "ix_nexus_channel_mappings_claim"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def test_the_claim_index_holds_only_queued_listings(db: Database) -> None:

@@ -3,7 +3,6 @@ databases: what one writes the other reads back unchanged, and SQL compares thei
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -11,7 +10,6 @@ import pytest
 from sqlalchemy import Table, select, update
 
 from nexus.storage.database import Database
-from nexus.storage.migrate import upgrade
 from nexus.storage.models import ChannelMapping
 from nexus.storage.plain import PlainColumns
 
@@ -23,21 +21,6 @@ WHEN = datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=UTC)
 ROUND = datetime(2026, 12, 3, 10, 0, 1, tzinfo=UTC)
 ELSEWHERE = datetime(2026, 12, 3, 12, 0, 2, tzinfo=timezone(timedelta(hours=2)))
 TIMELINE = {"pushed": {"at": "2026-12-03T10:00:00+00:00", "qty": 4}, "stamp": None, "ids": [1, 2]}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _listing(db: Database, **values: Any) -> int:
