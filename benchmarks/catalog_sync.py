@@ -77,8 +77,8 @@ CHANNEL = "shopify-bench"
 BUCKET_POINTS = 2000.0  # Shopify's standard plan: 2000-point bucket ...
 RESTORE_PER_SECOND = 100.0  # ... refilled at 100 points/s
 MUTATION_COST = 10  # inventorySetQuantities
-# What a channel gets unless its configuration says otherwise: rate_limit.headroom.
-DEFAULT_HEADROOM = RateLimitOverride().headroom
+# What a channel gets unless its configuration says otherwise: rate_limit.headroom_seconds.
+DEFAULT_HEADROOM = RateLimitOverride().headroom_seconds
 ITEMS_PER_REQUEST = 250
 UNLIMITED = 1e12
 THIS_FILE = str(Path(__file__).resolve())
@@ -148,7 +148,7 @@ class Run:
     latency_ms: float
     sandbox_process: bool
     in_flight: int  # push rounds in flight per channel (the driver's own when not forced)
-    headroom: float  # the share of the bucket Nexus's own bucket leaves unused
+    headroom: float  # seconds of the store's refill Nexus's own bucket leaves unused
     nexus_seconds: float
     requests: int
     throttled: int
@@ -188,9 +188,11 @@ class Run:
 
 def limit_minimum(requests: int, time_scale: float, headroom: float = 0.0) -> float:
     """Seconds the channel's bucket forces on `requests` mutations, starting full; with
-    `headroom`, the seconds Nexus's own bucket forces, which leaves that share of the burst
-    unused (`rate_limit.headroom`)."""
-    burst = BUCKET_POINTS * (1 - headroom)
+    `headroom`, the seconds Nexus's own bucket forces, which leaves that many seconds of the
+    refill unused (`rate_limit.headroom_seconds`; the margin `BoundLimiter.margin`, as long as no
+    round trip is slower)."""
+    refill = RESTORE_PER_SECOND * time_scale
+    burst = BUCKET_POINTS - min(BUCKET_POINTS / 2, refill * headroom)
     return max(0.0, (requests * MUTATION_COST - burst) / (RESTORE_PER_SECOND * time_scale))
 
 
@@ -408,7 +410,9 @@ def settings_for(
                 base_url=base_url,
                 credentials={"access_token": sandbox.access_token, "webhook_secret": sandbox.webhook_secret},
                 settings={"location_id": str(sandbox.location_id), "variants_per_product": 1},
-                rate_limit=RateLimitOverride(capacity=capacity, refill_per_second=refill, headroom=headroom),
+                rate_limit=RateLimitOverride(
+                    capacity=capacity, refill_per_second=refill, headroom_seconds=headroom
+                ),
             )
         },
         # in_flight None: the Shopify driver's own max_in_flight.
@@ -697,7 +701,7 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
     )
     if first.headroom and floor > 0:
         print(
-            f"  nexus's own floor with rate_limit.headroom {first.headroom:g} (that share of the burst "
+            f"  nexus's own floor with rate_limit.headroom_seconds {first.headroom:g} (that much refill "
             f"left unused): {floor:.3f} s = {floor / time_min:.2f}x the minimum -> measured/floor = "
             f"{summary['ratio_to_floor']:.2f}"
         )
@@ -761,7 +765,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--headroom",
         default=f"{DEFAULT_HEADROOM:g}",
-        help="the channel's rate_limit.headroom: the share of the store's burst Nexus leaves unused; "
+        help="the channel's rate_limit.headroom_seconds: the seconds of the store's refill Nexus "
+        "leaves unused; "
         f"comma-separated for several cases in one run (e.g. {DEFAULT_HEADROOM:g},0); default "
         f"{DEFAULT_HEADROOM:g}, the configuration's",
     )

@@ -339,7 +339,7 @@ def settings_for(
                 "rate_limit": {
                     "capacity": capacity,
                     "refill_per_second": refill or options.restore,
-                    **({"headroom": options.headroom} if options.headroom is not None else {}),
+                    **({"headroom_seconds": options.headroom} if options.headroom is not None else {}),
                 },
             }
         },
@@ -667,7 +667,7 @@ def effective_headroom(options: Options) -> float | None:
     """The headroom Nexus's workers ran with (None: a Nexus without the setting)."""
     if options.headroom is not None:
         return options.headroom
-    default: float | None = getattr(RateLimitOverride(), "headroom", None)
+    default: float | None = getattr(RateLimitOverride(), "headroom_seconds", None)
     return default
 
 
@@ -679,7 +679,7 @@ def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
         f"({restore / MUTATION_COST:g} requests/s of {MUTATION_COST} points), THROTTLED answered "
         f"with HTTP 429; {options.skus} SKUs, {options.batch_size} items per request, "
         f"window {options.duration:g} s from the first push, {options.concurrency} push round(s) "
-        f"per process; nexus's rate_limit.headroom = {effective_headroom(options)}"
+        f"per process; nexus's rate_limit.headroom_seconds = {effective_headroom(options)}"
     )
     print(
         "  util = achieved / allowed over the window; 2nd half = its second half's requests / what "
@@ -785,7 +785,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--headroom",
         type=float,
-        help="the channel's rate_limit.headroom for Nexus (default: the configuration's default)",
+        help="the channel's rate_limit.headroom_seconds for Nexus (default: the configuration's default)",
     )
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin DSN (temporary databases)")
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL (a temporary namespace)")

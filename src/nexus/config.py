@@ -67,11 +67,13 @@ class RateLimitOverride(BaseModel):
         min_length=1,
         description="channels that share one API key share one bucket: give them the same account",
     )
-    headroom: float = Field(
-        default=0.1,
+    headroom_seconds: float = Field(
+        default=0.25,
         ge=0,
-        lt=1,
-        description="share of the channel's burst capacity left unused, for requests still in flight",
+        description=(
+            "seconds of the channel's refill kept unused, for requests in flight; "
+            "widened to the slowest recent round trip"
+        ),
     )
 
 

@@ -242,7 +242,7 @@ class Nexus:
                     limit,
                     max_wait=self.settings.worker.max_rate_wait,
                     monitor=monitor,
-                    headroom=config.rate_limit.headroom,
+                    headroom_seconds=config.rate_limit.headroom_seconds,
                 )
             return limiters[operation]
 

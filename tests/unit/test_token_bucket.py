@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
+from nexus.ratelimit.bucket import ROUND_TRIPS_KEPT
 from nexus.ratelimit.config import RateLimitConfig
 
 
@@ -108,20 +113,120 @@ async def test_observe_lowers_the_level_to_the_channels_figure(clock: FakeClock)
     assert await rate.level() == pytest.approx(3)
 
 
-async def test_headroom_keeps_part_of_the_burst_for_requests_still_in_flight(clock: FakeClock) -> None:
+async def test_the_margin_keeps_seconds_of_refill_of_the_burst_unused(clock: FakeClock) -> None:
     bucket = InProcessTokenBucket(clock=clock)
-    rate = BoundLimiter(bucket, "shop:default", RateLimitConfig(20, 4), sleep=clock.sleep, headroom=0.25)
-    for _ in range(15):
+    rate = BoundLimiter(
+        bucket, "shop:default", RateLimitConfig(20, 4), sleep=clock.sleep, headroom_seconds=1.0
+    )
+    assert rate.margin == 4  # a second of a 4/s refill
+    for _ in range(16):
         await rate.acquire()
-    assert clock.sleeps == []  # 20 less a quarter: 15 at once
+    assert clock.sleeps == []  # 20 less the margin at once
     await rate.acquire()
     assert clock.sleeps == [pytest.approx(0.25)]  # the sustained rate is untouched: 4/s
     # The channel says 12 are left: we believe 12 less the margin, so the margin stays unspent.
     clock.now += 10
     await rate.observe(available=12, capacity=20)
-    assert await rate.level() == pytest.approx(7)
+    assert await rate.level() == pytest.approx(8)
 
 
-def test_headroom_must_leave_some_capacity() -> None:
-    with pytest.raises(ValueError, match="headroom"):
-        BoundLimiter(InProcessTokenBucket(), "k", RateLimitConfig(1, 1), headroom=1.0)
+async def test_a_slow_round_trip_widens_the_margin_until_it_is_forgotten(clock: FakeClock) -> None:
+    rate = BoundLimiter(
+        InProcessTokenBucket(clock=clock),
+        "k",
+        RateLimitConfig(100, 10),
+        sleep=clock.sleep,
+        headroom_seconds=0.25,
+    )
+    assert rate.margin == pytest.approx(2.5)
+    await rate.observe(available=None, round_trip=0.1)  # faster than the allowance: no change
+    assert rate.margin == pytest.approx(2.5)
+    await rate.observe(available=None, round_trip=3.0)
+    assert rate.margin == pytest.approx(30)
+    assert rate.effective_limit.capacity == pytest.approx(70)
+    for _ in range(ROUND_TRIPS_KEPT - 1):
+        await rate.observe(available=None, round_trip=0.1)
+    assert rate.margin == pytest.approx(30)  # still among the latest round trips
+    await rate.observe(available=None, round_trip=0.1)
+    assert rate.margin == pytest.approx(2.5)
+
+
+def test_the_margin_never_takes_more_than_half_the_bucket() -> None:
+    rate = BoundLimiter(InProcessTokenBucket(), "k", RateLimitConfig(10, 100), headroom_seconds=1.0)
+    assert rate.margin == 5
+
+
+@pytest.mark.parametrize("seconds", [-0.1, float("nan")])
+def test_the_margin_is_zero_seconds_or_more(seconds: float) -> None:
+    with pytest.raises(ValueError, match="headroom_seconds"):
+        BoundLimiter(InProcessTokenBucket(), "k", RateLimitConfig(1, 1), headroom_seconds=seconds)
+
+
+# The margin's reason, checked against a model of the channel: a bucket of the same limit that
+# takes each request's cost when it *arrives*, `one_way` seconds after our limiter let it go.
+# Powers of two, like the fake clock's other rates, so that every wait is exact.
+CHANNEL = RateLimitConfig(capacity=32, refill_per_second=8)
+
+
+def channel_refusals(sent: list[tuple[float, float, float]]) -> int:
+    """How many of (sent at, one-way seconds, cost) a channel bucket, full at time 0, refuses."""
+    tokens, last, refused = CHANNEL.capacity, 0.0, 0
+    for arrival, cost in sorted((at + one_way, cost) for at, one_way, cost in sent):
+        tokens = min(CHANNEL.capacity, tokens + (arrival - last) * CHANNEL.refill_per_second)
+        last = arrival
+        if tokens < cost - 1e-9:
+            refused += 1
+        else:
+            tokens -= cost
+    return refused
+
+
+def send_all(
+    requests: list[tuple[float, float, float]], headroom_seconds: float
+) -> list[tuple[float, float, float]]:
+    """Send (idle seconds before, one-way seconds, cost) through a limiter on a fake clock."""
+
+    async def run() -> list[tuple[float, float, float]]:
+        clock = FakeClock()
+        rate = BoundLimiter(
+            InProcessTokenBucket(clock=clock),
+            "k",
+            CHANNEL,
+            sleep=clock.sleep,
+            headroom_seconds=headroom_seconds,
+        )
+        sent = []
+        for idle, one_way, cost in requests:
+            clock.now += idle
+            await rate.acquire(cost)
+            sent.append((clock.now, one_way, cost))
+        return sent
+
+    return asyncio.run(run())
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.0, 0.0, 0.0625, 0.5, 4.0]),  # mostly back to back, sometimes idle
+            st.floats(min_value=0.0, max_value=0.5),
+            st.sampled_from([1.0, 2.0, 4.0, 8.0]),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_a_margin_of_the_slowest_one_way_time_is_never_refused(
+    requests: list[tuple[float, float, float]],
+) -> None:
+    assert channel_refusals(send_all(requests, headroom_seconds=0.5)) == 0
+
+
+def test_without_a_margin_a_faster_request_after_a_slow_burst_is_refused() -> None:
+    burst = [(0.0, 0.5, 8.0)] * 4  # the whole bucket, slowly on its way
+    # The refill after it, straight through: the channel, still full until the burst lands, has
+    # nothing to refill for the first of these, which our bucket counted as spent.
+    then = [(0.0, 0.0, 1.0)] * 6
+    assert channel_refusals(send_all(burst + then, headroom_seconds=0.0)) > 0
+    assert channel_refusals(send_all(burst + then, headroom_seconds=0.5)) == 0

@@ -148,9 +148,12 @@ class ChannelRateLimiter(Protocol):
         available: float | None,
         capacity: float | None = None,
         refill_per_second: float | None = None,
+        round_trip: float | None = None,
     ) -> None:
         """Re-sync the bucket from the channel's own figures (headers, GraphQL throttleStatus;
-        see `nexus.ratelimit.headers`). `available=None`: the channel gave only its rates."""
+        see `nexus.ratelimit.headers`). `available=None`: the channel gave only its rates.
+        `round_trip`: the request's seconds on the wire (`headers.round_trip(response)`), which
+        size the margin kept for requests in flight."""
         ...
 
     async def penalize(self, seconds: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,10 @@ from nexus.errors import QuotaExhausted
 from nexus.ratelimit.config import RateLimitConfig
 
 log = structlog.get_logger("nexus.ratelimit")
+
+# How many of the latest round trips size a limiter's margin: enough to remember a slow spell
+# for a round or two of pipelined requests, few enough to forget it soon after.
+ROUND_TRIPS_KEPT = 64
 
 
 class TokenBucket(Protocol):
@@ -142,11 +147,15 @@ class BoundLimiter:
     `max_wait` turns a long wait (a daily quota spent) into a `QuotaExhausted` error, so the
     worker reschedules the listings instead of holding them, and a worker slot, for hours.
 
-    `headroom` keeps that share of the channel's capacity unused. Our bucket takes tokens when a
-    request leaves, the channel when it arrives; while the channel's bucket is full, the refill
-    it would have given the requests still on their way is lost, and ours does not know it.
-    Without a margin, a burst from a full bucket can then arrive at a channel with a little
-    less than we believe. The margin costs part of the burst, never the sustained rate.
+    `headroom_seconds` sizes the margin of tokens kept unused, in seconds of the channel's refill.
+    Our bucket takes tokens when a request leaves, the channel when it arrives. With a steady
+    latency the channel's bucket is ours, delayed: nothing is lost. When the latency varies, a
+    channel kept full while a slow burst is on the wire loses refill that ours counted, and a
+    faster request after the burst finds it short by up to refill x the slowest one-way time
+    (`tests/unit/test_token_bucket.py` checks this against a model of the channel). So the
+    margin is `refill * max(headroom_seconds, the slowest recent round trip)` (a round trip is at
+    least one way), at most half the capacity. It costs that many tokens of the burst, once,
+    never the sustained rate: 25 of a Shopify store's 2,000 points at the default 0.25 s.
     """
 
     def __init__(
@@ -158,14 +167,16 @@ class BoundLimiter:
         *,
         max_wait: float | None = None,
         monitor: ThrottleMonitor | None = None,
-        headroom: float = 0.0,
+        headroom_seconds: float = 0.0,
     ) -> None:
-        if not 0.0 <= headroom < 1.0:
-            raise ValueError("headroom is a share of the capacity: 0 <= headroom < 1")
+        if not headroom_seconds >= 0.0:  # also refuses NaN
+            raise ValueError("headroom_seconds must be zero or more")
         self.bucket = bucket
         self.key = key
         self.limit = limit
-        self.headroom = headroom
+        self.headroom_seconds = headroom_seconds
+        self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
+        self._margin_seconds = headroom_seconds
         self.max_wait = max_wait
         self.monitor = monitor
         self._sleep = sleep
@@ -173,12 +184,18 @@ class BoundLimiter:
         self.requests = 0
 
     @property
+    def margin(self) -> float:
+        """The tokens kept unused, for refill the channel may lose while requests are on the wire."""
+        return min(self.limit.capacity / 2, self.limit.refill_per_second * self._margin_seconds)
+
+    @property
     def effective_limit(self) -> RateLimitConfig:
-        """The limit the bucket enforces: the channel's, less the headroom."""
-        if not self.headroom:
+        """The limit the bucket enforces: the channel's, less the margin."""
+        margin = self.margin
+        if not margin:
             return self.limit
         return RateLimitConfig(
-            capacity=self.limit.capacity * (1 - self.headroom),
+            capacity=self.limit.capacity - margin,
             refill_per_second=self.limit.refill_per_second,
             cost_per_push=self.limit.cost_per_push,
         )
@@ -202,7 +219,11 @@ class BoundLimiter:
         available: float | None,
         capacity: float | None = None,
         refill_per_second: float | None = None,
+        round_trip: float | None = None,
     ) -> None:
+        if round_trip is not None:
+            self._round_trips.append(round_trip)
+            self._margin_seconds = max(self.headroom_seconds, max(self._round_trips))
         # The channel's own figures describe the account's real plan (a Shopify Plus store
         # restores ten times faster than a Standard one): adopt them over the configured guess.
         if capacity or refill_per_second:
@@ -221,7 +242,7 @@ class BoundLimiter:
             await self.bucket.observe(
                 self.key,
                 effective,
-                available=max(0.0, available - self.limit.capacity * self.headroom),
+                available=max(0.0, available - self.margin),
                 capacity=effective.capacity,
                 refill_per_second=effective.refill_per_second,
             )

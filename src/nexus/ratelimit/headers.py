@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
+
 from nexus.drivers.contract import ChannelRateLimiter
 
 SECONDS_PER_DAY = 86_400
@@ -27,13 +29,27 @@ class Observation:
     refill_per_second: float | None = None
 
 
-async def apply(limiter: ChannelRateLimiter, observation: Observation | None) -> None:
-    if observation is not None:
+async def apply(
+    limiter: ChannelRateLimiter, observation: Observation | None, *, round_trip: float | None = None
+) -> None:
+    """Tell `limiter` what an answer said about the bucket, and how long its request took."""
+    if observation is not None or round_trip is not None:
+        observation = observation or Observation()
         await limiter.observe(
             available=observation.available,
             capacity=observation.capacity,
             refill_per_second=observation.refill_per_second,
+            round_trip=round_trip,
         )
+
+
+def round_trip(response: httpx.Response) -> float | None:
+    """Seconds from sending the request to the end of its answer; None for a response that was
+    not received through a client (a fixture built in a test)."""
+    try:
+        return response.elapsed.total_seconds()
+    except RuntimeError:
+        return None
 
 
 def shopify_rest_call_limit(headers: Mapping[str, str]) -> Observation | None:

@@ -27,7 +27,12 @@ class RecordingLimiter:
         self.calls.append(("acquire", cost))
 
     async def observe(
-        self, *, available: float, capacity: float | None = None, refill_per_second: float | None = None
+        self,
+        *,
+        available: float | None,
+        capacity: float | None = None,
+        refill_per_second: float | None = None,
+        round_trip: float | None = None,
     ) -> None:
         self.calls.append(("observe", (available, capacity, refill_per_second)))
 

@@ -7,6 +7,7 @@ httpx.AsyncClient and a real token bucket, exactly as the engine would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from starlette.routing import Route
 from nexus.channels.shopify import ShopifyDriver, create_driver, webhooks
 from nexus.drivers.contract import ObservedLevel, SaleEvent, WebhookRequest
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
+from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.sandbox.shopify import ShopifySandbox
 from nexus.web.server import LoopbackServer, serve_app
@@ -345,3 +347,25 @@ async def test_sandbox_webhooks_verify_and_parse(shop: Shop) -> None:
         (str(variant_id), sku(1), 3)
     ]
     assert [(lv.listing.inventory_id, lv.quantity) for lv in levels] == [(str(item_id), 7)]
+
+
+@pytest.mark.parametrize("sandbox_options", [{"latency_ms": 600}])
+async def test_a_slow_store_widens_the_margin_kept_for_requests_in_flight(shop: Shop) -> None:
+    shop.sandbox.seed_catalog(1, quantity=10)
+    # The limiter a channel's default configuration gives it: 0.25 s of the refill kept unused.
+    rate = BoundLimiter(
+        InProcessTokenBucket(), "shopify-us:graphql", RateLimitConfig(2000, 100, 10), headroom_seconds=0.25
+    )
+    ctx = make_context(
+        shop.http, base_url=shop.server.base_url, settings={"location_id": shop.sandbox.location_id}
+    )
+    driver = create_driver(dataclasses.replace(ctx, rate=rate))
+    before = rate.margin
+
+    results = await driver.push_inventory(shop.updates([sku(1)], lambda n: 7, change_from=10))
+
+    assert [r.status for r in results] == [PushStatus.OK]
+    # The answer took at least the store's 600 ms: 0.6 s of the 100 points/s refill stay unspent.
+    assert before == pytest.approx(25)
+    assert rate.margin >= 60
+    assert rate.effective_limit.capacity == pytest.approx(2000 - rate.margin)

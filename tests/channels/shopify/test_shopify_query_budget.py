@@ -271,6 +271,7 @@ class RecordingLimiter:
         available: float | None,
         capacity: float | None = None,
         refill_per_second: float | None = None,
+        round_trip: float | None = None,
     ) -> None:
         self.calls.append(("observe", available))
 

@@ -23,7 +23,7 @@ from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TransientChannelError
 from nexus.ratelimit.config import RateLimitConfig
-from nexus.ratelimit.headers import amazon_rate_limit, apply, retry_after_seconds
+from nexus.ratelimit.headers import amazon_rate_limit, apply, retry_after_seconds, round_trip
 
 ACCESS_TOKEN_HEADER = "x-amz-access-token"
 USER_AGENT = "nexus-sync (Language=Python)"
@@ -95,7 +95,7 @@ class SpApiClient:
             observation = amazon_rate_limit(response.headers)
             if observation is not None and observation.refill_per_second:
                 self._rates[operation] = observation.refill_per_second
-            await apply(limiter, observation)
+            await apply(limiter, observation, round_trip=round_trip(response))
             payload = _json(response)
             if response.status_code == 429:
                 self.throttled_responses += 1

@@ -26,7 +26,7 @@ from nexus.channels.etsy.auth import TokenManager
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import TerminalChannelError, TransientChannelError
-from nexus.ratelimit.headers import apply, etsy_per_day, etsy_per_second, retry_after_seconds
+from nexus.ratelimit.headers import apply, etsy_per_day, etsy_per_second, retry_after_seconds, round_trip
 
 
 class EtsyNotFoundError(TerminalChannelError):
@@ -72,8 +72,8 @@ class EtsyClient:
             await self.per_day.acquire()
             await self.per_second.acquire()
             response = await self._send(method, path, token, params, content)
-            await apply(self.per_second, etsy_per_second(response.headers))
-            await apply(self.per_day, etsy_per_day(response.headers))
+            await apply(self.per_second, etsy_per_second(response.headers), round_trip=round_trip(response))
+            await apply(self.per_day, etsy_per_day(response.headers), round_trip=round_trip(response))
             if response.status_code == 429:
                 self.throttled_responses += 1
                 wait = retry_after_seconds(response.headers)

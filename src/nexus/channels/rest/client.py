@@ -14,7 +14,7 @@ from nexus.channels.rest.settings import RestSettings
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import ConfigError, TransientChannelError
-from nexus.ratelimit.headers import retry_after_seconds
+from nexus.ratelimit.headers import retry_after_seconds, round_trip
 
 DEFAULT_RETRY_AFTER = 1.0
 
@@ -64,6 +64,7 @@ class RestClient:
             raise TransientChannelError(f"{method} {path} timed out") from exc
         except httpx.TransportError as exc:
             raise TransientChannelError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
+        await self._rate.observe(available=None, round_trip=round_trip(response))
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER

@@ -24,7 +24,7 @@ import httpx
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import ChannelAuthError, TerminalChannelError, TransientChannelError
-from nexus.ratelimit.headers import retry_after_seconds
+from nexus.ratelimit.headers import retry_after_seconds, round_trip
 
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
 
@@ -115,12 +115,12 @@ class ShopifyGraphQLClient:
                 # Shopify charges the requested cost up front and refunds the unused part; its
                 # currentlyAvailable already includes the refund, so refund before clamping to it.
                 await self._refund_unused(cost, cost_info)
-            if cost_info is not None and cost_info.currently_available is not None:
-                await self._rate.observe(
-                    available=cost_info.currently_available,
-                    capacity=cost_info.maximum_available,
-                    refill_per_second=cost_info.restore_rate,
-                )
+            await self._rate.observe(
+                available=None if cost_info is None else cost_info.currently_available,
+                capacity=None if cost_info is None else cost_info.maximum_available,
+                refill_per_second=None if cost_info is None else cost_info.restore_rate,
+                round_trip=round_trip(response),
+            )
             if not _is_throttled(response, payload):
                 return _result(response, payload, cost_info)
             self.throttled_responses += 1

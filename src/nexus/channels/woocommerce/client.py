@@ -21,7 +21,7 @@ import httpx
 from nexus.channels.wire import classify_status, is_transient_status
 from nexus.drivers.contract import ChannelRateLimiter
 from nexus.errors import ChannelAuthError, TerminalChannelError, TransientChannelError
-from nexus.ratelimit.headers import retry_after_seconds
+from nexus.ratelimit.headers import retry_after_seconds, round_trip
 
 API_PATH = "/wp-json/wc/v3"
 AUTH_BASIC = "basic"
@@ -106,6 +106,7 @@ class WooCommerceClient:
             raise TransientChannelError(
                 f"WooCommerce connection failed: {type(exc).__name__}: {exc}"
             ) from exc
+        await self._rate.observe(available=None, round_trip=round_trip(response))
         if response.status_code == 429:
             self.throttled_responses += 1
             wait = retry_after_seconds(response.headers)
