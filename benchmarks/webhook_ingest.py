@@ -29,6 +29,12 @@ Variants, same run:
   app's `NexusApp` serving the same route path as a plain Starlette route) with an endpoint that
   only reads the body and answers 200: no verification, no database. What this machine's HTTP
   stack can do at best.
+- minimal (a reference): the same stack and route with the least a verifying, durable receiver
+  must do, written for this benchmark alone: check the Shopify HMAC, read the delivery id, queue
+  the row for a group commit (stdlib sqlite3 in a worker thread, WAL, synchronous=FULL, a UNIQUE
+  delivery id, every waiting row in one transaction) and answer 200 once it is committed. No
+  parsing of the body, no headers kept, no metrics, no logging: the ceiling of a receiver that
+  keeps the contract, on this stack.
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -127,14 +133,23 @@ def make_deliveries(count: int, run: str) -> list[Delivery]:
 # -- the server process ---------------------------------------------------------------------------
 
 
-def serve(variant: str, database: str, processing: bool, nodelay: bool, conn: Connection) -> None:
+def serve(
+    variant: str, database: str, processing: bool, nodelay: bool, conn: Connection, profile: str | None = None
+) -> None:
     """Entry point of the server process: send the port, serve until told to stop, send the row count."""
     import logging
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    asyncio.run(_serve(variant, database, processing, nodelay, conn))
+    if profile is None:
+        asyncio.run(_serve(variant, database, processing, nodelay, conn))
+        return
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)
+    profiler.runcall(asyncio.run, _serve(variant, database, processing, nodelay, conn))
+    profiler.dump_stats(profile)
 
 
 async def _serve(variant: str, database: str, processing: bool, nodelay: bool, conn: Connection) -> None:
@@ -160,7 +175,11 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
     )
     async with Nexus(settings, source="benchmark") as nexus:
         await nexus.migrate()
-        app = create_app(nexus) if variant != "ceiling" else _ceiling_app()
+        minimal = _MinimalReceiver(f"{database}.minimal") if variant == "minimal" else None
+        if minimal is not None:
+            app = minimal.app()
+        else:
+            app = create_app(nexus) if variant != "ceiling" else _ceiling_app()
         if variant == "baseline":
             receiver = app.state.webhook_receiver
             if not isinstance(receiver, WebhookReceiver) or not isinstance(
@@ -170,7 +189,7 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
                     "WebhookReceiver no longer has a GroupWriter in `_writer`: update the baseline"
                 )
             receiver._writer = GroupWriter(nexus.db, max_batch=1)  # one transaction per delivery
-        if not processing and variant != "ceiling":
+        if not processing and variant in ("nexus", "baseline"):
             app.state.webhook_processor.schedule = lambda receipt: None
         async with serve_app(app) as server:
             if nodelay:
@@ -179,10 +198,12 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.send(server.port)
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
-        if processing and variant != "ceiling":
+        if processing and variant in ("nexus", "baseline"):
             await app.state.webhook_processor.drain()
         async with nexus.db.read() as session:
             stored = await session.scalar(select(func.count()).select_from(WebhookLog))
+        if minimal is not None:
+            stored = minimal.stored()
     conn.send(int(stored or 0))
 
 
@@ -200,6 +221,75 @@ def _ceiling_app() -> FastAPI:
     app = NexusApp()
     app.webhook_route = Route("/nexus/webhooks/{channel}", receive_webhook, methods=["POST"])
     return app
+
+
+class _MinimalReceiver:
+    """The least a verifying receiver that is durable before its 200 can do (the `minimal` variant)."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE delivery (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body BLOB)")
+        self.waiting: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        self.wake = asyncio.Event()
+        self.writer: asyncio.Task[None] | None = None
+
+    def app(self) -> FastAPI:
+        import base64
+        import hashlib
+        import hmac
+
+        from starlette.routing import Route
+
+        from nexus.web.app import NexusApp
+
+        key = SECRET.encode()
+
+        async def receive_webhook(request: Request) -> Response:
+            body = await request.body()
+            expected = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+            if not hmac.compare_digest(expected, request.headers.get("x-shopify-hmac-sha256", "")):
+                return JSONResponse({"error": "signature"}, status_code=401)
+            stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self.waiting.append((request.headers["x-shopify-webhook-id"], body, stored))
+            self.wake.set()
+            if self.writer is None:
+                self.writer = asyncio.create_task(self._write())
+            new = await stored
+            return JSONResponse({"status": "accepted" if new else "duplicate", "id": 0})
+
+        app = NexusApp()
+        app.webhook_route = Route("/nexus/webhooks/{channel}", receive_webhook, methods=["POST"])
+        return app
+
+    def _commit(self, rows: list[tuple[str, bytes]]) -> list[bool]:
+        self.db.execute("BEGIN IMMEDIATE")
+        stored = [
+            self.db.execute(
+                "INSERT INTO delivery (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING", row
+            ).rowcount
+            == 1
+            for row in rows
+        ]
+        self.db.execute("COMMIT")
+        return stored
+
+    async def _write(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            group, self.waiting = self.waiting, []
+            if not group:
+                continue
+            stored = await asyncio.to_thread(self._commit, [(delivery, body) for delivery, body, _ in group])
+            for (_, _, future), new in zip(group, stored, strict=True):
+                future.set_result(new)
+
+    def stored(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM delivery").fetchone()[0])
 
 
 # -- the load generator ---------------------------------------------------------------------------
@@ -294,13 +384,14 @@ def run_variant(
     kind: str,
     run: str,
     warmup_count: int,
+    profile: str | None = None,
 ) -> Result:
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as tmp:
         ours, theirs = context.Pipe()
         process = context.Process(
             target=serve,
-            args=(variant, str(Path(tmp) / "nexus.db"), processing, nodelay, theirs),
+            args=(variant, str(Path(tmp) / "nexus.db"), processing, nodelay, theirs, profile),
             daemon=True,
         )
         process.start()
@@ -334,6 +425,7 @@ LABELS = {
     "nexus": "nexus (group commit)",
     "baseline": "baseline (one transaction per delivery)",
     "ceiling": "ceiling (same HTTP stack, empty route)",
+    "minimal": "minimal (HMAC + group commit, nothing else)",
 }
 
 
@@ -379,6 +471,14 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[s
         share = summary["nexus"]["per_second"] / summary["ceiling"]["per_second"]
         summary["share_of_ceiling"] = share
         print(f"  nexus reaches {share:.0%} of the empty route's throughput")
+    if "minimal" in summary and "ceiling" in summary:
+        share = summary["minimal"]["per_second"] / summary["ceiling"]["per_second"]
+        summary["minimal_share_of_ceiling"] = share
+        print(f"  the minimal durable receiver reaches {share:.0%} of the empty route's throughput")
+    if "nexus" in summary and "minimal" in summary:
+        share = summary["nexus"]["per_second"] / summary["minimal"]["per_second"]
+        summary["share_of_minimal"] = share
+        print(f"  nexus reaches {share:.0%} of the minimal durable receiver's throughput")
     if "nexus" in summary:
         met = summary["nexus"]["per_second"] >= 2000
         print(f"  DESIGN target >= 2,000 deliveries/s: {'met' if met else 'not met'}")
@@ -408,7 +508,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="nexus,baseline,ceiling",
-        help="comma-separated, from nexus, baseline, ceiling (default: all three)",
+        help="comma-separated, from nexus, baseline, ceiling, minimal (default: the first three)",
+    )
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile (CPU time) of each variant's server process to PROFILE.<variant>",
     )
     return parser.parse_args(argv)
 
@@ -416,7 +520,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - {"nexus", "baseline", "ceiling"}
+    unknown = set(variants) - set(LABELS)
     if unknown or not variants:
         raise SystemExit(f"unknown variants: {', '.join(sorted(unknown)) or '(none given)'}")
     results: dict[str, list[Result]] = {variant: [] for variant in variants}
@@ -434,6 +538,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     args.client,
                     str(repetition),
                     args.warmup,
+                    None if args.profile is None else f"{args.profile}.{variant}",
                 )
             )
     return report(results, args)
