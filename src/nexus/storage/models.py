@@ -21,11 +21,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     false,
-    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from nexus.domain.vocabulary import BatchState, ConflictStatus, DeadLetterStatus, Priority
 
@@ -115,8 +116,11 @@ class Channel(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# The rows the claim index holds: what `nexus.sync.queue` calls queued.
-QUEUED_LISTING = "dirty_since IS NOT NULL AND failed_at IS NULL"
+def queued_listing(listings: Any) -> list[ColumnElement[bool]]:
+    """Queued for a push: the rows the claim index holds, and what `nexus.sync.queue` claims.
+    One definition for both, since the planner uses a partial index only for a query whose
+    WHERE implies its predicate. `listings`: the mapped class or a table's columns."""
+    return [listings.dirty_since.is_not(None), listings.failed_at.is_(None)]
 
 
 class ChannelMapping(Base):
@@ -142,15 +146,6 @@ class ChannelMapping(Base):
         Index("ix_nexus_channel_mappings_inventory", "channel", "remote_inventory_id"),
         Index("ix_nexus_channel_mappings_remote_sku", "channel", "remote_sku"),
         Index("ix_nexus_channel_mappings_sku", "sku"),
-        # Queued listings only (migration 0009): the claim must not step over the clean ones.
-        Index(
-            "ix_nexus_channel_mappings_claim",
-            "channel",
-            "priority",
-            "dirty_since",
-            sqlite_where=text(QUEUED_LISTING),
-            postgresql_where=text(QUEUED_LISTING),
-        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -187,6 +182,18 @@ class ChannelMapping(Base):
     batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# Queued listings only (migration 0009): the claim must not step over the clean ones.
+_QUEUED = queued_listing(ChannelMapping.__table__.c)
+Index(
+    "ix_nexus_channel_mappings_claim",
+    ChannelMapping.__table__.c.channel,
+    ChannelMapping.__table__.c.priority,
+    ChannelMapping.__table__.c.dirty_since,
+    sqlite_where=and_(*_QUEUED),
+    postgresql_where=and_(*_QUEUED),
+)
 
 
 class SyncBatch(Base):

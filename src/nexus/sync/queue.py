@@ -28,7 +28,7 @@ from nexus.domain.belief import Sent
 from nexus.domain.vocabulary import Priority
 from nexus.drivers.dto import NexusInventoryUpdate
 from nexus.storage.database import Database
-from nexus.storage.models import ChannelMapping, SyncBatch, utcnow
+from nexus.storage.models import ChannelMapping, SyncBatch, queued_listing, utcnow
 from nexus.storage.plain import PlainColumns, executemany
 
 
@@ -85,11 +85,7 @@ class ListingQueue:
     @staticmethod
     def _queued(channel: str, listings: Any = ChannelMapping) -> list[Any]:
         """Queued for a push; `listings`: the mapped class or a plain view's columns."""
-        return [
-            listings.channel == channel,
-            listings.dirty_since.is_not(None),
-            listings.failed_at.is_(None),
-        ]
+        return [listings.channel == channel, *queued_listing(listings)]
 
     async def claim(
         self, channel: str, owner: str, limit: int, listing_ids: Sequence[int] | None = None
