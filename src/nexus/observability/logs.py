@@ -26,7 +26,7 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from nexus.config import ENV_REFERENCE_PREFIX
-from nexus.masking import MASK, SECRET_KEY
+from nexus.masking import MASK, is_secret_key
 
 if TYPE_CHECKING:
     from nexus.config import NexusSettings
@@ -46,7 +46,7 @@ class _NexusHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def mask_secret_keys(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Mask the value of every event key that looks secret (token=..., authorization=...)."""
     for key in list(event_dict):
-        if SECRET_KEY.search(key) and key != "event":
+        if is_secret_key(key) and key != "event":
             event_dict[key] = MASK
     return event_dict
 

@@ -47,7 +47,7 @@ from nexus.config import ChannelConfig
 from nexus.domain.vocabulary import WebhookStatus
 from nexus.drivers.contract import WebhookMeta, WebhookRequest
 from nexus.errors import WebhookError, WebhookPayloadError
-from nexus.masking import mask_secrets
+from nexus.masking import MASK, is_secret_key
 from nexus.storage.database import Database
 from nexus.storage.models import WebhookLog, utcnow
 
@@ -409,8 +409,8 @@ def _check_json(request: WebhookRequest) -> None:
 
 
 def _masked(headers: Mapping[str, str]) -> dict[str, Any]:
-    masked: dict[str, Any] = mask_secrets(dict(headers))
-    return masked
+    # Header values are strings, never nested: the flat form of `mask_secrets`, on every delivery.
+    return {name: MASK if is_secret_key(name) else value for name, value in headers.items()}
 
 
 def _describe(exc: BaseException) -> str:
