@@ -141,6 +141,9 @@ async def test_a_slow_round_trip_widens_the_margin_until_it_is_forgotten(clock: 
     assert rate.margin == pytest.approx(2.5)
     await rate.observe(available=None, round_trip=0.1)  # faster than the allowance: no change
     assert rate.margin == pytest.approx(2.5)
+    for nonsense in (float("nan"), float("inf"), -5.0):  # ignored, and never mask a slow one
+        await rate.observe(available=None, round_trip=nonsense)
+    assert rate.margin == pytest.approx(2.5)
     await rate.observe(available=None, round_trip=3.0)
     assert rate.margin == pytest.approx(30)
     assert rate.effective_limit.capacity == pytest.approx(70)

@@ -8,6 +8,7 @@ the same protocol serves many processes (scaled mode).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -156,6 +157,8 @@ class BoundLimiter:
     margin is `refill * max(headroom_seconds, the slowest recent round trip)` (a round trip is at
     least one way), at most half the capacity. It costs that many tokens of the burst, once,
     never the sustained rate: 25 of a Shopify store's 2,000 points at the default 0.25 s.
+    The round trips are this limiter's own (one process, one operation); limiters of other
+    processes on a shared bucket widen theirs from what they see.
     """
 
     def __init__(
@@ -221,7 +224,7 @@ class BoundLimiter:
         refill_per_second: float | None = None,
         round_trip: float | None = None,
     ) -> None:
-        if round_trip is not None:
+        if round_trip is not None and math.isfinite(round_trip) and round_trip >= 0:
             self._round_trips.append(round_trip)
             self._margin_seconds = max(self.headroom_seconds, max(self._round_trips))
         # The channel's own figures describe the account's real plan (a Shopify Plus store
