@@ -179,7 +179,6 @@ class BoundLimiter:
         self.limit = limit
         self.headroom_seconds = headroom_seconds
         self._round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
-        self._margin_seconds = headroom_seconds
         self.max_wait = max_wait
         self.monitor = monitor
         self._sleep = sleep
@@ -189,7 +188,8 @@ class BoundLimiter:
     @property
     def margin(self) -> float:
         """The tokens kept unused, for refill the channel may lose while requests are on the wire."""
-        return min(self.limit.capacity / 2, self.limit.refill_per_second * self._margin_seconds)
+        seconds = max(self.headroom_seconds, max(self._round_trips, default=0.0))
+        return min(self.limit.capacity / 2, self.limit.refill_per_second * seconds)
 
     @property
     def effective_limit(self) -> RateLimitConfig:
@@ -226,7 +226,6 @@ class BoundLimiter:
     ) -> None:
         if round_trip is not None and math.isfinite(round_trip) and round_trip >= 0:
             self._round_trips.append(round_trip)
-            self._margin_seconds = max(self.headroom_seconds, max(self._round_trips))
         # The channel's own figures describe the account's real plan (a Shopify Plus store
         # restores ten times faster than a Standard one): adopt them over the configured guess.
         if capacity or refill_per_second:
