@@ -146,6 +146,24 @@ async def test_a_limiter_adopts_the_channels_own_figures(holders: Holders) -> No
     assert await rate.level() == pytest.approx(100, abs=5)
 
 
+async def test_the_widest_margin_of_the_limiters_sharing_a_bucket_binds_them_all(holders: Holders) -> None:
+    # Two processes push to one store. The second has just seen a 3 s round trip, so it keeps 30
+    # of the 100 points unused; the first, seeing only fast answers, would keep 2.5. The store
+    # does not know whose requests are slow: the bucket must keep the wider margin for both.
+    limit = RateLimitConfig(capacity=100, refill_per_second=10)
+    fast = BoundLimiter(await holders.make(), KEY, limit, sleep=no_sleep, headroom_seconds=0.25)
+    slow = BoundLimiter(await holders.make(), KEY, limit, sleep=no_sleep, headroom_seconds=0.25)
+    await slow.observe(available=None, round_trip=3.0)
+    assert (fast.margin, slow.margin) == (pytest.approx(2.5), pytest.approx(30))
+    await slow.acquire()  # the slow one asks the bucket for 70 at most
+    granted = 0
+    while await fast.bucket.reserve(fast.key, 1, fast.effective_limit) == 0.0:
+        granted += 1
+    # 70 less the slow one's request, plus what the refill adds while the loop runs (10/s).
+    assert 69 <= granted <= 69 + 5
+    assert await fast.level() < 1
+
+
 async def test_a_spent_daily_quota_answers_a_wait_of_hours(holders: Holders) -> None:
     bucket = await holders.make()
     limit = RateLimitConfig.daily(10)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nexus.ratelimit import BoundLimiter, InProcessTokenBucket
-from nexus.ratelimit.bucket import ROUND_TRIPS_KEPT
+from nexus.ratelimit.bucket import CAPACITY_FLOOR_SECONDS, ROUND_TRIPS_KEPT
 from nexus.ratelimit.config import RateLimitConfig
 
 
@@ -152,6 +152,23 @@ async def test_a_slow_round_trip_widens_the_margin_until_it_is_forgotten(clock: 
     assert rate.margin == pytest.approx(30)  # still among the latest round trips
     await rate.observe(available=None, round_trip=0.1)
     assert rate.margin == pytest.approx(2.5)
+
+
+async def test_a_shared_bucket_forgets_a_wide_margin_once_nobody_asks_for_it(clock: FakeClock) -> None:
+    bucket = InProcessTokenBucket(clock=clock)
+    limit = RateLimitConfig(100, 10)
+    fast = BoundLimiter(bucket, "k", limit, sleep=clock.sleep, headroom_seconds=0.25)
+    slow = BoundLimiter(bucket, "k", limit, sleep=clock.sleep, headroom_seconds=0.25)
+    await slow.observe(available=None, round_trip=3.0)
+    await slow.acquire()  # asks for 70 at most: the bucket holds that for everyone
+    clock.now += 5
+    assert await fast.level() == 70
+    await fast.acquire()  # a request of the fast limiter does not lift it
+    assert await fast.level() == 69
+    clock.now += CAPACITY_FLOOR_SECONDS  # the slow limiter has not asked since
+    assert await fast.level() == 97.5
+    await slow.acquire()  # ...until it asks again
+    assert await fast.level() == 69
 
 
 def test_the_margin_never_takes_more_than_half_the_bucket() -> None:

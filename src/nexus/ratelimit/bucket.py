@@ -25,6 +25,10 @@ log = structlog.get_logger("nexus.ratelimit")
 # How many of the latest round trips size a limiter's margin: enough to remember a slow spell
 # for a round or two of pipelined requests, few enough to forget it soon after.
 ROUND_TRIPS_KEPT = 64
+# How long a bucket shared by several limiters honours the smallest capacity one of them asked
+# for (the largest margin, from the slowest round trips: see `BoundLimiter`). A limiter that keeps
+# seeing slow answers renews it with every call; once none does, the bucket forgets it.
+CAPACITY_FLOOR_SECONDS = 10.0
 
 
 class TokenBucket(Protocol):
@@ -66,6 +70,24 @@ class _State:
     tokens: float
     updated: float
     blocked_until: float = 0.0
+    floor: float = math.inf  # the smallest capacity a caller asked for lately ...
+    floor_since: float = -math.inf  # ... and when it was last asked for
+
+
+def _capacity(state: _State, asked: float, now: float, *, renew: bool) -> float:
+    """The capacity a call gets: its own, unless another caller asked for less lately.
+
+    Callers of one key pass the channel's capacity less their own margin, and each margin comes
+    from that caller's round trips. The bucket must keep the widest of them, or the caller that
+    saw the fastest answers would fill the bucket past what the slowest one needs kept.
+    A request (`renew`) sets or renews the floor; a reading only honours it. A capacity raised
+    because the channel reported a larger plan waits out the window, as it did before it was
+    known."""
+    if now - state.floor_since > CAPACITY_FLOOR_SECONDS:
+        state.floor, state.floor_since = math.inf, -math.inf
+    if renew and asked <= state.floor:
+        state.floor, state.floor_since = asked, now
+    return min(asked, state.floor)
 
 
 class InProcessTokenBucket:
@@ -76,22 +98,27 @@ class InProcessTokenBucket:
         self._states: dict[str, _State] = {}
         self._throttled: dict[str, int] = {}
 
-    def _refilled(self, key: str, limit: RateLimitConfig, now: float) -> _State:
+    def _refilled(
+        self, key: str, limit: RateLimitConfig, now: float, *, renew: bool = True
+    ) -> tuple[_State, float]:
+        """The key's state brought up to `now`, and the capacity this call gets (`_capacity`)."""
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = _State(tokens=limit.capacity, updated=now)
-        elif now > state.updated:
-            state.tokens = min(limit.capacity, state.tokens + (now - state.updated) * limit.refill_per_second)
+        capacity = _capacity(state, limit.capacity, now, renew=renew)
+        if now > state.updated:
+            state.tokens += (now - state.updated) * limit.refill_per_second
             state.updated = now
-        return state
+        state.tokens = min(capacity, state.tokens)
+        return state, capacity
 
     async def reserve(self, key: str, cost: float, limit: RateLimitConfig) -> float:
         now = self._clock()
-        state = self._refilled(key, limit, now)
+        state, capacity = self._refilled(key, limit, now)
         if now < state.blocked_until:
             return state.blocked_until - now
         # A request costing more than the whole bucket would wait forever; let it through when full.
-        need = min(cost, limit.capacity)
+        need = min(cost, capacity)
         if state.tokens >= need:
             state.tokens -= cost
             return 0.0
@@ -105,8 +132,8 @@ class InProcessTokenBucket:
         state.updated = now
 
     async def refund(self, key: str, tokens: float, limit: RateLimitConfig) -> None:
-        state = self._refilled(key, limit, self._clock())
-        state.tokens = min(limit.capacity, state.tokens + max(tokens, 0.0))
+        state, capacity = self._refilled(key, limit, self._clock())
+        state.tokens = min(capacity, state.tokens + max(tokens, 0.0))
 
     async def observe(
         self,
@@ -117,14 +144,14 @@ class InProcessTokenBucket:
         capacity: float | None = None,
         refill_per_second: float | None = None,
     ) -> None:
-        now = self._clock()
-        state = self._refilled(key, limit, now)
+        state, _ = self._refilled(key, limit, self._clock())
         # The channel's figure wins when it is lower: another client of the same key spent tokens
         # we did not see. When it is higher we keep ours, because requests may still be in flight.
         state.tokens = min(state.tokens, available)
 
     async def level(self, key: str, limit: RateLimitConfig) -> float:
-        return self._refilled(key, limit, self._clock()).tokens
+        state, _ = self._refilled(key, limit, self._clock(), renew=False)
+        return state.tokens
 
     async def note_throttled(self, counter: str) -> int:
         self._throttled[counter] = self._throttled.get(counter, 0) + 1
@@ -157,8 +184,9 @@ class BoundLimiter:
     margin is `refill * max(headroom_seconds, the slowest recent round trip)` (a round trip is at
     least one way), at most half the capacity. It costs that many tokens of the burst, once,
     never the sustained rate: 25 of a Shopify store's 2,000 points at the default 0.25 s.
-    The round trips are this limiter's own (one process, one operation); limiters of other
-    processes on a shared bucket widen theirs from what they see.
+    The round trips are this limiter's own (one process, one operation); a bucket shared by
+    several limiters keeps the widest margin any of them asked for in the last
+    `CAPACITY_FLOOR_SECONDS`, so the process that saw the slowest answers sets it for all.
     """
 
     def __init__(

@@ -16,8 +16,10 @@ refused reservation takes nothing, so a caller that gives up (a daily quota, see
 `BoundLimiter.max_wait`) leaves no debt behind.
 
 State lives in the hash `redis_keys.bucket(namespace, key)`: `tokens`, `ts` (Redis time of
-`tokens`), `blocked_until` (a 429's pause) and `fill_ms` (how long the bucket takes to refill
-from empty, so `penalize`, which knows no limit, can still give the key a long enough life). A
+`tokens`), `blocked_until` (a 429's pause), `fill_ms` (how long the bucket takes to refill
+from empty, so `penalize`, which knows no limit, can still give the key a long enough life), and
+`floor` / `floor_ts`, the smallest capacity a caller asked for lately and when (the widest
+in-flight margin of the processes sharing the bucket, `nexus.ratelimit.bucket._capacity`). A
 missing hash is a full bucket, so every write sets an expiry by which the bucket would be full
 again anyway: idle keys disappear by themselves, and their disappearance changes nothing.
 
@@ -31,6 +33,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from nexus import redis_keys
+from nexus.ratelimit.bucket import CAPACITY_FLOOR_SECONDS
 from nexus.ratelimit.config import RateLimitConfig
 
 if TYPE_CHECKING:
@@ -48,7 +51,8 @@ _THROTTLE_COUNTER_TTL_S = 3600
 #
 # KEYS[1]  the bucket hash
 # ARGV     op ("reserve" | "penalize" | "refund" | "observe" | "level"), capacity,
-#          refill_per_second, amount (cost, seconds, tokens or available, by op)
+#          refill_per_second, amount (cost, seconds, tokens or available, by op), the expiry
+#          margin in ms, CAPACITY_FLOOR_SECONDS
 # Returns  {value, redis_now}: the wait, the level or "0", and the Redis time of the decision.
 _BUCKET_LUA = """
 local key = KEYS[1]
@@ -69,32 +73,54 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
-local state = redis.call('HMGET', key, 'tokens', 'ts', 'blocked_until', 'fill_ms')
+local FLOOR_SECONDS = tonumber(ARGV[6])
+
+local state = redis.call('HMGET', key, 'tokens', 'ts', 'blocked_until', 'fill_ms', 'floor', 'floor_ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
 local blocked_until = tonumber(state[3]) or 0
 local fill_ms = tonumber(state[4]) or 0
+local floor = tonumber(state[5])
+local floor_ts = tonumber(state[6])
+local floor_renewed = false
 
 if capacity then
+  -- The smallest capacity a caller asked for lately binds every caller (bucket._capacity).
+  if floor == nil or floor_ts == nil or now - floor_ts > FLOOR_SECONDS then
+    floor = nil
+  end
+  if op ~= 'level' and (floor == nil or capacity <= floor) then
+    floor = capacity
+    floor_ts = now
+    floor_renewed = true
+  elseif floor ~= nil and floor < capacity then
+    capacity = floor
+  end
   fill_ms = math.ceil(capacity / refill * 1000)
   if tokens == nil or ts == nil then
     tokens = capacity
   elseif now > ts then
-    tokens = math.min(capacity, tokens + (now - ts) * refill)
+    tokens = tokens + (now - ts) * refill
   end
+  tokens = math.min(capacity, tokens)
 end
 
 local function save()
   redis.call('HSET', key, 'tokens', fmt(tokens), 'ts', fmt(now),
              'blocked_until', fmt(blocked_until), 'fill_ms', fill_ms)
+  if floor ~= nil then
+    redis.call('HSET', key, 'floor', fmt(floor), 'floor_ts', fmt(floor_ts))
+  end
   local blocked_ms = math.max(0, blocked_until - now) * 1000
   redis.call('PEXPIRE', key, math.ceil(fill_ms + blocked_ms + MARGIN_MS))
 end
 
 if op == 'level' then
+  -- A reading is not a request: it neither renews the floor nor writes anything.
   return {fmt(tokens), fmt(now)}
 elseif op == 'reserve' then
   if now < blocked_until then
+    if floor_renewed then save() end
     return {fmt(blocked_until - now), fmt(now)}
   end
   -- A request costing more than the whole bucket would wait forever; let it through when full.
@@ -105,6 +131,8 @@ elseif op == 'reserve' then
     save()
     return {'0', fmt(now)}
   end
+  -- A caller that waits still asked for its capacity: the bucket must remember it.
+  if floor_renewed then save() end
   return {fmt(wait), fmt(now)}
 elseif op == 'penalize' then
   blocked_until = math.max(blocked_until, now + amount)
@@ -162,7 +190,7 @@ class RedisTokenBucket:
         )
         reply: Any = await self._bucket(
             keys=[redis_keys.bucket(self.namespace, key)],
-            args=[op, *limit_args, repr(float(amount)), _EXPIRY_MARGIN_MS],
+            args=[op, *limit_args, repr(float(amount)), _EXPIRY_MARGIN_MS, repr(CAPACITY_FLOOR_SECONDS)],
         )
         value, now = reply
         return float(value), float(now)
