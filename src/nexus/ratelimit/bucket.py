@@ -81,8 +81,8 @@ def _capacity(state: _State, asked: float, now: float, *, renew: bool) -> float:
     from that caller's round trips. The bucket must keep the widest of them, or the caller that
     saw the fastest answers would fill the bucket past what the slowest one needs kept.
     A request (`renew`) sets or renews the floor; a reading only honours it. A capacity raised
-    because the channel reported a larger plan waits out the window, as it did before it was
-    known."""
+    (the channel reported a larger plan, or a margin narrowed) applies once no request has asked
+    for the old one for the window's length; a capacity lowered applies at once."""
     if now - state.floor_since > CAPACITY_FLOOR_SECONDS:
         state.floor, state.floor_since = math.inf, -math.inf
     if renew and asked <= state.floor:
