@@ -171,6 +171,27 @@ async def test_a_shared_bucket_forgets_a_wide_margin_once_nobody_asks_for_it(clo
     assert await fast.level() == 69
 
 
+async def test_a_request_too_large_to_keep_the_margin_beside_waits_the_margins_time(clock: FakeClock) -> None:
+    # A 60-point bucket refilled at 40/s keeps 10 points (0.25 s) unused. A 55-point query cannot
+    # leave them: the channel may be short of that refill when it arrives, so it waits 0.25 s more.
+    rate = BoundLimiter(
+        InProcessTokenBucket(clock=clock),
+        "k",
+        RateLimitConfig(60, 40),
+        sleep=clock.sleep,
+        headroom_seconds=0.25,
+    )
+    await rate.acquire(cost=50)  # leaves the margin beside it: no wait
+    assert clock.sleeps == []
+    clock.now += 10
+    await rate.acquire(cost=55)
+    assert clock.sleeps == [0.25]
+    sent = clock.now
+    await rate.acquire(cost=55)  # the bucket's wait, then the margin's...
+    assert clock.sleeps[1:] == [pytest.approx(45 / 40), 0.25]
+    assert clock.now - sent == pytest.approx(55 / 40)  # ...and the rate is not lowered: 40/s
+
+
 def test_the_margin_never_takes_more_than_half_the_bucket() -> None:
     rate = BoundLimiter(InProcessTokenBucket(), "k", RateLimitConfig(10, 100), headroom_seconds=1.0)
     assert rate.margin == 5

@@ -214,10 +214,14 @@ class BoundLimiter:
         self.requests = 0
 
     @property
+    def margin_seconds(self) -> float:
+        """How much of the channel's refill may be lost while requests are on the wire, in seconds."""
+        return max(self.headroom_seconds, max(self._round_trips, default=0.0))
+
+    @property
     def margin(self) -> float:
         """The tokens kept unused, for refill the channel may lose while requests are on the wire."""
-        seconds = max(self.headroom_seconds, max(self._round_trips, default=0.0))
-        return min(self.limit.capacity / 2, self.limit.refill_per_second * seconds)
+        return min(self.limit.capacity / 2, self.limit.refill_per_second * self.margin_seconds)
 
     @property
     def effective_limit(self) -> RateLimitConfig:
@@ -236,6 +240,7 @@ class BoundLimiter:
             wait = await self.bucket.reserve(self.key, cost, self.effective_limit)
             if wait <= 0:
                 self.requests += 1
+                await self._settle_oversized(cost)
                 return
             if self.max_wait is not None and wait > self.max_wait:
                 raise QuotaExhausted(
@@ -243,6 +248,20 @@ class BoundLimiter:
                 )
             self.waited_seconds += wait
             await self._sleep(wait)  # type: ignore[misc]
+
+    async def _settle_oversized(self, cost: float) -> None:
+        """Give a request too large to leave the margin beside it the margin's time instead.
+
+        A request costing more than the capacity less the margin's refill needs the channel's
+        bucket nearly full when it arrives, and no count of tokens can keep that margin: the
+        channel may still be short of the refill it lost to the slowest request on the wire.
+        Waiting that long after our bucket allows the request lets the channel refill it. Only
+        buckets little larger than one request see this, and it delays such a request without
+        lowering the rate: the next request's tokens are counted from this one's grant."""
+        seconds = self.margin_seconds
+        if seconds and cost > self.limit.capacity - self.limit.refill_per_second * seconds:
+            self.waited_seconds += seconds
+            await self._sleep(seconds)  # type: ignore[misc]
 
     async def observe(
         self,
