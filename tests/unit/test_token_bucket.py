@@ -34,9 +34,17 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def limiter(clock: FakeClock, capacity: float = 4, refill: float = 2) -> BoundLimiter:
+def limiter(
+    clock: FakeClock, capacity: float = 4, refill: float = 2, *, headroom_seconds: float = 0.0
+) -> BoundLimiter:
     bucket = InProcessTokenBucket(clock=clock)
-    return BoundLimiter(bucket, "shop:default", RateLimitConfig(capacity, refill), sleep=clock.sleep)
+    return BoundLimiter(
+        bucket,
+        "shop:default",
+        RateLimitConfig(capacity, refill),
+        sleep=clock.sleep,
+        headroom_seconds=headroom_seconds,
+    )
 
 
 async def test_a_full_bucket_serves_its_capacity_without_waiting(clock: FakeClock) -> None:
@@ -131,13 +139,7 @@ async def test_the_margin_keeps_seconds_of_refill_of_the_burst_unused(clock: Fak
 
 
 async def test_a_slow_round_trip_widens_the_margin_until_it_is_forgotten(clock: FakeClock) -> None:
-    rate = BoundLimiter(
-        InProcessTokenBucket(clock=clock),
-        "k",
-        RateLimitConfig(100, 10),
-        sleep=clock.sleep,
-        headroom_seconds=0.25,
-    )
+    rate = limiter(clock, capacity=100, refill=10, headroom_seconds=0.25)
     assert rate.margin == pytest.approx(2.5)
     await rate.observe(available=None, round_trip=0.1)  # faster than the allowance: no change
     assert rate.margin == pytest.approx(2.5)
@@ -174,13 +176,7 @@ async def test_a_shared_bucket_forgets_a_wide_margin_once_nobody_asks_for_it(clo
 async def test_a_request_too_large_to_keep_the_margin_beside_waits_the_margins_time(clock: FakeClock) -> None:
     # A 60-point bucket refilled at 40/s keeps 10 points (0.25 s) unused. A 55-point query cannot
     # leave them: the channel may be short of that refill when it arrives, so it waits 0.25 s more.
-    rate = BoundLimiter(
-        InProcessTokenBucket(clock=clock),
-        "k",
-        RateLimitConfig(60, 40),
-        sleep=clock.sleep,
-        headroom_seconds=0.25,
-    )
+    rate = limiter(clock, capacity=60, refill=40, headroom_seconds=0.25)
     await rate.acquire(cost=50)  # leaves the margin beside it: no wait
     assert clock.sleeps == []
     clock.now += 10
