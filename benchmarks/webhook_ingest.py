@@ -8,7 +8,9 @@ One repetition, per variant:
 
 - server: a separate process (spawned) runs `create_app(nexus)` with a Shopify channel on a fresh
   SQLite file (WAL, synchronous=FULL, as Nexus configures it), served by uvicorn through
-  `nexus.web.server.serve_app` on loopback.
+  `nexus.web.server.serve_app` on loopback, as `nexus serve` runs it: on the event loop
+  `nexus.eventloop` chooses (uvloop where installed), with the start-up heap frozen
+  (`nexus.runtime.freeze_startup_heap`).
 - load: this process sends M Shopify-signed `inventory_levels/update` deliveries, each with its
   own X-Shopify-Webhook-Id and X-Shopify-Event-Id, from K concurrent clients (one keep-alive
   connection each). Bodies and signatures are made before the clock starts; a few deliveries warm
@@ -142,13 +144,15 @@ def serve(
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    from nexus import eventloop
+
     if profile is None:
-        asyncio.run(_serve(variant, database, processing, nodelay, conn))
+        eventloop.run(_serve(variant, database, processing, nodelay, conn))
         return
     import cProfile
 
     profiler = cProfile.Profile(time.process_time)
-    profiler.runcall(asyncio.run, _serve(variant, database, processing, nodelay, conn))
+    profiler.runcall(eventloop.run, _serve(variant, database, processing, nodelay, conn))
     profiler.dump_stats(profile)
 
 
@@ -157,6 +161,7 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
 
     from nexus.config import ChannelConfig, NexusSettings
     from nexus.engine import Nexus
+    from nexus.runtime import freeze_startup_heap
     from nexus.storage.models import WebhookLog
     from nexus.web import create_app
     from nexus.web.server import serve_app
@@ -191,6 +196,7 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
             receiver._writer = GroupWriter(nexus.db, max_batch=1)  # one transaction per delivery
         if not processing and variant in ("nexus", "baseline"):
             app.state.webhook_processor.schedule = lambda receipt: None
+        freeze_startup_heap()  # as `nexus serve` does once started
         async with serve_app(app) as server:
             if nodelay:
                 for listener in server.server.servers:

@@ -89,7 +89,11 @@ async def test_a_delivery_met_by_an_unavailable_database_is_a_503_with_one_warni
         raise ConnectionRefusedError(111, "Connection refused")
         yield  # pragma: no cover
 
+    async def gone_sync(work: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
     monkeypatch.setattr(hub.nexus.db, "transaction", gone)
+    monkeypatch.setattr(hub.nexus.db, "run_sync_write", gone_sync)
     d = delivery(sale(quantity=1), delivery_id="D-outage")
     transport = httpx.ASGITransport(app=hub.app)
     with structlog.testing.capture_logs() as logs:

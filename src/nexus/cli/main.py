@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from nexus import eventloop
 from nexus.cli import batches, channels, dlq, tokens, webhooks
 from nexus.cli.ui import progress_bar, show_batch
 from nexus.config import DEFAULT_CONFIG_FILE, NO_FILE
@@ -64,7 +65,7 @@ def _configure_logging(level: str, log_format: str = "console", secrets: Sequenc
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; turn Nexus's own errors into one clear line and exit code 2."""
     try:
-        return asyncio.run(factory())  # type: ignore[arg-type]
+        return eventloop.run(factory())  # type: ignore[arg-type]
     except NexusError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -5,6 +5,11 @@ collide on SQLITE_BUSY, every write transaction starts with BEGIN IMMEDIATE and,
 process, waits its turn on an asyncio lock. PostgreSQL needs neither: row locks and
 SKIP LOCKED do that work there.
 
+`Database.run_sync_write` runs a whole write transaction as one synchronous function. On a SQLite
+file it runs in a writer thread of its own, on a plain (pysqlite) connection, under the same
+lock: one hop to a thread per transaction, where the async engine (aiosqlite) makes one per
+statement, fetch and commit. The webhook group commit uses it (docs/benchmarks.md, section 2).
+
 Two kinds of database error mean "try again later" rather than "this is wrong":
 
 - `unavailable(exc)`: the server could not be reached or the connection broke (a restart, a
@@ -21,11 +26,12 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -96,8 +102,14 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # A SQLite file gets a synchronous engine too, for `run_sync_write`'s writer thread.
+        self._thread_engine: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            if parsed.database and parsed.database != ":memory:":
+                self._thread_engine = create_engine(parsed.set(drivername="sqlite+pysqlite"), **kwargs)
+                _configure_sqlite(self._thread_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(nexus_read_only=True), expire_on_commit=False
@@ -119,6 +131,38 @@ class Database:
         """A read-only session; under SQLite WAL it never waits for writers."""
         async with self._read_sessions() as session:
             yield session
+
+    async def run_sync_write(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one read-write transaction, given a synchronous SQLAlchemy connection:
+        committed when it returns, rolled back when it raises.
+
+        On a SQLite file, `work` runs in the writer thread, holding the process's write lock
+        until the transaction has ended, even when the caller is cancelled meanwhile. Elsewhere
+        (PostgreSQL, in-memory SQLite) it runs on the async engine's connection
+        (`AsyncConnection.run_sync`). `work` must do nothing but database work: in the thread it
+        runs beside the event loop.
+        """
+        if self._thread_engine is None:
+            async with self.transaction() as session:
+                connection = await session.connection()
+                return await connection.run_sync(work)
+        engine = self._thread_engine
+
+        def in_transaction() -> T:
+            with engine.begin() as connection:
+                return work(connection)
+
+        if self._writer_thread is None:
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-writer")
+        assert self._write_lock is not None  # a SQLite database always has one
+        async with self._write_lock:
+            done = asyncio.get_running_loop().run_in_executor(self._writer_thread, in_transaction)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped mid-transaction: keep the lock until it has ended.
+                await asyncio.wait([done])
+                raise
 
     async def run(
         self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = LOCK_CONFLICT_RETRIES
@@ -143,10 +187,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer_thread is not None and self._thread_engine is not None:
+            # The thread's connection is closed by the thread that opened it.
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._thread_engine.dispose)
+            self._writer_thread.shutdown()
+            self._writer_thread = None
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so that BEGIN IMMEDIATE below is ours.
         dbapi_connection.isolation_level = None
@@ -158,7 +207,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get("nexus_read_only", False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -26,7 +26,8 @@ delivery.
 
 Writes are group-committed: inserts that arrive while a transaction is committing share the next
 one (one fsync for many deliveries), and each caller still returns only after its own row is
-durable.
+durable. On a SQLite file the group's transaction runs in the database's writer thread
+(`Database.run_sync_write`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -274,23 +276,24 @@ class GroupWriter:
             self._committed.clear()
 
     async def _write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
-        """Insert `rows` in one transaction; each row's new id, or None for a duplicate.
+        """Insert `rows` in one transaction; each row's new id, or None for a duplicate."""
+        return await self._db.run_sync_write(functools.partial(_insert_rows, rows))
 
-        One executemany per set of keys (the receiver gives accepted and rejected rows the same
-        keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as multi-row
-        `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the group
-        instead of one per row."""
-        ids: list[int | None] = [None] * len(rows)
-        async with self._db.transaction() as session:
-            # Core, not the ORM: one statement compiled once, each row only binds its values.
-            connection = await session.connection()
-            statement = _insert_statement(connection.dialect.name)
-            for positions in _by_keys(rows):
-                part = [rows[i] for i in positions]
-                returned = (await connection.execute(statement, part)).all()
-                for i, row_id in zip(positions, _match(part, returned), strict=True):
-                    ids[i] = row_id
-        return ids
+
+def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
+    """One executemany per set of keys (the receiver gives accepted and rejected rows the same
+    keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as multi-row
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the group
+    instead of one per row. Core, not the ORM: one statement compiled once, each row only binds
+    its values."""
+    ids: list[int | None] = [None] * len(rows)
+    statement = _insert_statement(connection.dialect.name)
+    for positions in _by_keys(rows):
+        part = [rows[i] for i in positions]
+        returned = connection.execute(statement, part).all()
+        for i, row_id in zip(positions, _match(part, returned), strict=True):
+            ids[i] = row_id
+    return ids
 
 
 def _by_keys(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
