@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,6 +60,9 @@ class DriverCapabilities:
             raise ValueError("max_in_flight must be at least 1")
 
 
+_NOT_DECODED: Any = object()
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
     """An inbound delivery as it arrived: headers lower-cased, body untouched (signatures cover bytes)."""
@@ -67,6 +71,7 @@ class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
     received_at: datetime
+    _decoded: Any = field(default=_NOT_DECODED, init=False, repr=False, compare=False)
 
     def header(self, *names: str) -> str | None:
         for name in names:
@@ -74,6 +79,18 @@ class WebhookRequest:
             if value is not None:
                 return value
         return None
+
+    def json(self) -> Any:
+        """The body decoded as JSON. Decoded once per request: the receiver's check and the
+        driver's parse share it, so treat it as read-only. WebhookPayloadError when not JSON."""
+        decoded = self._decoded
+        if decoded is _NOT_DECODED:
+            try:
+                decoded = json.loads(self.body)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nested too deep
+                raise WebhookPayloadError(f"body is not valid JSON: {exc}") from exc
+            object.__setattr__(self, "_decoded", decoded)
+        return decoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -340,7 +340,7 @@ class MemoryChannel(InventoryDriver):
         if self.describe_webhook(request).topic != STOCK_TOPIC:
             return []
         try:
-            body = json.loads(request.body)
+            body = request.json()
             if not isinstance(body, dict):
                 raise WebhookPayloadError("body is not a JSON object")
             events: list[InboundEvent] = [

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-from typing import Any
 
 from nexus.channels.rest import paths
 from nexus.channels.rest.normalize import text
@@ -36,7 +34,7 @@ def verify(request: WebhookRequest, webhook: WebhookSettings, secret: str) -> No
 def describe(request: WebhookRequest, webhook: WebhookSettings) -> WebhookMeta:
     topic: object = request.header(webhook.topic_header) if webhook.topic_header else None
     if topic is None and webhook.topic_path is not None:
-        topic = paths.get(_json(request.body), webhook.topic_path)
+        topic = paths.get(request.json(), webhook.topic_path)
     if not isinstance(topic, str) or not topic:
         raise WebhookPayloadError("the delivery does not say what happened (no topic)")
     delivery = request.header(webhook.delivery_id_header) if webhook.delivery_id_header else None
@@ -47,7 +45,7 @@ def parse(request: WebhookRequest, webhook: WebhookSettings) -> list[InboundEven
     topic = describe(request, webhook).topic
     if topic not in webhook.sale_topics and topic not in webhook.level_topics:
         return []
-    document = _json(request.body)
+    document = request.json()
     found = paths.get(document, webhook.events_path)
     entries = found if webhook.events_path else [found]
     if not isinstance(entries, list):
@@ -69,10 +67,3 @@ def parse(request: WebhookRequest, webhook: WebhookSettings) -> list[InboundEven
         else:
             events.append(ObservedLevel(listing, quantity))
     return events
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise WebhookPayloadError(f"body is not JSON: {exc}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,13 +60,18 @@ def normalize_topic(topic: str) -> str:
     return topic
 
 
-def describe(request: WebhookRequest) -> WebhookMeta:
+def _topic(request: WebhookRequest) -> str:
     topic = _header(request, "topic")
     if topic is None:
         raise WebhookPayloadError("missing X-Shopify-Topic header")
+    return normalize_topic(topic)
+
+
+def describe(request: WebhookRequest) -> WebhookMeta:
+    topic = _topic(request)
     triggered = _header(request, "triggered-at")
     return WebhookMeta(
-        topic=normalize_topic(topic),
+        topic=topic,
         delivery_id=_header(request, "webhook-id"),
         event_id=_header(request, "event-id"),
         triggered_at=parse_timestamp(triggered) if triggered else None,
@@ -76,13 +80,10 @@ def describe(request: WebhookRequest) -> WebhookMeta:
 
 def parse(request: WebhookRequest, *, location_id: str | None) -> list[InboundEvent]:
     """Inbound events of one delivery. `location_id` (numeric) filters inventory levels; None keeps all."""
-    topic = describe(request).topic
+    topic = _topic(request)
     if topic not in (TOPIC_ORDERS_CREATE, TOPIC_INVENTORY_LEVELS_UPDATE):
         return []
-    try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise WebhookPayloadError(f"{topic} body is not JSON: {exc}") from exc
+    body = request.json()
     if not isinstance(body, Mapping):
         raise WebhookPayloadError(f"{topic} body is not a JSON object")
     if topic == TOPIC_ORDERS_CREATE:
