@@ -37,6 +37,13 @@ Variants, same run:
   delivery id, every waiting row in one transaction) and answer 200 once it is committed. No
   parsing of the body, no headers kept, no metrics, no logging: the ceiling of a receiver that
   keeps the contract, on this stack.
+- contract (a reference): `minimal` plus what Nexus's own receiver contract adds (README, "Webhooks:
+  what the receiver guarantees"), written as plainly: the body parsed and checked before the 200
+  (a 400 for a body Shopify would never send), the topic and both ids (X-Shopify-Webhook-Id and
+  X-Shopify-Event-Id, each UNIQUE per channel), the headers kept for audit with the signature
+  masked, and the row in a table indexed as `nexus_webhook_logs` is (both unique ids, pending
+  rows, time received). No metrics, no logging, no SQLAlchemy: the ceiling of Nexus's contract on
+  this stack.
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -180,7 +187,11 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
     )
     async with Nexus(settings, source="benchmark") as nexus:
         await nexus.migrate()
-        minimal = _MinimalReceiver(f"{database}.minimal") if variant == "minimal" else None
+        minimal = (
+            _MinimalReceiver(f"{database}.{variant}", contract=variant == "contract")
+            if variant in ("minimal", "contract")
+            else None
+        )
         if minimal is not None:
             app = minimal.app()
         else:
@@ -230,16 +241,34 @@ def _ceiling_app() -> FastAPI:
 
 
 class _MinimalReceiver:
-    """The least a verifying receiver that is durable before its 200 can do (the `minimal` variant)."""
+    """The least a verifying receiver that is durable before its 200 can do (the `minimal`
+    variant); with `contract`, the least that keeps Nexus's receiver contract (`contract`)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, contract: bool = False) -> None:
         import sqlite3
 
+        self.contract = contract
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE delivery (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body BLOB)")
-        self.waiting: list[tuple[str, bytes, asyncio.Future[bool]]] = []
+        if contract:
+            self.db.execute(
+                "CREATE TABLE delivery (id INTEGER PRIMARY KEY, channel TEXT, topic TEXT, delivery_id TEXT,"
+                " event_id TEXT, status TEXT, headers TEXT, body BLOB, received_at TEXT,"
+                " UNIQUE (channel, delivery_id), UNIQUE (channel, event_id))"
+            )
+            self.db.execute("CREATE INDEX delivery_pending ON delivery (status)")
+            self.db.execute("CREATE INDEX delivery_received ON delivery (received_at)")
+            self.insert = (
+                "INSERT INTO delivery (channel, topic, delivery_id, event_id, status, headers, body, received_at)"
+                " VALUES (?, ?, ?, ?, 'received', ?, ?, ?) ON CONFLICT DO NOTHING"
+            )
+        else:
+            self.db.execute(
+                "CREATE TABLE delivery (id INTEGER PRIMARY KEY, delivery_id TEXT UNIQUE, body BLOB)"
+            )
+            self.insert = "INSERT INTO delivery (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        self.waiting: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self.wake = asyncio.Event()
         self.writer: asyncio.Task[None] | None = None
 
@@ -247,6 +276,7 @@ class _MinimalReceiver:
         import base64
         import hashlib
         import hmac
+        from datetime import UTC, datetime
 
         from starlette.routing import Route
 
@@ -254,13 +284,40 @@ class _MinimalReceiver:
 
         key = SECRET.encode()
 
+        def row(request: Request, body: bytes) -> tuple[Any, ...] | None:
+            """The row to store, or None for a body Shopify would never send (a 400)."""
+            headers = request.headers
+            if not self.contract:
+                return (headers["x-shopify-webhook-id"], body)
+            try:
+                level = json.loads(body)
+            except ValueError:
+                return None
+            if not isinstance(level, dict) or not all(
+                isinstance(level.get(field), int) for field in ("inventory_item_id", "location_id", "available")
+            ):
+                return None
+            kept = {name: "***" if name == "x-shopify-hmac-sha256" else value for name, value in headers.items()}
+            return (
+                request.path_params["channel"],
+                headers["x-shopify-topic"],
+                headers["x-shopify-webhook-id"],
+                headers["x-shopify-event-id"],
+                json.dumps(kept),
+                body,
+                datetime.now(UTC).isoformat(),
+            )
+
         async def receive_webhook(request: Request) -> Response:
             body = await request.body()
             expected = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
             if not hmac.compare_digest(expected, request.headers.get("x-shopify-hmac-sha256", "")):
                 return JSONResponse({"error": "signature"}, status_code=401)
+            values = row(request, body)
+            if values is None:
+                return JSONResponse({"error": "payload"}, status_code=400)
             stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.waiting.append((request.headers["x-shopify-webhook-id"], body, stored))
+            self.waiting.append((values, stored))
             self.wake.set()
             if self.writer is None:
                 self.writer = asyncio.create_task(self._write())
@@ -271,15 +328,9 @@ class _MinimalReceiver:
         app.webhook_route = Route("/nexus/webhooks/{channel}", receive_webhook, methods=["POST"])
         return app
 
-    def _commit(self, rows: list[tuple[str, bytes]]) -> list[bool]:
+    def _commit(self, rows: list[tuple[Any, ...]]) -> list[bool]:
         self.db.execute("BEGIN IMMEDIATE")
-        stored = [
-            self.db.execute(
-                "INSERT INTO delivery (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING", row
-            ).rowcount
-            == 1
-            for row in rows
-        ]
+        stored = [self.db.execute(self.insert, row).rowcount == 1 for row in rows]
         self.db.execute("COMMIT")
         return stored
 
@@ -290,8 +341,8 @@ class _MinimalReceiver:
             group, self.waiting = self.waiting, []
             if not group:
                 continue
-            stored = await asyncio.to_thread(self._commit, [(delivery, body) for delivery, body, _ in group])
-            for (_, _, future), new in zip(group, stored, strict=True):
+            stored = await asyncio.to_thread(self._commit, [values for values, _ in group])
+            for (_, future), new in zip(group, stored, strict=True):
                 future.set_result(new)
 
     def stored(self) -> int:
@@ -432,6 +483,7 @@ LABELS = {
     "baseline": "baseline (one transaction per delivery)",
     "ceiling": "ceiling (same HTTP stack, empty route)",
     "minimal": "minimal (HMAC + group commit, nothing else)",
+    "contract": "contract (minimal + Nexus's contract)",
 }
 
 
@@ -481,6 +533,14 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[s
         share = summary["minimal"]["per_second"] / summary["ceiling"]["per_second"]
         summary["minimal_share_of_ceiling"] = share
         print(f"  the minimal durable receiver reaches {share:.0%} of the empty route's throughput")
+    if "contract" in summary and "minimal" in summary:
+        share = summary["contract"]["per_second"] / summary["minimal"]["per_second"]
+        summary["contract_share_of_minimal"] = share
+        print(f"  the contract reference reaches {share:.0%} of the minimal durable receiver's throughput")
+    if "nexus" in summary and "contract" in summary:
+        share = summary["nexus"]["per_second"] / summary["contract"]["per_second"]
+        summary["share_of_contract"] = share
+        print(f"  nexus reaches {share:.0%} of the contract reference's throughput")
     if "nexus" in summary and "minimal" in summary:
         share = summary["nexus"]["per_second"] / summary["minimal"]["per_second"]
         summary["share_of_minimal"] = share
@@ -514,7 +574,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="nexus,baseline,ceiling",
-        help="comma-separated, from nexus, baseline, ceiling, minimal (default: the first three)",
+        help="comma-separated, from nexus, baseline, ceiling, minimal, contract (default: the first three)",
     )
     parser.add_argument(
         "--profile",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Table, column, table
+from sqlalchemy import JSON, Boolean, Connection, Table, column, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -119,9 +119,9 @@ class PlainColumns:
 
         return read
 
-    def writer(self, session: AsyncSession) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    def writer(self, bind: AsyncSession | Connection) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         """Turns values of some of `names` into what the driver takes."""
-        to_db = self._codec_of(session).to_db
+        to_db = self._codec_of(bind).to_db
 
         def write(values: Mapping[str, Any]) -> dict[str, Any]:
             return {
@@ -136,8 +136,9 @@ class PlainColumns:
         convert = self._codec_of(session).to_db.get(name)
         return value if convert is None else convert(value)
 
-    def _codec_of(self, session: AsyncSession) -> _Codec:
-        return self._codecs[session.get_bind().dialect.name == "sqlite"]
+    def _codec_of(self, bind: AsyncSession | Connection) -> _Codec:
+        dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+        return self._codecs[dialect.name == "sqlite"]
 
 
 async def executemany(

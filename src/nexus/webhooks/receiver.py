@@ -34,15 +34,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.schema import ColumnDefault
 
 from nexus.config import ChannelConfig
 from nexus.domain.vocabulary import WebhookStatus
@@ -51,6 +52,7 @@ from nexus.errors import WebhookError, WebhookPayloadError
 from nexus.masking import MASK, is_secret_key
 from nexus.storage.database import Database
 from nexus.storage.models import WebhookLog, utcnow
+from nexus.storage.plain import PlainColumns
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
@@ -280,11 +282,17 @@ class GroupWriter:
 
 
 def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
-    """One executemany per set of keys (the receiver gives accepted and rejected rows the same
-    keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as multi-row
-    `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the group
-    instead of one per row. Core, not the ORM: one statement compiled once, each row only binds
-    its values."""
+    """PostgreSQL: one executemany per set of keys (the receiver gives accepted and rejected rows
+    the same keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as
+    multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the
+    group instead of one per row.
+
+    SQLite runs in this process, so a statement per row costs no round trip: each row is one
+    execution of a prepared statement on the driver's own cursor, its values converted by the
+    plain view of the table (`nexus.storage.plain`), without SQLAlchemy's processing of every
+    parameter of every row (~15 % of a delivery's cost at ingest, docs/benchmarks.md section 2)."""
+    if connection.dialect.name == "sqlite":
+        return _insert_each(rows, connection)
     ids: list[int | None] = [None] * len(rows)
     statement = _insert_statement(connection.dialect.name)
     for positions in _by_keys(rows):
@@ -293,6 +301,59 @@ def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list
         for i, row_id in zip(positions, _match(part, returned), strict=True):
             ids[i] = row_id
     return ids
+
+
+def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
+    to_db = _PLAIN.writer(connection)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None  # an open connection in its transaction
+    cursor = dbapi.cursor()
+    try:
+        ids: list[int | None] = []
+        for values in rows:
+            sql, order, defaults = _plain_insert(frozenset(values))
+            converted = to_db({**{name: make() for name, make in defaults}, **values})
+            cursor.execute(sql, tuple(converted[name] for name in order))
+            returned = cursor.fetchone()
+            ids.append(None if returned is None else returned[0])  # None: ON CONFLICT skipped it
+        return ids
+    finally:
+        cursor.close()
+
+
+_TABLE = cast("Table", WebhookLog.__table__)
+_PLAIN = PlainColumns(_TABLE, tuple(_TABLE.c.keys()))
+
+
+@functools.cache
+def _plain_insert(
+    keys: frozenset[str],
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """SQLite's `INSERT ... ON CONFLICT DO NOTHING RETURNING id` of one row with `keys`: the SQL,
+    the order of its positional parameters, and the model's Python-side defaults of the columns
+    `keys` lacks (which SQLAlchemy would have filled in)."""
+    defaults = tuple(
+        (column.name, _default_of(column.default))
+        for column in _TABLE.c
+        if column.name not in keys and isinstance(column.default, ColumnDefault)
+    )
+    columns = sorted(keys | {name for name, _ in defaults})
+    statement = (
+        sqlite.insert(_PLAIN.view)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing()
+        .returning(_PLAIN.view.c.id)
+    )
+    compiled = statement.compile(dialect=sqlite.dialect())
+    assert compiled.positiontup is not None  # SQLite's paramstyle is positional
+    return compiled.string, tuple(compiled.positiontup), defaults
+
+
+def _default_of(default: ColumnDefault) -> Callable[[], Any]:
+    if default.is_callable:
+        return functools.partial(default.arg, None)  # SQLAlchemy's wrapper takes an execution context
+    value = default.arg
+    return lambda: value
 
 
 def _by_keys(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
