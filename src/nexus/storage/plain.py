@@ -131,6 +131,21 @@ class PlainColumns:
 
         return write
 
+    def positional(
+        self, bind: AsyncSession | Connection, order: Sequence[str]
+    ) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        """Turns values of (at least) the columns `order` into the driver's positional
+        parameters, in that order: `writer` and the tuple in one pass."""
+        to_db = self._codec_of(bind).to_db
+        converts = [(name, to_db.get(name)) for name in order]
+
+        def write(values: Mapping[str, Any]) -> tuple[Any, ...]:
+            return tuple(
+                values[name] if convert is None else convert(values[name]) for name, convert in converts
+            )
+
+        return write
+
     def value(self, session: AsyncSession, name: str, value: Any) -> Any:
         """One value of column `name` as the driver takes it (a bound parameter)."""
         convert = self._codec_of(session).to_db.get(name)

@@ -304,16 +304,23 @@ def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list
 
 
 def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
-    to_db = _PLAIN.writer(connection)
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None  # an open connection in its transaction
     cursor = dbapi.cursor()
     try:
         ids: list[int | None] = []
+        statements: dict[
+            frozenset[str], tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]], Defaults]
+        ] = {}
         for values in rows:
-            sql, order, defaults = _plain_insert(frozenset(values))
-            converted = to_db({**{name: make() for name, make in defaults}, **values})
-            cursor.execute(sql, tuple(converted[name] for name in order))
+            keys = frozenset(values)
+            if keys not in statements:
+                sql, order, defaults = _plain_insert(keys)
+                statements[keys] = sql, _PLAIN.positional(connection, order), defaults
+            sql, parameters, defaults = statements[keys]
+            if defaults:
+                values = {**{name: make() for name, make in defaults}, **values}
+            cursor.execute(sql, parameters(values))
             returned = cursor.fetchone()
             ids.append(None if returned is None else returned[0])  # None: ON CONFLICT skipped it
         return ids
@@ -325,10 +332,11 @@ _TABLE = cast("Table", WebhookLog.__table__)
 _PLAIN = PlainColumns(_TABLE, tuple(_TABLE.c.keys()))
 
 
+Defaults = tuple[tuple[str, Callable[[], Any]], ...]
+
+
 @functools.cache
-def _plain_insert(
-    keys: frozenset[str],
-) -> tuple[str, tuple[str, ...], tuple[tuple[str, Callable[[], Any]], ...]]:
+def _plain_insert(keys: frozenset[str]) -> tuple[str, tuple[str, ...], Defaults]:
     """SQLite's `INSERT ... ON CONFLICT DO NOTHING RETURNING id` of one row with `keys`: the SQL,
     the order of its positional parameters, and the model's Python-side defaults of the columns
     `keys` lacks (which SQLAlchemy would have filled in)."""

@@ -31,8 +31,11 @@ TOPIC_INVENTORY_LEVELS_UPDATE = "inventory_levels/update"
 
 def _header(request: WebhookRequest, name: str) -> str | None:
     """`name` without prefix, e.g. "topic": tries x-shopify-topic, then shopify-topic."""
-    value = request.header(f"x-shopify-{name}", f"shopify-{name}")
-    return value.strip() if value is not None and value.strip() else None
+    headers = request.headers
+    value = headers.get(f"x-shopify-{name}")
+    if value is None:
+        value = headers.get(f"shopify-{name}")
+    return value.strip() or None if value is not None else None
 
 
 def compute_hmac(secret: str, body: bytes) -> str:
