@@ -295,7 +295,7 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
     from nexus.domain.catalog import ItemSpec
     from nexus.engine import Nexus
     from nexus.events import AfterInventorySync
-    from nexus.runtime import running
+    from nexus.runtime import freeze_startup_heap, running
     from nexus.sandbox.shopify import ean13
     from nexus.storage.models import ChannelMapping, WebhookLog
 
@@ -327,6 +327,7 @@ async def run_variant(variant: str, options: Options) -> list[RateResult]:
 
                 nexus.events.listen(AfterInventorySync, on_sync)
                 async with running(nexus, port=0) as service:
+                    freeze_startup_heap()  # as `nexus serve` does once started
                     base = f"{service.base_url}{settings.webhook_base_path}"
                     await stores.ask(
                         {
@@ -374,7 +375,7 @@ async def run_scaled(variant: str, options: Options) -> list[RateResult]:
 
     from nexus.domain.catalog import ItemSpec
     from nexus.engine import Nexus
-    from nexus.runtime import running
+    from nexus.runtime import freeze_startup_heap, running
     from nexus.sandbox.shopify import ean13
     from nexus.storage.models import ChannelMapping, WebhookLog
 
@@ -427,6 +428,7 @@ async def run_scaled(variant: str, options: Options) -> list[RateResult]:
                         }
 
                     async with running(nexus, port=0, workers=False) as service:
+                        freeze_startup_heap()  # as `nexus serve` does once started
                         base = f"{service.base_url}{settings.webhook_base_path}"
                         await stores.ask(
                             {
@@ -698,6 +700,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from nexus import eventloop
+
     args = parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -721,7 +725,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for mode in modes:
         for variant in variants:
             run = run_variant if mode == "embedded" else run_scaled
-            results.extend(asyncio.run(run(variant, options)))
+            # On the loop `nexus serve` runs on (uvloop where installed); the sandboxes keep asyncio's.
+            results.extend(eventloop.run(run(variant, options)))
     summary = report(options, results)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -79,6 +79,7 @@ SECRET = "benchmark-webhook-secret"
 TOPIC = "inventory_levels/update"
 SHOP = "nexus-bench.myshopify.com"
 LOCATION_ID = 1
+SIGNATURE = "x-shopify-hmac-sha256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +261,8 @@ class _MinimalReceiver:
             self.db.execute("CREATE INDEX delivery_pending ON delivery (status)")
             self.db.execute("CREATE INDEX delivery_received ON delivery (received_at)")
             self.insert = (
-                "INSERT INTO delivery (channel, topic, delivery_id, event_id, status, headers, body, received_at)"
-                " VALUES (?, ?, ?, ?, 'received', ?, ?, ?) ON CONFLICT DO NOTHING"
+                "INSERT INTO delivery (channel, topic, delivery_id, event_id, status, headers, body,"
+                " received_at) VALUES (?, ?, ?, ?, 'received', ?, ?, ?) ON CONFLICT DO NOTHING"
             )
         else:
             self.db.execute(
@@ -293,11 +294,10 @@ class _MinimalReceiver:
                 level = json.loads(body)
             except ValueError:
                 return None
-            if not isinstance(level, dict) or not all(
-                isinstance(level.get(field), int) for field in ("inventory_item_id", "location_id", "available")
-            ):
+            fields = ("inventory_item_id", "location_id", "available")
+            if not isinstance(level, dict) or not all(isinstance(level.get(name), int) for name in fields):
                 return None
-            kept = {name: "***" if name == "x-shopify-hmac-sha256" else value for name, value in headers.items()}
+            kept = {name: "***" if name == SIGNATURE else value for name, value in headers.items()}
             return (
                 request.path_params["channel"],
                 headers["x-shopify-topic"],
