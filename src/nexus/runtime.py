@@ -99,7 +99,9 @@ async def running(
 def freeze_startup_heap() -> None:
     """Call once start-up is over: the heap it built (models, routes, drivers) lives as long as
     the process. Frozen, the garbage collector stops walking it in every full collection; those
-    pauses held every delivery in flight for ~40 ms under load (docs/benchmarks.md, section 2)."""
+    pauses held every delivery in flight for ~40 ms under load (docs/benchmarks.md, section 2).
+    The price: what of it later becomes garbage in a reference cycle (a replaced pool
+    connection, a rebuilt client) is never collected, a leak bounded by the start-up heap."""
     gc.collect()
     gc.freeze()
 

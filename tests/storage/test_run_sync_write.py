@@ -51,6 +51,17 @@ async def test_on_a_sqlite_file_the_work_runs_in_the_writer_thread(sqlite_url: s
         await db.dispose()
 
 
+async def test_in_memory_sqlite_runs_the_work_on_the_async_engines_connection() -> None:
+    db = Database("sqlite+aiosqlite:///:memory:")  # a second engine would see another database
+    await upgrade(db)
+    try:
+        thread = await db.run_sync_write(_add("A"))
+        assert not thread.startswith("nexus-sqlite-writer")
+        assert await _skus(db) == ["A"]
+    finally:
+        await db.dispose()
+
+
 async def test_a_cancelled_caller_keeps_the_write_lock_until_the_thread_has_ended(sqlite_url: str) -> None:
     """The thread cannot be stopped mid-transaction; a writer that began meanwhile would meet
     SQLite's lock (and wait out busy_timeout) instead of the process's own queue."""
@@ -68,6 +79,8 @@ async def test_a_cancelled_caller_keeps_the_write_lock_until_the_thread_has_ende
         caller = asyncio.create_task(db.run_sync_write(slow))
         await asyncio.to_thread(started.wait, 10)
         caller.cancel()
+        await asyncio.sleep(0.05)
+        caller.cancel()  # cancelled again while it waits for the thread
         order: list[str] = []
 
         async def next_writer() -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from nexus.domain.vocabulary import WebhookStatus
 from nexus.storage.database import Database
 from nexus.storage.models import WebhookLog
 from nexus.webhooks.receiver import GroupWriter
@@ -22,7 +23,7 @@ async def test_rows_read_back_as_written_and_duplicates_get_no_row(db: Database)
         "delivery_id": "D-1",
         "event_id": "E-1",
         "verified": True,
-        "status": "received",
+        "status": WebhookStatus.RECEIVED,
         "http_status": 200,
         "headers": {"x-shopify-topic": "inventory_levels/update", "x-shopify-hmac-sha256": "***"},
         "body": b'{"available": 3}',

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +29,17 @@ def test_a_body_that_is_not_json_is_a_payload_error_every_time() -> None:
     for _ in range(2):
         with pytest.raises(WebhookPayloadError, match="body is not valid JSON"):
             request.json()
+
+
+def test_a_copied_or_pickled_request_still_decodes_its_body() -> None:
+    for request in (_request(b'{"a": 1}'), _decoded(_request(b'{"a": 1}'))):
+        assert copy.deepcopy(request).json() == {"a": 1}
+        assert pickle.loads(pickle.dumps(request)).json() == {"a": 1}
+
+
+def _decoded(request: WebhookRequest) -> WebhookRequest:
+    request.json()
+    return request
 
 
 def test_a_replaced_body_is_decoded_afresh() -> None:

@@ -79,6 +79,32 @@ async def test_shutdown_lets_scheduled_processing_finish(make_nexus: Callable[..
     assert (await hub.item()).on_hand == 6
 
 
+async def test_a_full_disk_met_by_the_sqlite_group_commit_is_a_503_not_a_500(
+    make_nexus: Callable[..., Any],
+) -> None:
+    """The group commit on a SQLite file runs on the driver's own cursor in the writer thread:
+    its errors must reach the route as the async path's do (SQLAlchemy's), or a full disk would
+    be a 500 the channel may give up on instead of a 503 it delivers again."""
+    hub = await build_hub(make_nexus, channels=channels(webhook_max_bytes=100_000))
+    db = hub.nexus.db
+
+    def fill_the_disk(connection: Any) -> None:  # no page can be added from now on
+        pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+        connection.exec_driver_sql(f"PRAGMA max_page_count={pages}")
+
+    await db.run_sync_write(fill_the_disk)
+    big = {**sale(quantity=1), "padding": "x" * 30_000}  # needs new pages, wherever it lands
+    d = delivery(big, delivery_id="D-full")
+    transport = httpx.ASGITransport(app=hub.app)
+    with structlog.testing.capture_logs() as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.post("/nexus/webhooks/hooks", content=d.body, headers=d.headers)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    [warning] = [entry for entry in logs if entry["log_level"] in ("warning", "error", "critical")]
+    assert warning["event"] == "webhook not stored: database unavailable"
+    assert "full" in warning["error"] and "padding" not in warning["error"]
+
+
 async def test_a_delivery_met_by_an_unavailable_database_is_a_503_with_one_warning(
     make_nexus: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,11 @@ class DriverCapabilities:
             raise ValueError("max_in_flight must be at least 1")
 
 
-_NOT_DECODED: Any = object()
+class _Decoded(enum.Enum):
+    NOT_YET = enum.auto()  # an enum member: still itself after copy.deepcopy or pickle
+
+
+_NOT_DECODED = _Decoded.NOT_YET
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,16 +152,21 @@ class Database:
             with engine.begin() as connection:
                 return work(connection)
 
-        if self._writer_thread is None:
-            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-writer")
         assert self._write_lock is not None  # a SQLite database always has one
         async with self._write_lock:
+            if self._writer_thread is None:
+                self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-writer")
             done = asyncio.get_running_loop().run_in_executor(self._writer_thread, in_transaction)
             try:
                 return await asyncio.shield(done)
             except asyncio.CancelledError:
-                # The thread cannot be stopped mid-transaction: keep the lock until it has ended.
-                await asyncio.wait([done])
+                # The thread cannot be stopped mid-transaction: keep the lock until it has ended,
+                # however often the caller is cancelled meanwhile.
+                while not done.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([done])
+                if not done.cancelled():
+                    done.exception()  # retrieved: nobody is left to see it
                 raise
 
     async def run(
@@ -187,11 +192,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._writer_thread is not None and self._thread_engine is not None:
-            # The thread's connection is closed by the thread that opened it.
-            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._thread_engine.dispose)
-            self._writer_thread.shutdown()
-            self._writer_thread = None
+        if self._write_lock is None or self._thread_engine is None:
+            return
+        async with self._write_lock:  # no transaction is in the writer thread, or queued for it
+            writer, self._writer_thread = self._writer_thread, None
+            if writer is not None:
+                # The thread's connection is closed by the thread that opened it.
+                await asyncio.get_running_loop().run_in_executor(writer, self._thread_engine.dispose)
+                writer.shutdown()
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import structlog
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.schema import ColumnDefault
 
@@ -307,6 +308,7 @@ def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None  # an open connection in its transaction
     cursor = dbapi.cursor()
+    dbapi_error: type[Exception] = connection.dialect.loaded_dbapi.Error
     try:
         ids: list[int | None] = []
         statements: dict[
@@ -320,7 +322,14 @@ def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list
             sql, parameters, defaults = statements[keys]
             if defaults:
                 values = {**{name: make() for name, make in defaults}, **values}
-            cursor.execute(sql, parameters(values))
+            try:
+                cursor.execute(sql, parameters(values))
+            except dbapi_error as exc:
+                # Raised as SQLAlchemy raises a driver's error, so `unavailable()` and every
+                # caller see the same exceptions on both paths (a full disk is a 503, not a 500).
+                raise DBAPIError.instance(
+                    sql, None, exc, dbapi_error, hide_parameters=True, dialect=connection.dialect
+                ) from None
             returned = cursor.fetchone()
             ids.append(None if returned is None else returned[0])  # None: ON CONFLICT skipped it
         return ids
