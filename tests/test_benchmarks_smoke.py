@@ -63,17 +63,18 @@ def test_webhook_processing_runs(
     assert "ratio nexus / baseline throughput" in capsys.readouterr().out
 
 
-def test_webhook_ingest_httpx_client_ceiling_and_minimal_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_ingest_httpx_client_and_reference_receivers_run(monkeypatch: pytest.MonkeyPatch) -> None:
     webhook_ingest = load("webhook_ingest", monkeypatch)
 
     sizes = ["--deliveries", "6", "--clients", "2", "--warmup", "0", "--repeat", "1"]
     summary = webhook_ingest.main(
-        [*sizes, "--client", "httpx", "--variants", "ceiling,minimal", "--tcp-nodelay"]
+        [*sizes, "--client", "httpx", "--variants", "ceiling,minimal,contract", "--tcp-nodelay"]
     )
 
-    # main() checks that the minimal receiver stored every delivery exactly once.
-    assert summary["client"] == "httpx" and {"ceiling", "minimal"} <= summary.keys()
+    # main() checks that the minimal and contract receivers stored every delivery exactly once.
+    assert summary["client"] == "httpx" and {"ceiling", "minimal", "contract"} <= summary.keys()
     assert "nexus" not in summary and summary["minimal_share_of_ceiling"] > 0
+    assert summary["contract_share_of_minimal"] > 0
 
 
 @pytest.mark.slow
