@@ -487,6 +487,36 @@ LABELS = {
 }
 
 
+# (variant, reference, summary key, sentence): one variant's throughput as a share of another's.
+SHARES = (
+    ("nexus", "ceiling", "share_of_ceiling", "nexus reaches {share:.0%} of the empty route's throughput"),
+    (
+        "minimal",
+        "ceiling",
+        "minimal_share_of_ceiling",
+        "the minimal durable receiver reaches {share:.0%} of the empty route's throughput",
+    ),
+    (
+        "contract",
+        "minimal",
+        "contract_share_of_minimal",
+        "the contract reference reaches {share:.0%} of the minimal durable receiver's throughput",
+    ),
+    (
+        "nexus",
+        "contract",
+        "share_of_contract",
+        "nexus reaches {share:.0%} of the contract reference's throughput",
+    ),
+    (
+        "nexus",
+        "minimal",
+        "share_of_minimal",
+        "nexus reaches {share:.0%} of the minimal durable receiver's throughput",
+    ),
+)
+
+
 def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[str, Any]:
     median = statistics.median
     print(
@@ -525,26 +555,11 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[s
     if "nexus" in summary and "baseline" in summary:
         summary["ratio"] = summary["nexus"]["per_second"] / summary["baseline"]["per_second"]
         print(f"  ratio nexus / baseline throughput = {summary['ratio']:.2f}x")
-    if "nexus" in summary and "ceiling" in summary:
-        share = summary["nexus"]["per_second"] / summary["ceiling"]["per_second"]
-        summary["share_of_ceiling"] = share
-        print(f"  nexus reaches {share:.0%} of the empty route's throughput")
-    if "minimal" in summary and "ceiling" in summary:
-        share = summary["minimal"]["per_second"] / summary["ceiling"]["per_second"]
-        summary["minimal_share_of_ceiling"] = share
-        print(f"  the minimal durable receiver reaches {share:.0%} of the empty route's throughput")
-    if "contract" in summary and "minimal" in summary:
-        share = summary["contract"]["per_second"] / summary["minimal"]["per_second"]
-        summary["contract_share_of_minimal"] = share
-        print(f"  the contract reference reaches {share:.0%} of the minimal durable receiver's throughput")
-    if "nexus" in summary and "contract" in summary:
-        share = summary["nexus"]["per_second"] / summary["contract"]["per_second"]
-        summary["share_of_contract"] = share
-        print(f"  nexus reaches {share:.0%} of the contract reference's throughput")
-    if "nexus" in summary and "minimal" in summary:
-        share = summary["nexus"]["per_second"] / summary["minimal"]["per_second"]
-        summary["share_of_minimal"] = share
-        print(f"  nexus reaches {share:.0%} of the minimal durable receiver's throughput")
+    for variant, reference, key, sentence in SHARES:
+        if variant in summary and reference in summary:
+            share = summary[variant]["per_second"] / summary[reference]["per_second"]
+            summary[key] = share
+            print(f"  {sentence.format(share=share)}")
     if "nexus" in summary:
         met = summary["nexus"]["per_second"] >= 2000
         print(f"  DESIGN target >= 2,000 deliveries/s: {'met' if met else 'not met'}")
