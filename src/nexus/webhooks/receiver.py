@@ -43,7 +43,6 @@ import structlog
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.schema import ColumnDefault
 
 from nexus.config import ChannelConfig
@@ -295,10 +294,9 @@ def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list
     if connection.dialect.name == "sqlite":
         return _insert_each(rows, connection)
     ids: list[int | None] = [None] * len(rows)
-    statement = _insert_statement(connection.dialect.name)
     for positions in _by_keys(rows):
         part = [rows[i] for i in positions]
-        returned = connection.execute(statement, part).all()
+        returned = connection.execute(_SERVER_INSERT, part).all()
         for i, row_id in zip(positions, _match(part, returned), strict=True):
             ids[i] = row_id
     return ids
@@ -339,6 +337,12 @@ def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list
 
 _TABLE = cast("Table", WebhookLog.__table__)
 _PLAIN = PlainColumns(_TABLE, tuple(_TABLE.c.keys()))
+# `ON CONFLICT DO NOTHING` without a target covers both unique constraints (delivery, event).
+_SERVER_INSERT = (
+    postgresql.insert(_TABLE)
+    .on_conflict_do_nothing()
+    .returning(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.delivery_id, _TABLE.c.event_id)
+)
 
 
 Defaults = tuple[tuple[str, Callable[[], Any]], ...]
@@ -414,15 +418,6 @@ def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | N
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-@functools.cache
-def _insert_statement(dialect: str) -> ReturningInsert[tuple[int, str, str | None, str | None]]:
-    # `ON CONFLICT DO NOTHING` without a target covers both unique constraints (delivery, event).
-    table = WebhookLog.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).on_conflict_do_nothing()  # type: ignore[arg-type]
-    return statement.returning(table.c.id, table.c.channel, table.c.delivery_id, table.c.event_id)
 
 
 def normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
