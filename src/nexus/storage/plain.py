@@ -151,27 +151,28 @@ class PlainColumns:
         convert = self._codec_of(session).to_db.get(name)
         return value if convert is None else convert(value)
 
+    async def executemany(
+        self, session: AsyncSession, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run `statement` once per row of Python values (converted as `positional` does; names
+        that are not columns pass as they are), handing the driver the compiled SQL and plain
+        tuples: SQLAlchemy's executemany builds and processes a parameter set per row, which for
+        a round's 250 rows cost as much as the UPDATE itself."""
+        connection = await session.connection()
+        dialect = connection.dialect
+        compiled = _compiled.get((id(statement), dialect.name))
+        if compiled is None:
+            compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
+            _compiled[(id(statement), dialect.name)] = compiled
+        order = compiled.positiontup
+        if order is None:
+            raise ValueError("a statement run with executemany must compile to positional parameters")
+        parameters = self.positional(session, order)
+        await connection.exec_driver_sql(compiled.string, [parameters(row) for row in rows])
+
     def _codec_of(self, bind: AsyncSession | Connection) -> _Codec:
         dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
         return self._codecs[dialect.name == "sqlite"]
-
-
-async def executemany(
-    session: AsyncSession, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Run `statement` once per row of driver values (`PlainColumns.writer`), handing the
-    driver the compiled SQL and plain tuples: SQLAlchemy's executemany builds and processes a
-    parameter set per row, which for a round's 250 rows cost as much as the UPDATE itself."""
-    connection = await session.connection()
-    dialect = connection.dialect
-    compiled = _compiled.get((id(statement), dialect.name))
-    if compiled is None:
-        compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
-        _compiled[(id(statement), dialect.name)] = compiled
-    order = compiled.positiontup
-    if order is None:
-        raise ValueError("a statement run with executemany must compile to positional parameters")
-    await connection.exec_driver_sql(compiled.string, [tuple(row[name] for name in order) for row in rows])
 
 
 # Compiled once per statement and dialect; the statements are module constants.

@@ -29,7 +29,7 @@ from nexus.domain.vocabulary import Priority
 from nexus.drivers.dto import NexusInventoryUpdate
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, SyncBatch, queued_listing, utcnow
-from nexus.storage.plain import PlainColumns, executemany
+from nexus.storage.plain import PlainColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +257,11 @@ class ListingQueue:
         for all of them (executemany), instead of an ORM flush of every object."""
         if not rows:
             return
-        value = _LISTINGS.writer(session)
-        updated_at = value({"updated_at": utcnow()})
-        await executemany(
-            session, _WRITE_HELD, [{"held_id": row.id, **value(row.written()), **updated_at} for row in rows]
+        updated_at = utcnow()
+        await _LISTINGS.executemany(
+            session,
+            _WRITE_HELD,
+            [{"held_id": row.id, **row.written(), "updated_at": updated_at} for row in rows],
         )
 
     @staticmethod
