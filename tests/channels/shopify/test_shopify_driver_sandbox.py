@@ -170,9 +170,9 @@ def spend_elsewhere(sandbox: ShopifySandbox) -> None:
 
 @pytest.mark.parametrize("status", [200, 429])
 async def test_throttled_requests_wait_and_succeed(status: int) -> None:
-    # A bucket of 25 points, emptied by someone else before the last two pushes. It refills at
-    # 10/s, so a 10-point mutation is throttled unless a whole second passes between the spend
-    # and the request (at 50/s a busy machine let 0.2 s pass and the throttle never came).
+    # A bucket of 25 points at 10/s, emptied by someone else as the last two pushes' first
+    # requests leave: after Nexus's own bucket has let them go, so that no wait of its own
+    # (a margin widened by slow round trips on a busy machine) can avoid the throttle.
     sandbox = ShopifySandbox(
         access_token=TOKEN,
         webhook_secret=SECRET,
@@ -181,13 +181,21 @@ async def test_throttled_requests_wait_and_succeed(status: int) -> None:
         throttled_status=status,
     )
     sandbox.seed_catalog(4, quantity=10)
-    async with serve_app(sandbox.app) as server, httpx.AsyncClient(timeout=10) as http:
+    spend_before_next_request = False
+
+    async def as_a_request_leaves(request: httpx.Request) -> None:
+        nonlocal spend_before_next_request
+        if spend_before_next_request:
+            spend_before_next_request = False
+            spend_elsewhere(sandbox)
+
+    hooks = {"request": [as_a_request_leaves]}
+    async with serve_app(sandbox.app) as server, httpx.AsyncClient(timeout=10, event_hooks=hooks) as http:
         shop = Shop(sandbox, server, http)
         driver = shop.driver(location_id=sandbox.location_id)
         results = []
         for i in range(1, 5):
-            if i >= 3:
-                spend_elsewhere(sandbox)
+            spend_before_next_request = i >= 3
             results += await driver.push_inventory(shop.updates([sku(i)], lambda n: 1, change_from=None))
     await sandbox.aclose()
 
