@@ -55,6 +55,7 @@ async def test_rows_read_back_as_written_and_duplicates_get_no_row(db: Database)
     assert first.received_at == received and first.received_at.tzinfo is not None
     assert (first.attempts, first.next_attempt_at, first.error) == (0, None, None)
     # the model's defaults for what the sparse row left out
+    assert second.id == ids[1]
     assert (second.verified, second.attempts, second.headers, second.topic) == (False, 0, {}, None)
     assert abs(second.received_at - datetime.now(UTC)) < timedelta(minutes=1)
 

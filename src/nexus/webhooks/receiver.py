@@ -288,9 +288,10 @@ def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list
     group instead of one per row.
 
     SQLite runs in this process, so a statement per row costs no round trip: each row is one
-    execution of a prepared statement on the driver's own cursor, its values converted by the
-    plain view of the table (`nexus.storage.plain`), without SQLAlchemy's processing of every
-    parameter of every row (~15 % of a delivery's cost at ingest, docs/benchmarks.md section 2)."""
+    execution of a prepared statement on the driver's own cursor (the new id is its
+    `lastrowid`), its values converted by the plain view of the table (`nexus.storage.plain`),
+    without SQLAlchemy's processing of every parameter of every row (~15 % of a delivery's cost
+    at ingest, docs/benchmarks.md section 2)."""
     if connection.dialect.name == "sqlite":
         return _insert_each(rows, connection)
     ids: list[int | None] = [None] * len(rows)
@@ -328,8 +329,9 @@ def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list
                 raise DBAPIError.instance(
                     sql, None, exc, dbapi_error, hide_parameters=True, dialect=connection.dialect
                 ) from None
-            returned = cursor.fetchone()
-            ids.append(None if returned is None else returned[0])  # None: ON CONFLICT skipped it
+            # One row inserted, or none when ON CONFLICT skipped it (a duplicate): then
+            # `lastrowid` still names an earlier row, so only a count of 1 makes it this row's id.
+            ids.append(cursor.lastrowid if cursor.rowcount == 1 else None)
         return ids
     finally:
         cursor.close()
@@ -350,9 +352,10 @@ Defaults = tuple[tuple[str, Callable[[], Any]], ...]
 
 @functools.cache
 def _plain_insert(keys: frozenset[str]) -> tuple[str, tuple[str, ...], Defaults]:
-    """SQLite's `INSERT ... ON CONFLICT DO NOTHING RETURNING id` of one row with `keys`: the SQL,
-    the order of its positional parameters, and the model's Python-side defaults of the columns
-    `keys` lacks (which SQLAlchemy would have filled in)."""
+    """SQLite's `INSERT ... ON CONFLICT DO NOTHING` of one row with `keys` (no RETURNING: the
+    cursor's `lastrowid` costs less than a result row): the SQL, the order of its positional
+    parameters, and the model's Python-side defaults of the columns `keys` lacks (which
+    SQLAlchemy would have filled in)."""
     defaults = tuple(
         (column.name, _default_of(column.default))
         for column in _TABLE.c
@@ -363,7 +366,6 @@ def _plain_insert(keys: frozenset[str]) -> tuple[str, tuple[str, ...], Defaults]
         sqlite.insert(_PLAIN.view)
         .values({name: bindparam(name) for name in columns})
         .on_conflict_do_nothing()
-        .returning(_PLAIN.view.c.id)
     )
     compiled = statement.compile(dialect=sqlite.dialect())
     assert compiled.positiontup is not None  # SQLite's paramstyle is positional
