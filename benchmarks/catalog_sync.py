@@ -61,12 +61,13 @@ from typing import Any
 from quiet import quiet_logs
 from sqlalchemy import select
 
+from nexus import eventloop
 from nexus.config import ChannelConfig, NexusSettings, RateLimitOverride, WorkerConfig
 from nexus.domain.catalog import ItemSpec
 from nexus.drivers.dto import NexusInventoryUpdate, PushStatus
 from nexus.engine import Nexus
 from nexus.events import BatchCompleted
-from nexus.runtime import rounds_in_flight, running
+from nexus.runtime import freeze_startup_heap, rounds_in_flight, running
 from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping
 from nexus.sync.outcomes import OutcomeWriter
@@ -467,6 +468,7 @@ async def measure_nexus(
         nexus.events.listen(BatchCompleted, lambda _event: done.set())
         in_flight = rounds_in_flight(nexus, CHANNEL)
         async with running(nexus, web=False):
+            freeze_startup_heap()  # as `nexus worker` does once started
             profiler = cProfile.Profile(time.process_time) if profile is not None else None
             started = time.perf_counter()
             cpu = time.process_time()
@@ -790,7 +792,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cases = []
     for latency_ms, in_flight, headroom in itertools.product(latencies, widths, headrooms):
         runs = [
-            asyncio.run(
+            eventloop.run(  # as `nexus worker` runs: uvloop where installed
                 run_once(
                     args.skus,
                     args.time_scale,

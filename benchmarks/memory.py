@@ -280,7 +280,7 @@ async def run(
     from nexus.config import NexusSettings
     from nexus.domain.catalog import ItemSpec
     from nexus.engine import Nexus
-    from nexus.runtime import running
+    from nexus.runtime import freeze_startup_heap, running
     from nexus.sandbox.shopify import ean13
     from nexus.storage.models import ChannelMapping, DeadLetter, WebhookLog
 
@@ -361,6 +361,7 @@ async def run(
                     return left
 
                 async with running(nexus, port=0) as service:
+                    freeze_startup_heap()  # as `nexus serve` does once started
                     await nexus.catalog().sync_all()
                     facts["left_after_sync"] = await quiet(timeout)
                     phase("sync")
@@ -445,9 +446,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from nexus import eventloop
+
     args = parse_args(argv)
     tracer = PeakTracer() if args.trace else None
-    phases, facts = asyncio.run(
+    phases, facts = eventloop.run(  # as `nexus serve` runs: uvloop where installed
         run(args.skus, args.sales, args.sales_rate, args.timeout, tracer, args.amazon_feed_messages)
     )
     summary = report(args.skus, args.sales, phases, facts)
