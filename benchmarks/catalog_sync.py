@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import itertools
 import json
 import math
@@ -457,6 +458,17 @@ async def planned_updates(database: Path, limit: int, settings: NexusSettings) -
         ]
 
 
+@contextlib.asynccontextmanager
+async def _frozen_heap() -> AsyncIterator[None]:
+    """The start-up heap frozen, as `nexus worker` does once started; unfrozen after, so that
+    the baseline and later runs measure as before."""
+    freeze_startup_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def measure_nexus(
     settings: NexusSettings, store: Store, clock: DatabaseClock, profile: Path | None = None
 ) -> tuple[float, int, int]:
@@ -467,8 +479,7 @@ async def measure_nexus(
         done = asyncio.Event()
         nexus.events.listen(BatchCompleted, lambda _event: done.set())
         in_flight = rounds_in_flight(nexus, CHANNEL)
-        async with running(nexus, web=False):
-            freeze_startup_heap()  # as `nexus worker` does once started
+        async with running(nexus, web=False), _frozen_heap():
             profiler = cProfile.Profile(time.process_time) if profile is not None else None
             started = time.perf_counter()
             cpu = time.process_time()

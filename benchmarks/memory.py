@@ -15,6 +15,9 @@ Nexus process through import, a full catalog sync and an hour-equivalent of sale
        start      the interpreter with nexus, SQLAlchemy, FastAPI and the drivers imported
        items      N items added
        import     `import_channel` for each of the 4 channels (every listing linked)
+       serve      `nexus.runtime.running` (workers and web app) started, and the heap frozen as
+                  `nexus serve` does once started (`freeze_startup_heap`: here it holds what the
+                  import left alive too)
        sync       `catalog().sync_all()` with `nexus.runtime.running` (workers and web app) until no
                   listing is dirty (every store then shows Nexus's level: on_hand 11..40, not 10)
        sales      --sales sales at --sales-rate per second, round-robin over the Shopify,
@@ -362,6 +365,7 @@ async def run(
 
                 async with running(nexus, port=0) as service:
                     freeze_startup_heap()  # as `nexus serve` does once started
+                    phase("serve")
                     await nexus.catalog().sync_all()
                     facts["left_after_sync"] = await quiet(timeout)
                     phase("sync")

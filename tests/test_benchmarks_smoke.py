@@ -154,7 +154,14 @@ def test_memory_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     summary = memory.main(["--skus", "20", "--sales", "6", "--sales-rate", "20", "--timeout", "60"])
 
     assert summary["listings"] == 80
-    assert [phase["name"] for phase in summary["phases"]] == ["start", "items", "import", "sync", "sales"]
+    assert [phase["name"] for phase in summary["phases"]] == [
+        "start",
+        "items",
+        "import",
+        "serve",
+        "sync",
+        "sales",
+    ]
     assert summary["peak_rss_mib"] > 0 and summary["facts"]["left_after_sync"] == (0, 0)
     out = capsys.readouterr().out
     assert "peak RSS" in out and "CPU per listing per channel" in out

@@ -4,6 +4,7 @@ databases: what one writes the other reads back unchanged, and SQL compares thei
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -93,3 +94,25 @@ async def test_a_naive_time_is_refused_as_the_model_refuses_it(db: Database) -> 
     async with db.read() as session:
         with pytest.raises(ValueError, match="naive datetime"):
             PLAIN.value(session, "lease_until", datetime(2026, 12, 3, 10, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("2026-12-03 10:00:00.123456", WHEN),  # as Nexus and SQLAlchemy store it
+        ("2026-12-03 10:00:01", ROUND),  # without microseconds (SQLite's own datetime())
+        ("2026-12-03T12:00:01+02:00", ROUND),  # with an offset
+        ("2026-12-03T10:00:01Z", ROUND),
+        ("2026-12-03", datetime(2026, 12, 3, tzinfo=UTC)),  # SQLite's date()
+    ],
+)
+async def test_a_time_stored_by_something_else_reads_as_aware_utc(
+    tmp_path: Path, stored: str, expected: datetime
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}")
+    try:
+        async with db.read() as session:
+            (read,) = PLAIN.reader(session, ["lease_until"])((stored,))
+    finally:
+        await db.dispose()
+    assert read == expected and read.tzinfo is UTC

@@ -40,6 +40,7 @@ def _aware(value: datetime) -> datetime:
 # What `isoformat` appends to a time in UTC: cut off when stored, put back when read, cheaper
 # than building a naive copy and an aware copy (a round converts ~2,000 times).
 _UTC_SUFFIX = "+00:00"
+_STORED_LENGTH = len("2026-01-01 00:00:00.000000")
 
 
 def _time_to_sqlite(value: datetime | None) -> str | None:
@@ -52,7 +53,12 @@ def _time_to_sqlite(value: datetime | None) -> str | None:
 
 
 def _time_from_sqlite(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value + _UTC_SUFFIX)
+    if value is None:
+        return None
+    if len(value) == _STORED_LENGTH:  # as stored: "YYYY-MM-DD HH:MM:SS.ffffff", in UTC
+        return datetime.fromisoformat(value + _UTC_SUFFIX)
+    # Written by something else (a date, an offset, no microseconds): read as SQLAlchemy does.
+    return _time_from_server(datetime.fromisoformat(value))
 
 
 def _time_to_server(value: datetime | None) -> datetime | None:
@@ -195,6 +201,8 @@ class PlainColumns:
 
 def _taker(order: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """The values of the keys `order`, as a tuple (`itemgetter` of one key gives the bare value)."""
+    if not order:
+        return lambda values: ()
     if len(order) == 1:
         (name,) = order
         return lambda values: (values[name],)
