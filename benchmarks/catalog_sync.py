@@ -73,6 +73,7 @@ from nexus.sandbox.shopify import ShopifySandbox, ean13
 from nexus.storage.models import ChannelMapping
 from nexus.sync.outcomes import OutcomeWriter
 from nexus.sync.queue import ListingQueue
+from nexus.sync.worker import PushWorker
 from nexus.web.server import LoopbackServer, serve_app
 
 CHANNEL = "shopify-bench"
@@ -99,6 +100,11 @@ class DatabaseClock:
         self.sandbox_requests = 0
         self.sandbox_seconds = 0.0
         self.cpu_seconds = 0.0  # this process's CPU time (every thread) during the sync
+        # The sync's timeline, in seconds from sync_all(): where the time above the limit goes.
+        self.started = 0.0
+        self.marked = 0.0  # sync_all() returned: every listing marked for the batch
+        self.first_sent = math.inf  # the first push request left
+        self.last_answered = 0.0  # the last push request's answer came back
 
     def watch(self, sandbox: ShopifySandbox) -> None:
         handle = sandbox.graphql.handle
@@ -115,8 +121,15 @@ class DatabaseClock:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        claim, record = ListingQueue.claim, OutcomeWriter.record
+        claim, record, push = ListingQueue.claim, OutcomeWriter.record, PushWorker._push
         clock = self
+
+        async def timed_push(worker: PushWorker, *args: Any, **kwargs: Any) -> Any:
+            clock.first_sent = min(clock.first_sent, time.perf_counter() - clock.started)
+            try:
+                return await push(worker, *args, **kwargs)
+            finally:
+                clock.last_answered = max(clock.last_answered, time.perf_counter() - clock.started)
 
         async def timed_claim(queue: ListingQueue, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -136,11 +149,13 @@ class DatabaseClock:
 
         ListingQueue.claim = timed_claim  # type: ignore[method-assign]
         OutcomeWriter.record = timed_record  # type: ignore[method-assign]
+        PushWorker._push = timed_push  # type: ignore[method-assign]
         try:
             yield
         finally:
             ListingQueue.claim = claim  # type: ignore[method-assign]
             OutcomeWriter.record = record  # type: ignore[method-assign]
+            PushWorker._push = push  # type: ignore[method-assign]
 
 
 @dataclass
@@ -166,6 +181,9 @@ class Run:
     rounds: int = 0
     sandbox_ms: float = 0.0  # the sandbox's GraphQL execution per request
     cpu_seconds: float = 0.0  # this process's CPU time during the sync
+    marked: float = 0.0  # seconds from sync_all() until it returned (every listing marked)
+    first_sent: float = 0.0  # ... until the first push request left
+    last_answered: float = 0.0  # ... until the last push request's answer came back
 
     @property
     def extrapolated(self) -> bool:
@@ -481,12 +499,13 @@ async def measure_nexus(
         in_flight = rounds_in_flight(nexus, CHANNEL)
         async with running(nexus, web=False), _frozen_heap():
             profiler = cProfile.Profile(time.process_time) if profile is not None else None
-            started = time.perf_counter()
+            started = clock.started = time.perf_counter()
             cpu = time.process_time()
             if profiler is not None:
                 profiler.enable()
-            batch_id = await nexus.catalog().sync_all([CHANNEL])
             with clock.installed():
+                batch_id = await nexus.catalog().sync_all([CHANNEL])
+                clock.marked = time.perf_counter() - started
                 await done.wait()
             if profiler is not None:
                 profiler.disable()
@@ -625,6 +644,9 @@ async def run_once(
         rounds=clock.records,
         sandbox_ms=1000 * clock.sandbox_seconds / max(1, clock.sandbox_requests),
         cpu_seconds=clock.cpu_seconds,
+        marked=clock.marked,
+        first_sent=clock.first_sent,
+        last_answered=clock.last_answered,
     )
 
 
@@ -695,7 +717,9 @@ def report(runs: list[Run], *, nodelay: bool = False) -> dict[str, Any]:
             + f" | ratio {run.speedup:.1f}x | database per round: claim {run.claim_ms:.1f} ms, "
             f"record {run.record_ms:.1f} ms ({run.rounds} rounds); sandbox GraphQL {run.sandbox_ms:.1f} ms "
             f"a request; process CPU {run.cpu_seconds:.2f} s "
-            f"({run.cpu_seconds / run.nexus_seconds:.0%} of the time)"
+            f"({run.cpu_seconds / run.nexus_seconds:.0%} of the time) | timeline: marked "
+            f"{run.marked:.3f} s, first push sent {run.first_sent:.3f} s, last answered "
+            f"{run.last_answered:.3f} s, batch completed {run.nexus_seconds:.3f} s"
         )
     print(f"median of {len(runs)}:")
     print(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from nexus.engine import Nexus
     from nexus.errors import (
         AddressInUseError,
+        BatchStrandedError,
         ChannelAuthError,
         ChannelBlockedError,
         ChannelError,
@@ -97,6 +98,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "nexus.engine": ("Nexus",),
     "nexus.errors": (
         "AddressInUseError",
+        "BatchStrandedError",
         "ChannelAuthError",
         "ChannelBlockedError",
         "ChannelError",
@@ -155,6 +157,7 @@ __all__ = [
     "BatchProgressed",
     "BatchState",
     "BatchStatus",
+    "BatchStrandedError",
     "BeforeInventorySync",
     "ChannelAuthError",
     "ChannelBlockedError",

@@ -11,22 +11,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.stock import StockChange, StockChangeResult
 from nexus.domain.vocabulary import BatchState, MovementReason
 from nexus.drivers.dto import NexusProduct
 from nexus.errors import InvalidArgumentError, UnknownChannelError, UnknownSkuError
-from nexus.events import BatchCompleted
-from nexus.storage.models import ChannelMapping, Item, SyncBatch, utcnow
-from nexus.sync.batches import read_batch, settle_stranded
+from nexus.storage.database import IN_LIST_CHUNK
+from nexus.storage.models import ChannelMapping, Item
+from nexus.sync.batches import queue_batch, read_batch, settle_stranded
 from nexus.sync.outcomes import PushRound
-from nexus.sync.queue import ListingQueue
 
 if TYPE_CHECKING:
     from nexus.engine import Nexus
-
-CHUNK = 500  # SKUs per statement: keeps parameter lists under every backend's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,30 +232,12 @@ class CatalogHandle:
             await _check_skus(nexus, skus, targets)
         batch_id = str(uuid.uuid4())
 
-        async def mark(session: AsyncSession) -> int:
-            # Run again from the start if PostgreSQL aborts it for a deadlock with webhook
-            # processing or a push round (Database.run): it only writes inside the transaction.
-            total = 0
-            session.add(SyncBatch(id=batch_id, trigger=trigger, total=0, status=BatchState.RUNNING))
-            await session.flush()
-            if skus is None:
-                total = await ListingQueue.mark_for_batch(session, batch_id, targets, None)
-            else:
-                for start in range(0, len(skus), CHUNK):
-                    chunk = skus[start : start + CHUNK]
-                    total += await ListingQueue.mark_for_batch(session, batch_id, targets, chunk)
-            batch = await session.get(SyncBatch, batch_id)
-            assert batch is not None
-            batch.total = total
-            if total == 0:
-                batch.status = BatchState.COMPLETED
-                batch.completed_at = utcnow()
-            return total
+        async def wake_workers() -> None:  # a chunk is queued: push it while the rest is
+            nexus.notify(targets)
 
-        done = await nexus.db.run(mark) == 0
-        if done:
-            await nexus.events.dispatch(BatchCompleted(batch_id, 0, 0, 0))
-        nexus.notify(targets)
+        events = await queue_batch(nexus.db, batch_id, trigger, targets, skus, queued=wake_workers)
+        for event in events:
+            await nexus.events.dispatch(event)
         return batch_id
 
 
@@ -269,8 +247,8 @@ async def _check_skus(nexus: Nexus, skus: Sequence[str], channels: Sequence[str]
     found: set[str] = set()
     linked: set[str] = set()
     async with nexus.db.read() as session:
-        for start in range(0, len(skus), CHUNK):
-            chunk = skus[start : start + CHUNK]
+        for start in range(0, len(skus), IN_LIST_CHUNK):
+            chunk = skus[start : start + IN_LIST_CHUNK]
             found.update((await session.execute(select(Item.sku).where(Item.sku.in_(chunk)))).scalars())
             statement = select(ChannelMapping.sku).where(
                 ChannelMapping.sku.in_(chunk), ChannelMapping.channel.in_(channels)

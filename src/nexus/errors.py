@@ -9,6 +9,7 @@
     ├── UnknownChannelError         an API call or webhook names a channel that is not configured
     ├── UnknownSkuError             a stock change for a SKU that does not exist
     ├── UnknownBatchError           a batch id nobody started
+    ├── BatchStrandedError          a catalog sync stalled while queueing; its batch went on without the rest
     ├── UnknownConflictError        no open reconciliation conflict has that id
     ├── DeadLetterError             a dead-letter request that cannot be done (replay without a filter)
     │   └── UnknownDeadLetterError      no dead letter has that id
@@ -86,6 +87,10 @@ class UnknownSkuError(NexusError):
 
 
 class UnknownBatchError(NexusError):
+    pass
+
+
+class BatchStrandedError(NexusError):
     pass
 
 

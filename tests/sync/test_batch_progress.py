@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from structlog.testing import capture_logs
 
 from nexus.domain.vocabulary import BatchState
+from nexus.errors import BatchStrandedError
 from nexus.events import BatchCompleted, BatchProgressed
-from nexus.storage.models import SyncBatch, SyncBatchProgress
+from nexus.storage.models import ChannelMapping, SyncBatch, SyncBatchProgress, utcnow
 from nexus.sync import batches
 from nexus.sync.batches import list_batches, show_batch
+from nexus.sync.queue import ListingQueue
 from tests.sync.sync_kit import Engine, register
 
 MakeEngine = Callable[..., Any]
@@ -302,3 +305,121 @@ async def test_concurrent_settles_count_every_increment_once(
     events = [event for result in results for event in result]
     assert [e for e in events if isinstance(e, BatchCompleted)] == [BatchCompleted("b", 60, 40, 20)]
     assert await increments(engine, "b") == 0
+
+
+async def test_a_catalog_is_queued_a_chunk_at_a_time_and_pushed_meanwhile(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk commits on its own, so push rounds claim it while the rest is queued; the
+    batch counts what they finish but stays `marking`, so it cannot complete before its last
+    chunk is queued, however fast its members finish. A listing already waiting for a push
+    (E: a stock change, normal priority) goes first; its chunk finds it pushed since the batch
+    opened and counts it without pushing it again."""
+    monkeypatch.setattr(batches, "MARK_CHUNK", 2)
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2, "C": 3, "D": 4, "E": 5})
+    await engine.nexus.product("E").adjust(-1)
+    completed, _ = listen(engine)
+    worker = engine.nexus.push_worker("m")
+    seen: list[tuple[str, int, int, list[str]]] = []
+    batch_id = "b-1"
+
+    async def push_between_chunks() -> None:
+        row = await batch_row(engine, batch_id)
+        queued = [listing.sku for listing in await engine.listings() if listing.batch_id == batch_id]
+        seen.append((row.status, row.total, row.processed, queued))
+        await worker.run_once()  # claims the chunk just queued, before the next is
+        await engine.nexus.batch_settler.drain()
+
+    events = await batches.queue_batch(
+        engine.nexus.db, batch_id, "test", ["m"], None, queued=push_between_chunks
+    )
+    for event in events:
+        await engine.nexus.events.dispatch(event)
+
+    assert [(status, total) for status, total, _, _ in seen] == [
+        (BatchState.MARKING, 2),
+        (BatchState.MARKING, 4),
+        (BatchState.MARKING, 5),
+    ]
+    # The first round took E (waiting already, at normal priority) and the first chunk; they
+    # were pushed before the second chunk was queued.
+    assert [u.sku for u in engine.driver().push_calls[0]] == ["E", "A", "B"]
+    assert seen[1][2] == 2 and seen[1][3] == ["C", "D"]
+    # E's chunk found it pushed since the batch opened: counted, not queued or pushed again.
+    assert seen[2][2] == 5 and seen[2][3] == []
+    assert sorted(u.sku for u in engine.driver().pushed) == ["A", "B", "C", "D", "E"]
+    row = await batch_row(engine, batch_id)
+    assert (row.status, row.total, row.processed, row.marked_at) == (BatchState.COMPLETED, 5, 5, None)
+    assert completed == [BatchCompleted(batch_id, 5, 5, 0)]
+    assert await all_pushed(engine)
+
+
+async def test_a_marking_that_stalled_runs_with_what_it_queued_and_its_marker_is_told(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process queueing a catalog died (or stalled past MARKING_STRANDED_AFTER): the batch
+    runs with the listings it queued, completes when they finish, and a warning says to run the
+    sync again. A marker still alive gets BatchStrandedError at its next chunk, which queues
+    nothing in the batch."""
+    monkeypatch.setattr(batches, "MARK_CHUNK", 2)
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2, "C": 3})
+    completed, _ = listen(engine)
+    db = engine.nexus.db
+    batch_id = "b-1"
+    found: list[list[object]] = []
+
+    async def stall_after_the_first_chunk() -> None:
+        if found:
+            return
+        async with db.transaction() as session:
+            row = await session.get(SyncBatch, batch_id)
+            assert row is not None and row.marked_at is not None
+            row.marked_at -= batches.MARKING_STRANDED_AFTER + timedelta(seconds=1)
+        # Anyone's look for stranded work (a push round's settler, a status read) starts it.
+        found.append([event async for event in batches.settle_stranded(db)])
+
+    with capture_logs() as logs, pytest.raises(BatchStrandedError, match="run the sync again"):
+        await batches.queue_batch(db, batch_id, "test", ["m"], None, queued=stall_after_the_first_chunk)
+    assert found == [[]]  # nothing finished yet: no progress, no completion
+    (warning,) = [entry for entry in logs if "stopped while queueing" in entry["event"]]
+    assert (warning["log_level"], warning["batch_id"], warning["queued"]) == ("warning", batch_id, 2)
+
+    row = await batch_row(engine, batch_id)
+    assert (row.status, row.total) == (BatchState.RUNNING, 2)
+    # The second chunk was rolled back: C is in no batch and not queued by this sync.
+    queued = {
+        listing.sku: (listing.batch_id, listing.dirty_since is not None)
+        for listing in await engine.listings()
+    }
+    assert queued == {"A": (batch_id, True), "B": (batch_id, True), "C": (None, False)}
+
+    await engine.nexus.push_worker("m").run_once()
+    await engine.nexus.batch_settler.drain()
+    row = await batch_row(engine, batch_id)
+    assert (row.status, row.processed) == (BatchState.COMPLETED, 2)
+    assert completed == [BatchCompleted(batch_id, 2, 2, 0)]
+
+
+async def test_only_a_push_sent_after_the_batch_opened_counts_as_its_own(
+    make_engine: MakeEngine, database_url: str
+) -> None:
+    """A clean listing whose last push was sent after the batch opened is counted as finished; one
+    sent before (even if it landed, or was recorded, after) is queued and pushed again, since the
+    channel may have moved before the sync was asked for."""
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2, "C": 3})
+    db = engine.nexus.db
+    opened = utcnow()
+    sent = {"A": opened - timedelta(microseconds=1), "B": opened, "C": None}
+    async with db.transaction() as session:
+        for listing in (await session.execute(select(ChannelMapping))).scalars():
+            listing.last_synced_at = sent[listing.sku]
+
+    async def mark(session: Any) -> tuple[int, int]:
+        return await ListingQueue.mark_for_batch(session, "b", ["m"], None, opened=opened)
+
+    assert await db.run(mark) == (2, 1)
+    queued = {listing.sku: listing.batch_id for listing in await engine.listings()}
+    assert queued == {"A": "b", "B": None, "C": "b"}

@@ -29,6 +29,10 @@ class Priority(enum.IntEnum):
 
 
 class BatchState(enum.StrEnum):
+    """marking: its listings are being queued, a chunk at a time, and pushed meanwhile; it cannot
+    complete before it runs. running: every member is queued. completed: every member finished."""
+
+    MARKING = "marking"
     RUNNING = "running"
     COMPLETED = "completed"
 

@@ -46,6 +46,8 @@ LOCK_CONFLICT_STATES = frozenset({"40P01", "40001"})  # deadlock_detected, seria
 # and 57P01-57P03 (terminated by an administrator, e.g. `pg_ctl stop -m fast`; crash; starting up).
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
 LOCK_CONFLICT_RETRIES = 5
+# Values per `IN (...)` list: keeps parameter lists under every backend's limit.
+IN_LIST_CHUNK = 500
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -207,6 +207,18 @@ class SyncBatch(Base):
     status: Mapped[str] = mapped_column(String(16), default=BatchState.RUNNING)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
+    # While `marking`: when the last chunk of its listings was queued (`nexus.sync.batches`).
+    marked_at: Mapped[datetime | None] = mapped_column()
+
+
+# Batches being marked only (migration 0010): what the look for stranded markings reads.
+_MARKING = SyncBatch.__table__.c.status == BatchState.MARKING.value
+Index(
+    "ix_nexus_sync_batches_marking",
+    SyncBatch.__table__.c.marked_at,
+    sqlite_where=_MARKING,
+    postgresql_where=_MARKING,
+)
 
 
 class SyncBatchProgress(Base):

@@ -161,9 +161,7 @@ class OutcomeWriter:
                     # Only a listing whose last push failed can have an open dead letter: one is
                     # opened with `last_error` set, and a push that lands clears both (below).
                     resolvable.append(row.id)
-                self._succeeded(
-                    row, listing, update_, result, now, answers.flight, semantics, outcome, finished
-                )
+                self._succeeded(row, listing, update_, result, answers.flight, semantics, outcome, finished)
             elif result.status is PushStatus.STALE:
                 # The channel says stale yet shows what we sent as the expected level: not progress.
                 push_failed(row, semantics)
@@ -203,7 +201,6 @@ class OutcomeWriter:
         listing: ClaimedListing,
         update_: NexusInventoryUpdate,
         result: PushResult,
-        now: datetime,
         flight: Span,
         semantics: Semantics,
         outcome: PushRound,
@@ -222,7 +219,9 @@ class OutcomeWriter:
         row.attempts = 0
         row.next_attempt_at = None
         row.last_error = None
-        row.last_synced_at = now
+        # When the push that landed was sent: a catalog sync opened before it need not push the
+        # listing again (`ListingQueue.mark_for_batch`).
+        row.last_synced_at = flight.earliest
         overridden = update_.quantity != listing.desired
         if not needs_push(row, row.desired_qty) or (
             overridden and row.desired_qty == listing.desired and not row.verify_pending

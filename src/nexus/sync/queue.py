@@ -21,7 +21,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.domain.belief import Sent
@@ -411,13 +422,39 @@ class ListingQueue:
 
     @staticmethod
     async def mark_for_batch(
-        session: AsyncSession, batch_id: str, channels: Sequence[str], skus: Sequence[str] | None
-    ) -> int:
-        """Queue every listing of `channels` (of `skus`, or all) for a push in batch `batch_id`,
-        whatever it shows; returns how many. Dead-lettered listings get a fresh start."""
-        conditions = [ChannelMapping.channel.in_(channels)]
+        session: AsyncSession,
+        batch_id: str,
+        channels: Sequence[str],
+        skus: Sequence[str] | None,
+        *,
+        opened: datetime,
+        ids: tuple[int, int | None] | None = None,
+    ) -> tuple[int, int]:
+        """Queue every listing of `channels` (of `skus`, or all; with `ids` (after, up to), only
+        those with an id after the first and up to the second, None: no end) for a push in batch
+        `batch_id`, opened at `opened`, whatever it shows. Dead-lettered listings get a fresh
+        start. A clean listing whose push landed since `opened` is not queued again: the batch is
+        queued a chunk at a time while pushes run, and that push did what the batch asks.
+        Returns (queued, already pushed)."""
+        conditions: list[ColumnElement[bool]] = [ChannelMapping.channel.in_(channels)]
         if skus is not None:
             conditions.append(ChannelMapping.sku.in_(skus))
+        if ids is not None:
+            after, up_to = ids
+            conditions.append(ChannelMapping.id > after)
+            if up_to is not None:
+                conditions.append(ChannelMapping.id <= up_to)
+        synced = ChannelMapping.last_synced_at
+        pushed_since = and_(ChannelMapping.dirty_since.is_(None), synced >= opened)
+        already = int(
+            await session.scalar(
+                select(func.count()).select_from(ChannelMapping).where(*conditions, pushed_since)
+            )
+            or 0
+        )
+        if already:
+            # Not NOT(pushed_since): a listing never pushed (NULL) would drop out of both.
+            conditions.append(or_(ChannelMapping.dirty_since.is_not(None), synced.is_(None), synced < opened))
         # Listings taken over from an unfinished batch no longer count there.
         moved = await session.execute(
             select(ChannelMapping.batch_id, func.count())
@@ -433,7 +470,7 @@ class ListingQueue:
             .where(*conditions)
             .values(
                 batch_id=batch_id,
-                dirty_since=func.coalesce(ChannelMapping.dirty_since, utcnow()),
+                dirty_since=func.coalesce(ChannelMapping.dirty_since, opened),
                 # Bulk work is LOW; a listing already waiting with its own (higher) priority keeps
                 # it. A clean listing's priority is left over from its last push and must not count.
                 priority=case(
@@ -445,7 +482,22 @@ class ListingQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        return int(cast("CursorResult[Any]", result).rowcount)
+        return int(cast("CursorResult[Any]", result).rowcount), already
+
+    @staticmethod
+    async def id_bound(session: AsyncSession, channels: Sequence[str], after: int, size: int) -> int | None:
+        """The id that ends a chunk of `size` listings of `channels` with ids after `after`, in id
+        order; None when fewer are left (the last chunk has no end)."""
+        return cast(
+            "int | None",
+            await session.scalar(
+                select(ChannelMapping.id)
+                .where(ChannelMapping.channel.in_(channels), ChannelMapping.id > after)
+                .order_by(ChannelMapping.id)
+                .offset(size - 1)
+                .limit(1)
+            ),
+        )
 
     @staticmethod
     async def listing_page(
