@@ -235,9 +235,9 @@ class CatalogHandle:
         async def wake_workers() -> None:  # a chunk is queued: push it while the rest is
             nexus.notify(targets)
 
-        events = await queue_batch(nexus.db, batch_id, trigger, targets, skus, queued=wake_workers)
-        for event in events:
-            await nexus.events.dispatch(event)
+        await queue_batch(
+            nexus.db, batch_id, trigger, targets, skus, queued=wake_workers, dispatch=nexus.events.dispatch
+        )
         return batch_id
 
 

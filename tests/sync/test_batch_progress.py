@@ -22,7 +22,7 @@ from nexus.events import BatchCompleted, BatchProgressed
 from nexus.storage.models import ChannelMapping, SyncBatch, SyncBatchProgress, utcnow
 from nexus.sync import batches
 from nexus.sync.batches import list_batches, show_batch
-from nexus.sync.queue import ListingQueue
+from nexus.sync.queue import ListingQueue, Marked
 from tests.sync.sync_kit import Engine, register
 
 MakeEngine = Callable[..., Any]
@@ -331,11 +331,15 @@ async def test_a_catalog_is_queued_a_chunk_at_a_time_and_pushed_meanwhile(
         await worker.run_once()  # claims the chunk just queued, before the next is
         await engine.nexus.batch_settler.drain()
 
-    events = await batches.queue_batch(
-        engine.nexus.db, batch_id, "test", ["m"], None, queued=push_between_chunks
+    await batches.queue_batch(
+        engine.nexus.db,
+        batch_id,
+        "test",
+        ["m"],
+        None,
+        queued=push_between_chunks,
+        dispatch=engine.nexus.events.dispatch,
     )
-    for event in events:
-        await engine.nexus.events.dispatch(event)
 
     assert [(status, total) for status, total, _, _ in seen] == [
         (BatchState.MARKING, 2),
@@ -381,7 +385,15 @@ async def test_a_marking_that_stalled_runs_with_what_it_queued_and_its_marker_is
         found.append([event async for event in batches.settle_stranded(db)])
 
     with capture_logs() as logs, pytest.raises(BatchStrandedError, match="run the sync again"):
-        await batches.queue_batch(db, batch_id, "test", ["m"], None, queued=stall_after_the_first_chunk)
+        await batches.queue_batch(
+            db,
+            batch_id,
+            "test",
+            ["m"],
+            None,
+            queued=stall_after_the_first_chunk,
+            dispatch=engine.nexus.events.dispatch,
+        )
     assert found == [[]]  # nothing finished yet: no progress, no completion
     (warning,) = [entry for entry in logs if "stopped while queueing" in entry["event"]]
     assert (warning["log_level"], warning["batch_id"], warning["queued"]) == ("warning", batch_id, 2)
@@ -417,9 +429,113 @@ async def test_only_a_push_sent_after_the_batch_opened_counts_as_its_own(
         for listing in (await session.execute(select(ChannelMapping))).scalars():
             listing.last_synced_at = sent[listing.sku]
 
-    async def mark(session: Any) -> tuple[int, int]:
+    async def mark(session: Any) -> Marked:
         return await ListingQueue.mark_for_batch(session, "b", ["m"], None, opened=opened)
 
-    assert await db.run(mark) == (2, 1)
+    assert await db.run(mark) == Marked(queued=2, pushed=1)
     queued = {listing.sku: listing.batch_id for listing in await engine.listings()}
     assert queued == {"A": "b", "B": None, "C": "b"}
+
+
+async def test_a_listing_queued_in_a_batch_while_its_push_is_in_flight_is_pushed_again(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push in flight was sent before the batch opened, so the channel may have moved before
+    the sync was asked for: the listing stays queued in the batch and is pushed for it. The push
+    that landed is stamped with when it was sent, which the batch's own chunks compare with."""
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1})
+    await engine.nexus.product("A").adjust(-1)  # waiting for a push, outside any batch
+    driver = engine.driver()
+    push = driver.push_inventory
+    db = engine.nexus.db
+    times: dict[str, Any] = {}
+
+    async def batch_opens_mid_flight(updates: Any) -> Any:
+        times["sent"] = utcnow()
+        times["opened"] = opened = utcnow()
+
+        async def mark(session: Any) -> Marked:
+            return await ListingQueue.mark_for_batch(session, "b", ["m"], None, opened=opened)
+
+        assert await db.run(mark) == Marked(queued=1, pushed=0)  # in flight, so dirty: queued
+        return await push(updates)
+
+    monkeypatch.setattr(driver, "push_inventory", batch_opens_mid_flight)
+    first = await engine.nexus.push_worker("m").run_once()
+    assert first is not None and first.ok == 1
+    (listing,) = await engine.listings()
+    assert (listing.batch_id, listing.dirty_since is not None) == ("b", True)
+    assert listing.last_synced_at is not None and listing.last_synced_at <= times["sent"]
+
+    monkeypatch.setattr(driver, "push_inventory", push)
+    again = await engine.nexus.push_worker("m").run_once()
+    assert again is not None and again.ok == 1
+    (listing,) = await engine.listings()
+    assert (listing.batch_id, listing.dirty_since) == (None, None)
+    assert listing.last_synced_at is not None and listing.last_synced_at >= times["opened"]
+    assert len(driver.pushed) == 2
+
+
+async def test_a_sync_that_fails_part_way_starts_its_batch_with_what_it_queued(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches, "MARK_CHUNK", 2)
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1, "B": 2, "C": 3})
+
+    async def fail_after_the_first_chunk() -> None:
+        raise RuntimeError("the caller went away")
+
+    with capture_logs() as logs, pytest.raises(RuntimeError, match="went away"):
+        await batches.queue_batch(
+            engine.nexus.db,
+            "b-1",
+            "test",
+            ["m"],
+            None,
+            queued=fail_after_the_first_chunk,
+            dispatch=engine.nexus.events.dispatch,
+        )
+    row = await batch_row(engine, "b-1")
+    assert (row.status, row.total) == (BatchState.RUNNING, 2)
+    (warning,) = [entry for entry in logs if "stopped while queueing" in entry["event"]]
+    assert warning["log_level"] == "warning" and "went away" in warning["error"]
+
+
+async def test_an_idle_worker_starts_a_marking_whose_process_died(
+    make_engine: MakeEngine, database_url: str
+) -> None:
+    """Nothing left to push, so no round finishes anything: the idle claim still looks."""
+    engine: Engine = await make_engine(database_url=database_url)
+    await engine.seed({"A": 1})
+    db = engine.nexus.db
+
+    async def died_while_marking(session: Any) -> None:
+        await batches.open_batch(session, "b-1", "test", utcnow() - batches.MARKING_STRANDED_AFTER * 2)
+
+    await db.run(died_while_marking)
+    assert await engine.nexus.push_worker("m").run_once() is None  # nothing to claim
+    await engine.nexus.batch_settler.drain()
+    row = await batch_row(engine, "b-1")
+    assert (row.status, row.total) == (BatchState.COMPLETED, 0)
+
+
+async def test_a_batch_whose_last_waiting_listings_another_sync_takes_completes(
+    make_engine: MakeEngine, database_url: str
+) -> None:
+    """Batch 1 finished A; a second sync takes B, its last member waiting, and lowers its total:
+    nothing is left for batch 1 to wait for, so it completes then (it used to stay running)."""
+    engine: Engine = await make_engine(database_url=database_url, driver={"max_batch_size": 1})
+    await engine.seed({"A": 1, "B": 2})
+    completed, _ = listen(engine)
+    first = await engine.nexus.catalog().sync_all()
+    await engine.nexus.push_worker("m").run_once()  # A only: one listing a round
+    await engine.nexus.batch_settler.drain()
+    assert (await batch_row(engine, first)).status == BatchState.RUNNING
+
+    second = await engine.nexus.catalog(["B"]).sync_all()
+    row = await batch_row(engine, first)
+    assert (row.status, row.total, row.processed) == (BatchState.COMPLETED, 1, 1)
+    assert completed == [BatchCompleted(first, 1, 1, 0)]
+    assert (await batch_row(engine, second)).total == 1

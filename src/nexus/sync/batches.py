@@ -40,6 +40,7 @@ the commit and the dispatch. Rounds do not wait for the settle (`BatchSettler`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -63,7 +64,7 @@ from nexus.sync.dead_letters import (
     list_dead_letters,
     replay_dead_letters,
 )
-from nexus.sync.queue import ListingQueue
+from nexus.sync.queue import ListingQueue, Marked
 
 log = structlog.get_logger("nexus.batches")
 
@@ -112,11 +113,13 @@ async def queue_batch(
     skus: Sequence[str] | None,
     *,
     queued: Callable[[], Awaitable[None]],
-) -> list[BatchEvent]:
+    dispatch: Callable[[object], Awaitable[None]],
+) -> None:
     """Queue every listing of `channels` (of `skus`, or all) for a push in a new batch, a chunk
     of `MARK_CHUNK` at a time, calling `queued` after each chunk commits (to wake the push
-    workers); returns the batch's events once it runs, for the caller to dispatch. Raises
-    `BatchStrandedError` when the batch was given up as stranded meanwhile."""
+    workers), then start it and `dispatch` its events. Raises `BatchStrandedError` when the
+    batch was given up as stranded meanwhile. Cancelled or failed part-way, the batch is
+    started with the chunks queued so far, and the error raised."""
 
     opened = utcnow()  # also every chunk's queueing time: the chunks keep their order in the claim
 
@@ -125,51 +128,82 @@ async def queue_batch(
 
     await db.run(open_)
 
-    async def counted(session: AsyncSession, marked: tuple[int, int]) -> None:
-        if not await add_members(session, batch_id, *marked):
+    async def counted(session: AsyncSession, marked: Sequence[Marked]) -> list[BatchEvent]:
+        """Count the chunk in the batch; complete the batches it took listings from that have no
+        member left to wait for. Returns their events, for after the commit."""
+        queued, pushed = sum(m.queued for m in marked), sum(m.pushed for m in marked)
+        if not await add_members(session, batch_id, queued, pushed):
             raise BatchStrandedError(
                 f"batch {batch_id} stalled for over {MARKING_STRANDED_AFTER} while queueing and runs "
                 "with the listings queued so far; run the sync again for the rest"
             )
+        events: list[BatchEvent] = []
+        for taken_from in sorted({old for m in marked for old in m.taken_from}):
+            events.extend(await _fold(session, taken_from, unchanged=False))
+        return events
 
-    if skus is None:
-        after: int | None = 0
-        while after is not None:
+    async def mark_all() -> None:
+        if skus is None:
+            after: int | None = 0
+            while after is not None:
 
-            async def mark_ids(session: AsyncSession, after: int = after) -> int | None:
-                # Run again from the start on a PostgreSQL deadlock (Database.run): it only writes
-                # inside the transaction, and the chunk's end is read again.
-                up_to = await ListingQueue.id_bound(session, channels, after, MARK_CHUNK)
-                ids = (after, up_to)
-                marked = await ListingQueue.mark_for_batch(
-                    session, batch_id, channels, None, opened=opened, ids=ids
-                )
-                await counted(session, marked)
-                return up_to
-
-            after = await db.run(mark_ids)
-            await queued()
-    else:
-        for first_sku in range(0, len(skus), MARK_CHUNK):
-            part = skus[first_sku : first_sku + MARK_CHUNK]
-
-            async def mark_skus(session: AsyncSession, part: Sequence[str] = part) -> None:
-                queued, pushed = 0, 0
-                for first in range(0, len(part), IN_LIST_CHUNK):
-                    chunk = part[first : first + IN_LIST_CHUNK]
+                async def mark_ids(
+                    session: AsyncSession, after: int = after
+                ) -> tuple[int | None, list[BatchEvent]]:
+                    # Run again from the start on a PostgreSQL deadlock (Database.run): it only writes
+                    # inside the transaction, and the chunk's end is read again.
+                    up_to = await ListingQueue.id_bound(session, channels, after, MARK_CHUNK)
+                    ids = (after, up_to)
                     marked = await ListingQueue.mark_for_batch(
-                        session, batch_id, channels, chunk, opened=opened
+                        session, batch_id, channels, None, opened=opened, ids=ids
                     )
-                    queued, pushed = queued + marked[0], pushed + marked[1]
-                await counted(session, (queued, pushed))
+                    return up_to, await counted(session, [marked])
 
-            await db.run(mark_skus)
-            await queued()
+                after, events = await db.run(mark_ids)
+                for event in events:
+                    await dispatch(event)
+                await queued()
+        else:
+            for first_sku in range(0, len(skus), MARK_CHUNK):
+                part = skus[first_sku : first_sku + MARK_CHUNK]
+
+                async def mark_skus(session: AsyncSession, part: Sequence[str] = part) -> list[BatchEvent]:
+                    marked = [
+                        await ListingQueue.mark_for_batch(
+                            session, batch_id, channels, part[first : first + IN_LIST_CHUNK], opened=opened
+                        )
+                        for first in range(0, len(part), IN_LIST_CHUNK)
+                    ]
+                    return await counted(session, marked)
+
+                for event in await db.run(mark_skus):
+                    await dispatch(event)
+                await queued()
 
     async def run(session: AsyncSession) -> list[BatchEvent]:
         return await start_batch(session, batch_id)
 
-    return await db.run(run)
+    try:
+        await mark_all()
+    except BatchStrandedError:
+        raise
+    except BaseException as exc:
+        # Cancelled (a client gone, Ctrl-C) or failed part-way: the chunks queued so far are
+        # real and being pushed. Start the batch with them now rather than in five minutes;
+        # with the database away, the look for stranded markings does it later.
+        with contextlib.suppress(Exception):
+            events = await asyncio.shield(db.run(run))
+            log.warning(
+                "a catalog sync stopped while queueing its listings; its batch runs with those "
+                "queued, run the sync again for the rest",
+                batch_id=batch_id,
+                error=describe(exc) if isinstance(exc, Exception) else type(exc).__name__,
+            )
+            for event in events:
+                await dispatch(event)
+        raise
+    for event in await db.run(run):
+        await dispatch(event)
 
 
 async def open_batch(session: AsyncSession, batch_id: str, trigger: str, opened: datetime) -> None:
@@ -284,6 +318,10 @@ async def settle_stranded(db: Database, batch_id: str | None = None) -> AsyncIte
         yield event
 
 
+def _stalled(marked_at: datetime | None) -> bool:
+    return marked_at is None or marked_at < utcnow() - MARKING_STRANDED_AFTER
+
+
 async def start_stranded(db: Database, batch_id: str) -> list[BatchEvent]:
     """Start a batch whose marking stalled: the process queueing its listings died (or stopped
     for longer than `MARKING_STRANDED_AFTER`). The members it queued are real and being pushed;
@@ -292,9 +330,9 @@ async def start_stranded(db: Database, batch_id: str) -> list[BatchEvent]:
     `BatchStrandedError` at its next chunk)."""
 
     async def start(session: AsyncSession) -> tuple[int | None, list[BatchEvent]]:
-        batch = await session.get(SyncBatch, batch_id, with_for_update=True)
-        if batch is None or batch.status != BatchState.MARKING:
-            return None, []  # started meanwhile
+        batch = await session.get(SyncBatch, batch_id, with_for_update=True, populate_existing=True)
+        if batch is None or batch.status != BatchState.MARKING or not _stalled(batch.marked_at):
+            return None, []  # started meanwhile, or a chunk was queued since it was looked up
         return batch.total, await start_batch(session, batch_id)
 
     total, events = await db.run(start)

@@ -223,11 +223,15 @@ class OutcomeWriter:
         # listing again (`ListingQueue.mark_for_batch`).
         row.last_synced_at = flight.earliest
         overridden = update_.quantity != listing.desired
-        if not needs_push(row, row.desired_qty) or (
-            overridden and row.desired_qty == listing.desired and not row.verify_pending
+        # Queued in a batch while this push was in flight (claimed outside it): the push may
+        # have been sent before the batch was asked for, so the batch still gets its own.
+        joined = row.batch_id is not None and row.batch_id != listing.batch_id
+        if not joined and (
+            not needs_push(row, row.desired_qty)
+            or (overridden and row.desired_qty == listing.desired and not row.verify_pending)
         ):
             row.dirty_since = None
-        if row.batch_id is not None:
+        if row.batch_id is not None and not joined:
             finished[(row.batch_id, False)] += 1
             row.batch_id = None
         outcome.ok += 1

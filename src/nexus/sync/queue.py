@@ -77,6 +77,15 @@ class ClaimedListing:
 
 
 @dataclass(frozen=True, slots=True)
+class Marked:
+    """What `ListingQueue.mark_for_batch` did to one chunk."""
+
+    queued: int
+    pushed: int  # already, since the batch opened: finished members, not queued
+    taken_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class QueueCounts:
     """One channel's listings as the queue sees them."""
 
@@ -429,13 +438,14 @@ class ListingQueue:
         *,
         opened: datetime,
         ids: tuple[int, int | None] | None = None,
-    ) -> tuple[int, int]:
+    ) -> Marked:
         """Queue every listing of `channels` (of `skus`, or all; with `ids` (after, up to), only
         those with an id after the first and up to the second, None: no end) for a push in batch
         `batch_id`, opened at `opened`, whatever it shows. Dead-lettered listings get a fresh
         start. A clean listing whose push landed since `opened` is not queued again: the batch is
         queued a chunk at a time while pushes run, and that push did what the batch asks.
-        Returns (queued, already pushed)."""
+        Returns how many were queued and already pushed, and the batches listings were taken from
+        (their totals lowered: each may have no member left to wait for)."""
         conditions: list[ColumnElement[bool]] = [ChannelMapping.channel.in_(channels)]
         if skus is not None:
             conditions.append(ChannelMapping.sku.in_(skus))
@@ -444,6 +454,14 @@ class ListingQueue:
             conditions.append(ChannelMapping.id > after)
             if up_to is not None:
                 conditions.append(ChannelMapping.id <= up_to)
+        if session.get_bind().dialect.name != "sqlite":
+            # Lock the rows first, in id order as every listing lock is taken: the counts and the
+            # UPDATE below then see the same rows (READ COMMITTED takes a snapshot per
+            # statement); a round recording one of them commits before, or waits until after.
+            # SQLite's one writer gives that already.
+            await session.execute(
+                select(ChannelMapping.id).where(*conditions).order_by(ChannelMapping.id).with_for_update()
+            )
         synced = ChannelMapping.last_synced_at
         pushed_since = and_(ChannelMapping.dirty_since.is_(None), synced >= opened)
         already = int(
@@ -461,10 +479,12 @@ class ListingQueue:
             .where(*conditions, ChannelMapping.batch_id.is_not(None))
             .group_by(ChannelMapping.batch_id)
         )
-        for old_batch, count in moved.all():
+        taken_from: list[str] = []
+        for old_batch, count in cast("list[tuple[str, int]]", moved.all()):
             await session.execute(
                 update(SyncBatch).where(SyncBatch.id == old_batch).values(total=SyncBatch.total - count)
             )
+            taken_from.append(old_batch)
         result = await session.execute(
             update(ChannelMapping)
             .where(*conditions)
@@ -482,7 +502,7 @@ class ListingQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        return int(cast("CursorResult[Any]", result).rowcount), already
+        return Marked(int(cast("CursorResult[Any]", result).rowcount), already, tuple(taken_from))
 
     @staticmethod
     async def id_bound(session: AsyncSession, channels: Sequence[str], after: int, size: int) -> int | None:

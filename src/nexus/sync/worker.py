@@ -106,6 +106,9 @@ class PushWorker:
         leased_at = time.monotonic()  # no later than the lease's own clock starts, in the claim
         claimed = await self.claim(runtime.batch_size, listing_ids)
         if not claimed:
+            # An idle channel still looks for stranded batch work now and then (a sync whose
+            # process died while queueing, progress a failed settle left): nobody else would.
+            self.settler.request(())
             return None
         if listing_ids is None and len(claimed) >= runtime.batch_size:
             # A full round: more may be waiting. Wake the next idle loop of this channel (one
