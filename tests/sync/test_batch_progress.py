@@ -437,23 +437,32 @@ async def test_only_a_push_sent_after_the_batch_opened_counts_as_its_own(
     assert queued == {"A": "b", "B": None, "C": "b"}
 
 
-async def test_a_listing_queued_in_a_batch_while_its_push_is_in_flight_is_pushed_again(
-    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("sent_after_opening", [False, True])
+async def test_a_listing_queued_in_a_batch_while_its_push_is_in_flight(
+    make_engine: MakeEngine, database_url: str, monkeypatch: pytest.MonkeyPatch, sent_after_opening: bool
 ) -> None:
-    """The push in flight was sent before the batch opened, so the channel may have moved before
-    the sync was asked for: the listing stays queued in the batch and is pushed for it. The push
-    that landed is stamped with when it was sent, which the batch's own chunks compare with."""
+    """A push sent before the batch was asked for does not count for it (the channel may have
+    moved before): the listing stays queued in the batch and is pushed for it. One sent after
+    counts. The push that landed is stamped with when it was sent."""
     engine: Engine = await make_engine(database_url=database_url)
     await engine.seed({"A": 1})
     await engine.nexus.product("A").adjust(-1)  # waiting for a push, outside any batch
     driver = engine.driver()
     push = driver.push_inventory
     db = engine.nexus.db
-    times: dict[str, Any] = {}
+    opened = utcnow()
 
-    async def batch_opens_mid_flight(updates: Any) -> Any:
-        times["sent"] = utcnow()
-        times["opened"] = opened = utcnow()
+    async def open_(session: Any) -> None:
+        await batches.open_batch(session, "b", "test", opened)
+
+    if sent_after_opening:
+        await db.run(open_)
+
+    async def batch_queues_it_mid_flight(updates: Any) -> Any:
+        nonlocal opened
+        if not sent_after_opening:
+            opened = utcnow()
+            await db.run(open_)
 
         async def mark(session: Any) -> Marked:
             return await ListingQueue.mark_for_batch(session, "b", ["m"], None, opened=opened)
@@ -461,19 +470,29 @@ async def test_a_listing_queued_in_a_batch_while_its_push_is_in_flight_is_pushed
         assert await db.run(mark) == Marked(queued=1, pushed=0)  # in flight, so dirty: queued
         return await push(updates)
 
-    monkeypatch.setattr(driver, "push_inventory", batch_opens_mid_flight)
+    monkeypatch.setattr(driver, "push_inventory", batch_queues_it_mid_flight)
     first = await engine.nexus.push_worker("m").run_once()
+    await engine.nexus.batch_settler.drain()
     assert first is not None and first.ok == 1
     (listing,) = await engine.listings()
+    assert listing.last_synced_at is not None
+    if sent_after_opening:
+        assert (listing.batch_id, listing.dirty_since) == (None, None)
+        assert listing.last_synced_at >= opened
+        assert (await batch_row(engine, "b")).processed == 1
+        assert len(driver.pushed) == 1
+        return
     assert (listing.batch_id, listing.dirty_since is not None) == ("b", True)
-    assert listing.last_synced_at is not None and listing.last_synced_at <= times["sent"]
+    assert listing.last_synced_at < opened
 
     monkeypatch.setattr(driver, "push_inventory", push)
     again = await engine.nexus.push_worker("m").run_once()
+    await engine.nexus.batch_settler.drain()
     assert again is not None and again.ok == 1
     (listing,) = await engine.listings()
     assert (listing.batch_id, listing.dirty_since) == (None, None)
-    assert listing.last_synced_at is not None and listing.last_synced_at >= times["opened"]
+    assert listing.last_synced_at is not None and listing.last_synced_at >= opened
+    assert (await batch_row(engine, "b")).processed == 1
     assert len(driver.pushed) == 2
 
 

@@ -206,6 +206,15 @@ async def queue_batch(
         await dispatch(event)
 
 
+async def opened_at(session: AsyncSession, batch_ids: Iterable[str]) -> dict[str, datetime]:
+    """When each of these batches opened (was asked for): a push sent since counts for it."""
+    wanted = sorted(set(batch_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(SyncBatch.id, SyncBatch.created_at).where(SyncBatch.id.in_(wanted)))
+    return {batch_id: created_at for batch_id, created_at in rows.all()}
+
+
 async def open_batch(session: AsyncSession, batch_id: str, trigger: str, opened: datetime) -> None:
     """A new batch, `marking` until `start_batch`: members are added a chunk at a time
     (`add_members`) and pushed meanwhile, but it cannot complete before it runs."""

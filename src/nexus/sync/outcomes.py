@@ -12,7 +12,7 @@ import dataclasses
 import random
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,7 +31,7 @@ from nexus.masking import mask_secrets
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping, utcnow
 from nexus.sync.audit import audit_row
-from nexus.sync.batches import count_in_round, record_progress
+from nexus.sync.batches import count_in_round, opened_at, record_progress
 from nexus.sync.dead_letters import record_dead_letter, resolve_pushed
 from nexus.sync.queue import ClaimedListing, HeldListing, ListingQueue
 
@@ -134,6 +134,14 @@ class OutcomeWriter:
         claimed, results, vetoed, read = answers.claimed, answers.results, answers.vetoed, answers.read
         pushed = {u.listing_id: u for u in answers.updates}
         rows = await ListingQueue.lock_held_state(session, self.owner, [c.id for c in claimed])
+        # Batches that took listings while this round was in flight (a catalog sync queueing):
+        # when each opened decides whether this round's push counts for it.
+        in_flight_joined = [
+            row.batch_id
+            for c in claimed
+            if (row := rows.get(c.id)) is not None and row.batch_id is not None and row.batch_id != c.batch_id
+        ]
+        joined = await opened_at(session, in_flight_joined)
         finished: Counter[tuple[str, bool]] = Counter()
         resolvable: list[int] = []  # landed, and may have an open dead letter
         booked: list[ClaimedListing] = []
@@ -161,7 +169,9 @@ class OutcomeWriter:
                     # Only a listing whose last push failed can have an open dead letter: one is
                     # opened with `last_error` set, and a push that lands clears both (below).
                     resolvable.append(row.id)
-                self._succeeded(row, listing, update_, result, answers.flight, semantics, outcome, finished)
+                self._succeeded(
+                    row, listing, update_, result, answers.flight, semantics, outcome, finished, joined
+                )
             elif result.status is PushStatus.STALE:
                 # The channel says stale yet shows what we sent as the expected level: not progress.
                 push_failed(row, semantics)
@@ -205,6 +215,7 @@ class OutcomeWriter:
         semantics: Semantics,
         outcome: PushRound,
         finished: Counter[tuple[str, bool]],
+        joined: Mapping[str, datetime],
     ) -> None:
         acknowledged = result.quantity if result.quantity is not None else update_.quantity
         push_landed(
@@ -223,15 +234,16 @@ class OutcomeWriter:
         # listing again (`ListingQueue.mark_for_batch`).
         row.last_synced_at = flight.earliest
         overridden = update_.quantity != listing.desired
-        # Queued in a batch while this push was in flight (claimed outside it): the push may
-        # have been sent before the batch was asked for, so the batch still gets its own.
-        joined = row.batch_id is not None and row.batch_id != listing.batch_id
-        if not joined and (
+        # Queued in a batch while this push was in flight (claimed outside it): a push sent
+        # before the batch was asked for does not count for it, and the batch gets its own.
+        opened = joined.get(row.batch_id) if row.batch_id != listing.batch_id and row.batch_id else None
+        early = opened is not None and flight.earliest < opened
+        if not early and (
             not needs_push(row, row.desired_qty)
             or (overridden and row.desired_qty == listing.desired and not row.verify_pending)
         ):
             row.dirty_since = None
-        if row.batch_id is not None and not joined:
+        if row.batch_id is not None and not early:
             finished[(row.batch_id, False)] += 1
             row.batch_id = None
         outcome.ok += 1
