@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +57,13 @@ async def all_pushed(engine: Engine) -> bool:
     """Every listing's push is recorded: clean and out of its batch."""
     listings = await engine.listings()
     return all(listing.batch_id is None and listing.dirty_since is None for listing in listings)
+
+
+async def queue_catalog(engine: Engine, batch_id: str, queued: Callable[[], Awaitable[None]]) -> None:
+    """Queue every listing of channel `m` in batch `batch_id`, calling `queued` after each chunk."""
+    await batches.queue_batch(
+        engine.nexus.db, batch_id, "test", ["m"], None, queued=queued, dispatch=engine.nexus.events.dispatch
+    )
 
 
 def listen(engine: Engine) -> tuple[list[BatchCompleted], list[BatchProgressed]]:
@@ -331,15 +338,7 @@ async def test_a_catalog_is_queued_a_chunk_at_a_time_and_pushed_meanwhile(
         await worker.run_once()  # claims the chunk just queued, before the next is
         await engine.nexus.batch_settler.drain()
 
-    await batches.queue_batch(
-        engine.nexus.db,
-        batch_id,
-        "test",
-        ["m"],
-        None,
-        queued=push_between_chunks,
-        dispatch=engine.nexus.events.dispatch,
-    )
+    await queue_catalog(engine, batch_id, push_between_chunks)
 
     assert [(status, total) for status, total, _, _ in seen] == [
         (BatchState.MARKING, 2),
@@ -385,15 +384,7 @@ async def test_a_marking_that_stalled_runs_with_what_it_queued_and_its_marker_is
         found.append([event async for event in batches.settle_stranded(db)])
 
     with capture_logs() as logs, pytest.raises(BatchStrandedError, match="run the sync again"):
-        await batches.queue_batch(
-            db,
-            batch_id,
-            "test",
-            ["m"],
-            None,
-            queued=stall_after_the_first_chunk,
-            dispatch=engine.nexus.events.dispatch,
-        )
+        await queue_catalog(engine, batch_id, stall_after_the_first_chunk)
     assert found == [[]]  # nothing finished yet: no progress, no completion
     (warning,) = [entry for entry in logs if "stopped while queueing" in entry["event"]]
     assert (warning["log_level"], warning["batch_id"], warning["queued"]) == ("warning", batch_id, 2)
@@ -507,15 +498,7 @@ async def test_a_sync_that_fails_part_way_starts_its_batch_with_what_it_queued(
         raise RuntimeError("the caller went away")
 
     with capture_logs() as logs, pytest.raises(RuntimeError, match="went away"):
-        await batches.queue_batch(
-            engine.nexus.db,
-            "b-1",
-            "test",
-            ["m"],
-            None,
-            queued=fail_after_the_first_chunk,
-            dispatch=engine.nexus.events.dispatch,
-        )
+        await queue_catalog(engine, "b-1", fail_after_the_first_chunk)
     row = await batch_row(engine, "b-1")
     assert (row.status, row.total) == (BatchState.RUNNING, 2)
     (warning,) = [entry for entry in logs if "stopped while queueing" in entry["event"]]
