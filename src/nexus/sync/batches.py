@@ -193,12 +193,7 @@ async def queue_batch(
         # with the database away, the look for stranded markings does it later.
         with contextlib.suppress(Exception):
             events = await asyncio.shield(db.run(run))
-            log.warning(
-                "a catalog sync stopped while queueing its listings; its batch runs with those "
-                "queued, run the sync again for the rest",
-                batch_id=batch_id,
-                error=describe(exc) if isinstance(exc, Exception) else type(exc).__name__,
-            )
+            _cut_short(batch_id, error=describe(exc) if isinstance(exc, Exception) else type(exc).__name__)
             for event in events:
                 await dispatch(event)
         raise
@@ -346,13 +341,18 @@ async def start_stranded(db: Database, batch_id: str) -> list[BatchEvent]:
 
     total, events = await db.run(start)
     if total is not None:
-        log.warning(
-            "a catalog sync stopped while queueing its listings; its batch runs with those queued, "
-            "run the sync again for the rest",
-            batch_id=batch_id,
-            queued=total,
-        )
+        _cut_short(batch_id, queued=total)
     return events
+
+
+def _cut_short(batch_id: str, **context: object) -> None:
+    """A batch started before all its listings were queued: a person must run the sync again."""
+    log.warning(
+        "a catalog sync stopped while queueing its listings; its batch runs with those queued, "
+        "run the sync again for the rest",
+        batch_id=batch_id,
+        **context,
+    )
 
 
 async def count_in_round(session: AsyncSession, finished: Counter[tuple[str, bool]]) -> list[BatchEvent]:
