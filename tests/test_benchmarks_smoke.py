@@ -77,6 +77,28 @@ def test_webhook_ingest_httpx_client_and_reference_receivers_run(monkeypatch: py
     assert summary["contract_share_of_minimal"] > 0
 
 
+def test_ingest_instructions_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest_instructions = load("ingest_instructions", monkeypatch)
+
+    # Without valgrind (a run under it takes ~40 s however small): the same drives, timed. Each
+    # drive exits non-zero unless every delivery was answered "accepted" and stored once.
+    sizes = ["--base", "2", "--deliveries", "4", "--clients", "2"]
+    summary = ingest_instructions.main([*sizes, "--variants", "nexus,contract", "--no-valgrind"])
+
+    assert set(summary["per_delivery"]) == {"nexus", "contract"}
+    assert set(summary["shares"]) == {"nexus/contract"}
+    assert "nexus at" in capsys.readouterr().out
+
+
+def test_ingest_instructions_refuses_an_unknown_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest_instructions = load("ingest_instructions", monkeypatch)
+
+    with pytest.raises(SystemExit, match="--variants takes some of nexus, contract, minimal, ceiling"):
+        ingest_instructions.main(["--variants", "nexus,fastest"])
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis

@@ -144,3 +144,25 @@ async def test_a_part_that_cannot_be_read_leaves_the_others(
     text = (await nexus.metrics.render()).decode()
     families = {family.name for family in text_string_to_metric_families(text)}
     assert "nexus_rate_limited" in families and "nexus_queue_depth" not in families
+
+
+async def test_received_and_duplicate_webhooks_count_per_channel_and_topic(
+    make_nexus: Callable[..., Any],
+) -> None:
+    nexus: Nexus = await make_nexus()
+    metrics, registry = nexus.metrics, nexus.metrics.registry
+    for _ in range(3):
+        metrics.webhook_received("shop", "orders/create")
+    metrics.webhook_received("shop", "orders/create", duplicate=True)
+    metrics.webhook_received("shop", "inventory_levels/update", duplicate=True)
+    metrics.webhook_received("other", None)
+
+    def sample(name: str, channel: str, topic: str) -> float | None:
+        return registry.get_sample_value(name, {"channel": channel, "topic": topic})
+
+    assert sample("nexus_webhooks_received_total", "shop", "orders/create") == 4
+    assert sample("nexus_webhooks_duplicate_total", "shop", "orders/create") == 1
+    assert sample("nexus_webhooks_received_total", "shop", "inventory_levels/update") == 1
+    assert sample("nexus_webhooks_duplicate_total", "shop", "inventory_levels/update") == 1
+    assert sample("nexus_webhooks_received_total", "other", "") == 1
+    assert sample("nexus_webhooks_duplicate_total", "other", "") == 0

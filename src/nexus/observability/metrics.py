@@ -140,6 +140,9 @@ class Metrics:
         registry.register(self._scraped)
         # A webhook naming a listing Nexus does not know is warned of once an hour per listing.
         self.unmatched_warnings = Once(3600)
+        # `labels()` costs a lock and a lookup of the label values; the receiver counts every
+        # delivery, so its (channel, topic) children are looked up once (docs/benchmarks.md, §2).
+        self._received: dict[tuple[str, str], tuple[Counter, Counter]] = {}
 
     # -- fed as things happen ---------------------------------------------------------------
 
@@ -165,9 +168,17 @@ class Metrics:
         self.rate_limited.labels(channel).inc()
 
     def webhook_received(self, channel: str, topic: str | None, *, duplicate: bool = False) -> None:
-        self.webhooks_received.labels(channel, topic or "").inc()
+        key = (channel, topic or "")
+        counters = self._received.get(key)
+        if counters is None:
+            counters = self._received[key] = (
+                self.webhooks_received.labels(*key),
+                self.webhooks_duplicate.labels(*key),
+            )
+        received, duplicates = counters
+        received.inc()
         if duplicate:
-            self.webhooks_duplicate.labels(channel, topic or "").inc()
+            duplicates.inc()
 
     def webhook_rejected(self, channel: str, topic: str | None, status: int) -> None:
         label = channel if channel in self.nexus.settings.channels else UNKNOWN_CHANNEL
