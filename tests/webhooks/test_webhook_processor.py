@@ -218,3 +218,37 @@ async def _until(hub: Hub, condition: Callable[[list[Any]], bool], timeout: floa
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not reached; rows: {[(r.id, r.status, r.attempts) for r in rows]}")
         await asyncio.sleep(0.02)
+
+
+async def test_a_slow_resolve_holds_no_transaction(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver that calls its channel to resolve a delivery (Etsy fetches the receipt an
+    `order.paid` names) may wait on the channel's rate limit for a minute. Meanwhile every other
+    writer goes on: on SQLite a transaction held across that wait stopped the whole process,
+    webhook ingestion included (a 100,000 x 4 benchmark stalled for minutes). Once the answer
+    comes, the delivery is applied."""
+    await hub.seed()
+    first = await store(hub, sale(quantity=2), delivery_id="D1")
+    driver = hub.driver()
+    resolving, answered = asyncio.Event(), asyncio.Event()
+    resolve = driver.resolve_webhook
+
+    async def waits_on_its_channel(request: Any) -> Any:
+        resolving.set()
+        await answered.wait()
+        return await resolve(request)
+
+    monkeypatch.setattr(driver, "resolve_webhook", waits_on_its_channel)
+    attempt = asyncio.create_task(hub.processor.process(first))
+    try:
+        await asyncio.wait_for(resolving.wait(), 5)
+        # Meanwhile: a delivery is stored (the receiver's group commit), a stock change commits.
+        second = await asyncio.wait_for(store(hub, sale(quantity=1, order_id="O2"), delivery_id="D2"), 5)
+        await asyncio.wait_for(hub.nexus.product("SKU-1").adjust(+5), 5)
+        assert not attempt.done()
+    finally:
+        answered.set()  # a failure above must not leave the attempt waiting for ever
+    assert await asyncio.wait_for(attempt, 5) is Attempt.PROCESSED
+    assert (await hub.item()).on_hand == 13  # 10 + 5 - 2
+    monkeypatch.undo()
+    assert await hub.processor.process(second) is Attempt.PROCESSED
+    assert (await hub.item()).on_hand == 12

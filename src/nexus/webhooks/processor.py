@@ -9,11 +9,17 @@
     await processor.run(stop)            # process_pending in a loop until `stop` is set
     await processor.drain()              # wait for the scheduled tasks (tests); aclose() bounds it
 
-Attempts run in one transaction per batch: lock the rows (only while their status is
-"received"), resolve each stored body (driver.resolve_webhook), lock every listing and item the
-batch will touch and look up the ledger keys it may book, all at once and in one order
-(`nexus.domain.inbound.InboundScope`), then apply_inbound each delivery through the one write
-path and mark its row "processed". Stock events fire after the commit (`nexus.after_changes`).
+Each stored body is resolved first (driver.resolve_webhook), outside any transaction: a driver
+may call its channel there (Etsy's `order.paid` names a receipt to fetch; an SNS subscription is
+confirmed by a fetch), and such a call can wait on the channel's rate limit for a minute. Held
+inside a write transaction, that wait stopped every other writer: on SQLite the whole process,
+webhook ingestion included (docs/benchmarks.md, section 5, finding 18). Then attempts run in one
+transaction per batch: lock the rows (only while their status is "received"), lock every listing
+and item the batch will touch and look up the ledger keys it may book, all at once and in one
+order (`nexus.domain.inbound.InboundScope`), then apply_inbound each delivery through the one
+write path and mark its row "processed". Stock events fire after the commit
+(`nexus.after_changes`). Two processes may resolve the same delivery (a read, done twice); only
+the one holding its row applies it.
 
 A batch is applied without savepoints and flushed once, which is what makes processing cheap
 (a few statements per batch, not ten per delivery). If any delivery of it raises, the batch is
@@ -77,6 +83,9 @@ DEFER_SECONDS = 0.2  # a listing's push in flight usually answers well within th
 # such a row only when it is older than this (its process died, or fell this far behind).
 STRAY_AFTER = timedelta(seconds=5)
 WAKEUP_KEY = "nexus:webhooks"  # Nexus.wakeup key (':' never appears in a channel name)
+
+# A stored delivery's events, or what refused them (raised again in its attempt).
+Resolved = list[InboundEvent] | Exception
 
 
 class Attempt(enum.Enum):
@@ -223,13 +232,14 @@ class WebhookProcessor:
         run again carefully, each delivery in a savepoint of its own, so that one that is
         deferred or fails rolls back alone."""
         async with self._batches:
+            resolved = await self._resolve_all(log_ids)
             try:
                 tried = await self.nexus.db.run(
-                    lambda session: self._attempt_all(session, log_ids, careful=False)
+                    lambda session: self._attempt_all(session, resolved, careful=False)
                 )
             except _NeedsCare:
                 tried = await self.nexus.db.run(
-                    lambda session: self._attempt_all(session, log_ids, careful=True)
+                    lambda session: self._attempt_all(session, resolved, careful=True)
                 )
         attempts = dict.fromkeys(log_ids, Attempt.SKIPPED)
         wake = False
@@ -245,10 +255,11 @@ class WebhookProcessor:
         return attempts
 
     async def _attempt_all(
-        self, session: AsyncSession, log_ids: Sequence[int], *, careful: bool
+        self, session: AsyncSession, events_of: dict[int, Resolved], *, careful: bool
     ) -> list[tuple[WebhookLog, Attempt, InboundOutcome | None]]:
-        rows = await self._lock(session, log_ids)
-        resolved = [(row, await self._resolve(row)) for row in rows]
+        rows = await self._lock(session, list(events_of))
+        # A row that was not "received" when it was resolved is never "received" again.
+        resolved = [(row, events_of[row.id]) for row in rows if row.id in events_of]
         deliveries = [(row.channel, _delivery_key(row), ev) for row, ev in resolved if isinstance(ev, list)]
         scope: InboundScope | None = await InboundScope.lock(session, deliveries)
         now = utcnow()
@@ -278,13 +289,37 @@ class WebhookProcessor:
                 break
         return tried
 
-    async def _resolve(self, row: WebhookLog) -> list[InboundEvent] | Exception:
-        """The stored delivery's events, or what refused them (raised again in its attempt)."""
-        request = WebhookRequest(
-            channel=row.channel, headers=dict(row.headers or {}), body=row.body, received_at=row.received_at
-        )
+    async def _resolve_all(self, log_ids: Sequence[int]) -> dict[int, Resolved]:
+        """Each delivery of `log_ids` still "received", resolved before any transaction opens
+        (the module's docstring says why), side by side: their calls wait on the channel's rate
+        limit, not on each other."""
+        async with self.nexus.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        WebhookLog.id,
+                        WebhookLog.channel,
+                        WebhookLog.headers,
+                        WebhookLog.body,
+                        WebhookLog.received_at,
+                    ).where(WebhookLog.id.in_(log_ids), WebhookLog.status == WebhookStatus.RECEIVED)
+                )
+            ).all()
+        requests = [
+            WebhookRequest(
+                channel=row.channel,
+                headers=dict(row.headers or {}),
+                body=row.body,
+                received_at=row.received_at,
+            )
+            for row in rows
+        ]
+        events = await asyncio.gather(*(self._resolve(request) for request in requests))
+        return {row.id: resolved for row, resolved in zip(rows, events, strict=True)}
+
+    async def _resolve(self, request: WebhookRequest) -> Resolved:
         try:
-            return await self.nexus.channel(row.channel).driver.resolve_webhook(request)
+            return await self.nexus.channel(request.channel).driver.resolve_webhook(request)
         except Exception as exc:
             return exc
 
