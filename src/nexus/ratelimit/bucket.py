@@ -19,6 +19,7 @@ import structlog
 
 from nexus.errors import QuotaExhausted
 from nexus.ratelimit.config import RateLimitConfig
+from nexus.write_guard import in_write_transaction
 
 log = structlog.get_logger("nexus.ratelimit")
 
@@ -236,6 +237,9 @@ class BoundLimiter:
         )
 
     async def acquire(self, cost: float = 1.0) -> None:
+        if in_write_transaction():
+            # A bug, not a load problem: the wait below would hold every other writer.
+            raise RuntimeError(f"a request to {self.key!r} inside a write transaction")
         while True:
             wait = await self.bucket.reserve(self.key, cost, self.effective_limit)
             if wait <= 0:

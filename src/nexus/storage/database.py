@@ -36,6 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from nexus.write_guard import writing
+
 log = structlog.get_logger("nexus.database")
 
 T = TypeVar("T")
@@ -121,12 +123,13 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A read-write transaction: committed when the block ends, rolled back on error."""
-        if self._write_lock is None:
-            async with self.sessions() as session, session.begin():
+        with writing():  # nothing slow may be awaited in here (`nexus.write_guard`)
+            if self._write_lock is None:
+                async with self.sessions() as session, session.begin():
+                    yield session
+                return
+            async with self._write_lock, self.sessions() as session, session.begin():
                 yield session
-            return
-        async with self._write_lock, self.sessions() as session, session.begin():
-            yield session
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -224,15 +224,18 @@ class WebhookProcessor:
     async def process_many(self, log_ids: Sequence[int]) -> dict[int, Attempt]:
         """One attempt at each delivery, all in one transaction.
 
-        The rows every delivery will touch are locked first, in one order (`InboundScope`), so
-        batches that run side by side on PostgreSQL do not deadlock each other; a deadlock with
-        another writer runs the batch again (`Database.run`). A level for a listing whose push
-        is in flight is deferred before anything is applied. The rest are applied one after the
-        other with one flush at the commit; if any of them raises, the batch is rolled back and
-        run again carefully, each delivery in a savepoint of its own, so that one that is
-        deferred or fails rolls back alone."""
+        The deliveries are resolved before the transaction (the module's docstring says why).
+        In it, the rows every delivery will touch are locked first, in one order
+        (`InboundScope`), so batches that run side by side on PostgreSQL do not deadlock each
+        other; a deadlock with another writer runs the batch again (`Database.run`). A level for
+        a listing whose push is in flight is deferred before anything is applied. The rest are
+        applied one after the other with one flush at the commit; if any of them raises, the
+        batch is rolled back and run again carefully, each delivery in a savepoint of its own,
+        so that one that is deferred or fails rolls back alone."""
+        # Outside the semaphore too: it bounds the transactions, and a delivery waiting on its
+        # channel's rate limit must not take a slot from other channels' deliveries.
+        resolved = await self._resolve_all(log_ids)
         async with self._batches:
-            resolved = await self._resolve_all(log_ids)
             try:
                 tried = await self.nexus.db.run(
                     lambda session: self._attempt_all(session, resolved, careful=False)
