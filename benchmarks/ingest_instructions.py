@@ -103,25 +103,13 @@ async def drive(variant: str, deliveries: int, clients: int, directory: str) -> 
     """Send `deliveries` through `variant`'s app, `clients` at a time; the rows it stored."""
     from sqlalchemy import func, select
 
-    from nexus.config import ChannelConfig, NexusSettings
     from nexus.engine import Nexus
     from nexus.runtime import freeze_startup_heap
     from nexus.storage.models import WebhookLog
     from nexus.web import create_app
 
     requests = [_request(d) for d in ingest.make_deliveries(deliveries, variant)]
-    settings = NexusSettings(
-        database_url=f"sqlite+aiosqlite:///{directory}/nexus.db",
-        channels={
-            ingest.CHANNEL: ChannelConfig(
-                driver="shopify",
-                base_url="http://127.0.0.1:9",  # never called: only webhooks arrive
-                credentials={"access_token": "unused", "webhook_secret": ingest.SECRET},
-                settings={"location_id": str(ingest.LOCATION_ID)},
-            )
-        },
-    )
-    async with Nexus(settings, source="benchmark") as nexus:
+    async with Nexus(ingest.settings_for(f"{directory}/nexus.db"), source="benchmark") as nexus:
         await nexus.migrate()
         reference = None
         if variant in ("minimal", "contract"):

@@ -68,11 +68,14 @@ import uuid
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from nexus.config import NexusSettings
 
 CHANNEL = "shopify-bench"
 SECRET = "benchmark-webhook-secret"
@@ -167,7 +170,6 @@ def serve(
 async def _serve(variant: str, database: str, processing: bool, nodelay: bool, conn: Connection) -> None:
     from sqlalchemy import func, select
 
-    from nexus.config import ChannelConfig, NexusSettings
     from nexus.engine import Nexus
     from nexus.runtime import freeze_startup_heap
     from nexus.storage.models import WebhookLog
@@ -175,18 +177,7 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
     from nexus.web.server import serve_app
     from nexus.webhooks.receiver import GroupWriter, WebhookReceiver
 
-    settings = NexusSettings(
-        database_url=f"sqlite+aiosqlite:///{database}",
-        channels={
-            CHANNEL: ChannelConfig(
-                driver="shopify",
-                base_url="http://127.0.0.1:9",  # never called: only webhooks arrive
-                credentials={"access_token": "unused", "webhook_secret": SECRET},
-                settings={"location_id": str(LOCATION_ID)},
-            )
-        },
-    )
-    async with Nexus(settings, source="benchmark") as nexus:
+    async with Nexus(settings_for(database), source="benchmark") as nexus:
         await nexus.migrate()
         minimal = (
             _MinimalReceiver(f"{database}.{variant}", contract=variant == "contract")
@@ -223,6 +214,23 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
         if minimal is not None:
             stored = minimal.stored()
     conn.send(int(stored or 0))
+
+
+def settings_for(database: str) -> NexusSettings:
+    """Nexus on the SQLite file `database`, with the one Shopify channel the deliveries are for."""
+    from nexus.config import ChannelConfig, NexusSettings
+
+    return NexusSettings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        channels={
+            CHANNEL: ChannelConfig(
+                driver="shopify",
+                base_url="http://127.0.0.1:9",  # never called: only webhooks arrive
+                credentials={"access_token": "unused", "webhook_secret": SECRET},
+                settings={"location_id": str(LOCATION_ID)},
+            )
+        },
+    )
 
 
 def _ceiling_app() -> FastAPI:
