@@ -12,8 +12,9 @@ import pytest
 
 from nexus.events import InventoryUpdated, WebhookReceived
 from nexus.storage.models import WebhookLog, utcnow
+from nexus.webhooks import processor as processor_module
 from nexus.webhooks.processor import STRAY_AFTER, Attempt, WebhookProcessor
-from nexus.webhooks.receiver import WebhookReceiver
+from nexus.webhooks.receiver import Receipt, WebhookReceiver
 from tests.webhooks.webhook_testkit import CHANNEL, OTHER, Hub, build_hub, channels, delivery, level, sale
 
 
@@ -252,3 +253,38 @@ async def test_a_slow_resolve_holds_no_transaction(hub: Hub, monkeypatch: pytest
     monkeypatch.undo()
     assert await hub.processor.process(second) is Attempt.PROCESSED
     assert (await hub.item()).on_hand == 12
+
+
+async def test_the_routes_processing_leaves_a_slow_resolve_to_the_pending_loop(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite takes the route's chunks one after another: a delivery whose resolution waits on
+    its channel (an Etsy receipt behind the rate limit) must not hold back the deliveries with
+    it. Past RESOLVE_PATIENCE it is left "received", attempts untouched, and the pending loop,
+    which waits, applies it."""
+    monkeypatch.setattr(processor_module, "RESOLVE_PATIENCE", 0.05)
+    await hub.seed()
+    slow = await store(hub, sale(quantity=2), delivery_id="D1")
+    quick = await store(hub, sale(quantity=1, order_id="O2"), delivery_id="D2")
+    driver = hub.driver()
+    answered = asyncio.Event()
+    resolve = driver.resolve_webhook
+
+    async def waits_for_order_1(request: Any) -> Any:
+        if b'"O1"' in request.body:
+            await answered.wait()
+        return await resolve(request)
+
+    monkeypatch.setattr(driver, "resolve_webhook", waits_for_order_1)
+    for log_id in (slow, quick):
+        hub.processor.schedule(Receipt(CHANNEL, 200, "accepted", log_id=log_id))
+    await asyncio.wait_for(hub.processor.drain(), 5)
+
+    assert (await hub.item()).on_hand == 9  # the quick sale only
+    rows = {row.id: row for row in await hub.logs()}
+    assert (rows[slow].status, rows[slow].attempts) == ("received", 0)
+    assert rows[quick].status == "processed"
+
+    answered.set()
+    assert await asyncio.wait_for(hub.processor.process_pending(), 5) == 1
+    assert (await hub.item()).on_hand == 7

@@ -82,6 +82,11 @@ DEFER_SECONDS = 0.2  # a listing's push in flight usually answers well within th
 # A delivery the receiving process scheduled is its batcher's to process; the pending loop takes
 # such a row only when it is older than this (its process died, or fell this far behind).
 STRAY_AFTER = timedelta(seconds=5)
+# How long the route's processing waits for a delivery's resolution (Etsy fetches its receipt,
+# behind Etsy's rate limit). SQLite takes the route's chunks one after another, so one receipt
+# waiting a minute held back every channel's deliveries behind it; past this, the delivery is
+# left "received" to the pending loop, which waits for it (docs/benchmarks.md, finding 18).
+RESOLVE_PATIENCE = 1.0
 WAKEUP_KEY = "nexus:webhooks"  # Nexus.wakeup key (':' never appears in a channel name)
 
 # A stored delivery's events, or what refused them (raised again in its attempt).
@@ -194,7 +199,7 @@ class WebhookProcessor:
         if self._yield_to is not None:
             await self._yield_to()
         try:
-            await self.process_many(chunk)
+            await self.process_many(chunk, patience=RESOLVE_PATIENCE)
         except Exception as exc:
             # The rows are still "received": process_pending picks them up.
             self._failed("webhook processing failed", exc, webhook_log_ids=chunk)
@@ -221,8 +226,12 @@ class WebhookProcessor:
         """One attempt at one stored delivery."""
         return (await self.process_many([log_id]))[log_id]
 
-    async def process_many(self, log_ids: Sequence[int]) -> dict[int, Attempt]:
-        """One attempt at each delivery, all in one transaction.
+    async def process_many(
+        self, log_ids: Sequence[int], *, patience: float | None = None
+    ) -> dict[int, Attempt]:
+        """One attempt at each delivery, all in one transaction. With `patience`, a delivery
+        whose resolution (a fetch from its channel) takes longer than that many seconds is
+        skipped and stays "received": the pending loop, which waits, takes it later.
 
         The deliveries are resolved before the transaction (the module's docstring says why).
         In it, the rows every delivery will touch are locked first, in one order
@@ -234,7 +243,7 @@ class WebhookProcessor:
         so that one that is deferred or fails rolls back alone."""
         # Outside the semaphore too: it bounds the transactions, and a delivery waiting on its
         # channel's rate limit must not take a slot from other channels' deliveries.
-        resolved = await self._resolve_all(log_ids)
+        resolved = await self._resolve_all(log_ids, patience)
         async with self._batches:
             try:
                 tried = await self.nexus.db.run(
@@ -292,10 +301,11 @@ class WebhookProcessor:
                 break
         return tried
 
-    async def _resolve_all(self, log_ids: Sequence[int]) -> dict[int, Resolved]:
+    async def _resolve_all(self, log_ids: Sequence[int], patience: float | None) -> dict[int, Resolved]:
         """Each delivery of `log_ids` still "received", resolved before any transaction opens
         (the module's docstring says why), side by side: their calls wait on the channel's rate
-        limit, not on each other."""
+        limit, not on each other. With `patience`, a delivery not resolved by then is left out
+        (and stays "received")."""
         async with self.nexus.db.read() as session:
             rows = (
                 await session.execute(
@@ -317,8 +327,16 @@ class WebhookProcessor:
             )
             for row in rows
         ]
-        events = await asyncio.gather(*(self._resolve(request) for request in requests))
-        return {row.id: resolved for row, resolved in zip(rows, events, strict=True)}
+        tasks = {
+            row.id: asyncio.ensure_future(self._resolve(request))
+            for row, request in zip(rows, requests, strict=True)
+        }
+        if tasks:
+            _, slow = await asyncio.wait(tasks.values(), timeout=patience)
+            for task in slow:
+                task.cancel()  # a read: the delivery stays "received" for the pending loop
+            await asyncio.gather(*slow, return_exceptions=True)
+        return {log_id: task.result() for log_id, task in tasks.items() if not task.cancelled()}
 
     async def _resolve(self, request: WebhookRequest) -> Resolved:
         try:
