@@ -13,7 +13,7 @@ Each stored body is resolved first (driver.resolve_webhook), outside any transac
 may call its channel there (Etsy's `order.paid` names a receipt to fetch; an SNS subscription is
 confirmed by a fetch), and such a call can wait on the channel's rate limit for a minute. Held
 inside a write transaction, that wait stopped every other writer: on SQLite the whole process,
-webhook ingestion included (docs/benchmarks.md, section 5, finding 18). Then attempts run in one
+webhook ingestion included (docs/benchmarks.md, finding 18). Then attempts run in one
 transaction per batch: lock the rows (only while their status is "received"), lock every listing
 and item the batch will touch and look up the ledger keys it may book, all at once and in one
 order (`nexus.domain.inbound.InboundScope`), then apply_inbound each delivery through the one
@@ -318,23 +318,28 @@ class WebhookProcessor:
                     ).where(WebhookLog.id.in_(log_ids), WebhookLog.status == WebhookStatus.RECEIVED)
                 )
             ).all()
-        requests = [
-            WebhookRequest(
-                channel=row.channel,
-                headers=dict(row.headers or {}),
-                body=row.body,
-                received_at=row.received_at,
+        tasks = {
+            row.id: asyncio.ensure_future(
+                self._resolve(
+                    WebhookRequest(
+                        channel=row.channel,
+                        headers=dict(row.headers or {}),
+                        body=row.body,
+                        received_at=row.received_at,
+                    )
+                )
             )
             for row in rows
-        ]
-        tasks = {
-            row.id: asyncio.ensure_future(self._resolve(request))
-            for row, request in zip(rows, requests, strict=True)
         }
-        if tasks:
-            _, slow = await asyncio.wait(tasks.values(), timeout=patience)
+        try:
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=patience)
+        finally:
+            # Past the patience, or this attempt was cancelled: a resolution is a read, so the
+            # delivery just stays "received" for the pending loop.
+            slow = [task for task in tasks.values() if not task.done()]
             for task in slow:
-                task.cancel()  # a read: the delivery stays "received" for the pending loop
+                task.cancel()
             await asyncio.gather(*slow, return_exceptions=True)
         return {log_id: task.result() for log_id, task in tasks.items() if not task.cancelled()}
 
