@@ -3,16 +3,19 @@ databases: what one writes the other reads back unchanged, and SQL compares thei
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Table, select, update
 
 from nexus.storage.database import Database
 from nexus.storage.models import ChannelMapping
-from nexus.storage.plain import PlainColumns
+from nexus.storage.plain import PlainColumns, _document_to_text
 
 NAMES = ("id", "timeline", "verify_pending", "lease_until", "dirty_since", "remote_qty", "last_error")
 PLAIN = PlainColumns(cast("Table", ChannelMapping.__table__), NAMES)
@@ -116,3 +119,22 @@ async def test_a_time_stored_by_something_else_reads_as_aware_utc(
     finally:
         await db.dispose()
     assert read == expected and read.tzinfo is UTC
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_documents_are_stored_as_the_json_type_stores_them(value: Any) -> None:
+    # The plain codec builds its encoder once; the text must stay what json.dumps (SQLAlchemy's
+    # JSON type's serializer) writes, NaN and non-ASCII text included.
+    assert _document_to_text(value) == json.dumps(value)
+
+
+def test_a_document_that_is_not_json_is_refused() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _document_to_text({"when": object()})

@@ -109,7 +109,7 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
 
     async def receive_webhook(channel: str, request: Request) -> Response:
         try:
-            receipt = await receiver.receive(channel, request.headers.items(), request.stream())
+            receipt = await receiver.receive(channel, request.scope["headers"], request.stream())
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening for the answer
         except Exception as exc:

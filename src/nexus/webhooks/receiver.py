@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -68,6 +68,14 @@ ID_MAX_LENGTH = 255  # WebhookLog.delivery_id / event_id
 TOPIC_MAX_LENGTH = 128
 CHANNEL_MAX_LENGTH = 128
 ERROR_MAX_LENGTH = 2000
+
+# The statuses as plain str: the SQLite driver binds a str subclass (an enum member) only after a
+# failed adapter lookup, ~6,000 instructions a row.
+_RECEIVED: str = WebhookStatus.RECEIVED.value
+_REJECTED: str = WebhookStatus.REJECTED.value
+
+# A delivery's headers as a mapping, as (name, value) pairs, or as an ASGI scope's raw pairs.
+Headers = Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ class WebhookReceiver:
     async def receive(
         self,
         channel: str,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        headers: Headers,
         body: AsyncIterable[bytes] | bytes,
     ) -> Receipt:
         received_at = utcnow()
@@ -161,14 +169,13 @@ class WebhookReceiver:
                 "delivery_id": meta.delivery_id,
                 "event_id": meta.event_id,
                 "verified": True,
-                "status": WebhookStatus.RECEIVED,
+                "status": _RECEIVED,
                 "http_status": 200,
                 "headers": _masked(lowered),
                 "body": data,
                 "attempts": 0,
-                "next_attempt_at": None,
                 "received_at": received_at,
-                "error": None,  # the same keys as a rejected row: one executemany for a group
+                # next_attempt_at and error are left out, so NULL: a None binds slowly on SQLite
             }
         )
         self.nexus.metrics.webhook_received(channel, meta.topic, duplicate=log_id is None)
@@ -198,12 +205,11 @@ class WebhookReceiver:
             "delivery_id": None,
             "event_id": None,
             "verified": verified,
-            "status": WebhookStatus.REJECTED,
+            "status": _REJECTED,
             "http_status": status_code,
             "headers": _masked(headers),
             "body": body,
             "attempts": 0,
-            "next_attempt_at": None,
             "received_at": received_at,
             "error": error[:ERROR_MAX_LENGTH],
         }
@@ -282,8 +288,9 @@ class GroupWriter:
 
 
 def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
-    """PostgreSQL: one executemany per set of keys (the receiver gives accepted and rejected rows
-    the same keys, so a group is one statement): SQLAlchemy's "insertmanyvalues" sends it as
+    """PostgreSQL: one executemany per set of keys (accepted rows share one set, a rejected row
+    adds `error`, so a group is one statement, two when it holds a refusal): SQLAlchemy's
+    "insertmanyvalues" sends it as
     multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the
     group instead of one per row.
 
@@ -311,12 +318,12 @@ def _insert_each(rows: Sequence[dict[str, Any]], connection: Connection) -> list
     try:
         ids: list[int | None] = []
         statements: dict[
-            frozenset[str], tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]], Defaults]
+            tuple[str, ...], tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]], Defaults]
         ] = {}
         for values in rows:
-            keys = frozenset(values)
+            keys = tuple(values)  # the receiver's rows share one key order: cheaper than a set
             if keys not in statements:
-                sql, order, defaults = _plain_insert(keys)
+                sql, order, defaults = _plain_insert(frozenset(keys))
                 statements[keys] = sql, _PLAIN.positional(connection, order), defaults
             sql, parameters, defaults = statements[keys]
             if defaults:
@@ -422,27 +429,38 @@ def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | N
         future.set_result(outcome)
 
 
-def normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Lower-cased names; of a repeated header the first value wins."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    lowered: dict[str, str] = {}
-    for name, value in pairs:
-        lowered.setdefault(name.lower(), value)
-    return lowered
+def normalize_headers(headers: Headers) -> dict[str, str]:
+    """Lower-cased names; of a repeated header the first value wins. Takes a mapping, name and
+    value pairs, or an ASGI scope's raw `headers` (bytes, decoded as latin-1 as HTTP/1.1 and
+    Starlette do): the web route hands those over as they are, one pass for all of them."""
+    # `items` rather than isinstance(headers, Mapping): an ABC check costs more than the rest.
+    pairs = list(headers.items() if hasattr(headers, "items") else headers)
+    pairs.reverse()  # a dict keeps the last value of a repeated name: reversed, the first wins
+    if pairs and isinstance(pairs[0][0], bytes):
+        raw = cast("list[tuple[bytes, bytes]]", pairs)
+        return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    return {name.lower(): value for name, value in cast("list[tuple[str, str]]", pairs)}
 
 
 async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> tuple[bytes, bool]:
     """Read at most `limit` + 1 bytes. Returns the body cut to `limit` and whether it was longer."""
-    buffer = bytearray()
+    parts: list[bytes] = []
+    size = 0
+    finished = False
     try:
         async for chunk in chunks:
-            buffer += chunk[: limit + 1 - len(buffer)]
-            if len(buffer) > limit:
-                return bytes(buffer[:limit]), True
+            size += len(chunk)
+            if size > limit:
+                parts.append(chunk[: len(chunk) - (size - limit - 1)])  # limit + 1 bytes held in all
+                return b"".join(parts)[:limit], True
+            parts.append(chunk)
+        finished = True
     finally:
-        if isinstance(chunks, AsyncGenerator):
-            await chunks.aclose()
-    return bytes(buffer), False
+        if not finished:  # stopped early: close the stream now (an exhausted one needs nothing)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    return b"".join(parts), False  # a body in one chunk is that chunk, not a copy
 
 
 async def _read_body(
@@ -470,20 +488,36 @@ def _content_length(headers: Mapping[str, str]) -> int | None:
 
 
 def _check_meta(meta: WebhookMeta) -> None:
-    for what, value in (("delivery id", meta.delivery_id), ("event id", meta.event_id)):
-        if value is not None and len(value) > ID_MAX_LENGTH:
-            raise WebhookPayloadError(f"{what} is longer than {ID_MAX_LENGTH} characters")
+    if meta.delivery_id is not None and len(meta.delivery_id) > ID_MAX_LENGTH:
+        raise WebhookPayloadError(f"delivery id is longer than {ID_MAX_LENGTH} characters")
+    if meta.event_id is not None and len(meta.event_id) > ID_MAX_LENGTH:
+        raise WebhookPayloadError(f"event id is longer than {ID_MAX_LENGTH} characters")
 
 
 def _check_json(request: WebhookRequest) -> None:
-    content_type = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if _declares_json(request.headers.get("content-type")):
         request.json()
+
+
+@functools.lru_cache(maxsize=64)
+def _declares_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _masked(headers: Mapping[str, str]) -> dict[str, Any]:
     # Header values are strings, never nested: the flat form of `mask_secrets`, on every delivery.
-    return {name: MASK if is_secret_key(name) else value for name, value in headers.items()}
+    masked = dict(headers)
+    for name in _secret_names(tuple(headers)):
+        masked[name] = MASK
+    return masked
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of `names` are masked. A channel sends the same headers in the same order on every
+    delivery, so this is decided once per channel rather than once per header per delivery."""
+    return tuple(name for name in names if is_secret_key(name))
 
 
 def _describe(exc: BaseException) -> str:

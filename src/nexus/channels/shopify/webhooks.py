@@ -8,6 +8,7 @@ spellings are accepted (WebhookRequest headers are lower-cased already).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -31,11 +32,18 @@ TOPIC_INVENTORY_LEVELS_UPDATE = "inventory_levels/update"
 
 def _header(request: WebhookRequest, name: str) -> str | None:
     """`name` without prefix, e.g. "topic": tries x-shopify-topic, then shopify-topic."""
+    prefixed, bare = _spellings(name)
     headers = request.headers
-    value = headers.get(f"x-shopify-{name}")
+    value = headers.get(prefixed)
     if value is None:
-        value = headers.get(f"shopify-{name}")
+        value = headers.get(bare)
     return value.strip() or None if value is not None else None
+
+
+@functools.cache
+def _spellings(name: str) -> tuple[str, str]:
+    # Made once per name: a header name built on every lookup is a new string to hash each time.
+    return f"x-shopify-{name}", f"shopify-{name}"
 
 
 def compute_hmac(secret: str, body: bytes) -> str:
@@ -54,6 +62,7 @@ def verify(request: WebhookRequest, secret: str | None) -> None:
     verify_base64_hmac_sha256(request.body, secret, received, "X-Shopify-Hmac-Sha256")
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_topic(topic: str) -> str:
     """ "orders/create" stays; the enum spelling "ORDERS_CREATE" becomes "orders/create"."""
     topic = topic.strip().lower()
