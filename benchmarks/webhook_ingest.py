@@ -38,12 +38,14 @@ Variants, same run:
   parsing of the body, no headers kept, no metrics, no logging: the ceiling of a receiver that
   keeps the contract, on this stack.
 - contract (a reference): `minimal` plus what Nexus's own receiver contract adds (README, "Webhooks:
-  what the receiver guarantees"), written as plainly: the body parsed and checked before the 200
-  (a 400 for a body Shopify would never send), the topic and both ids (X-Shopify-Webhook-Id and
-  X-Shopify-Event-Id, each UNIQUE per channel), the headers kept for audit with the signature
-  masked, and the row in a table indexed as `nexus_webhook_logs` is (both unique ids, pending
-  rows, time received). No metrics, no logging, no SQLAlchemy: the ceiling of Nexus's contract on
-  this stack.
+  what the receiver guarantees"), written as plainly: the body read as a stream and refused with a
+  413 once it is over the channel's default limit (never held whole; Content-Length believed
+  first), the body parsed and checked before the 200 (a 400 for a body Shopify would never send),
+  the topic and both ids (X-Shopify-Webhook-Id and X-Shopify-Event-Id, each UNIQUE per channel),
+  the headers kept for audit with the signature masked, and the row in a table indexed as
+  `nexus_webhook_logs` is (both unique ids, pending rows, time received). No metrics, no
+  logging, no SQLAlchemy: the ceiling of Nexus's contract on this stack. (Until issue 13's
+  eleventh session it read the whole body at once, without the 413.)
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -83,6 +85,7 @@ TOPIC = "inventory_levels/update"
 SHOP = "nexus-bench.myshopify.com"
 LOCATION_ID = 1
 SIGNATURE = "x-shopify-hmac-sha256"
+MAX_BYTES = 1_048_576  # the default `webhook_max_bytes`: the contract reference's 413
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +319,28 @@ class _MinimalReceiver:
                 datetime.now(UTC).isoformat(),
             )
 
+        async def bounded_body(request: Request) -> bytes | None:
+            """The body, or None when it is over the limit (a 413): never more than the limit
+            plus one chunk held, as the contract's 413 requires of a receiver."""
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BYTES:
+                return None
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    return None
+                parts.append(chunk)
+            return b"".join(parts)
+
         async def receive_webhook(request: Request) -> Response:
-            body = await request.body()
+            if not self.contract:
+                body = await request.body()
+            elif (bounded := await bounded_body(request)) is None:
+                return JSONResponse({"error": "too large"}, status_code=413)
+            else:
+                body = bounded
             expected = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
             if not hmac.compare_digest(expected, request.headers.get("x-shopify-hmac-sha256", "")):
                 return JSONResponse({"error": "signature"}, status_code=401)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -75,6 +77,28 @@ def test_webhook_ingest_httpx_client_and_reference_receivers_run(monkeypatch: py
     assert summary["client"] == "httpx" and {"ceiling", "minimal", "contract"} <= summary.keys()
     assert "nexus" not in summary and summary["minimal_share_of_ceiling"] > 0
     assert summary["contract_share_of_minimal"] > 0
+
+
+async def test_the_contract_reference_refuses_a_body_over_the_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The reference keeps the receiver contract's 413 (README, "Webhooks: what the receiver
+    # guarantees"), whether the length is declared or only found by reading.
+    webhook_ingest = load("webhook_ingest", monkeypatch)
+    reference = webhook_ingest._MinimalReceiver(str(tmp_path / "contract.db"), contract=True)
+    path = f"/nexus/webhooks/{webhook_ingest.CHANNEL}"
+    chunk = b"x" * 65_536
+
+    async def undeclared() -> AsyncIterator[bytes]:
+        for _ in range(webhook_ingest.MAX_BYTES // len(chunk) + 1):
+            yield chunk
+
+    transport = httpx.ASGITransport(app=reference.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        declared = await client.post(path, content=b"x" * (webhook_ingest.MAX_BYTES + 1))
+        streamed = await client.post(path, content=undeclared())
+    assert (declared.status_code, streamed.status_code) == (413, 413)
+    assert reference.stored() == 0
 
 
 def test_ingest_instructions_runs(
