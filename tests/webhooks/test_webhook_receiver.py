@@ -157,3 +157,25 @@ async def test_paths_outside_the_route_are_plain_404s(hub: Hub, asgi: httpx.Asyn
     response = await asgi.post(path, content=b"{}")
     assert response.status_code == 404
     assert await hub.logs() == []
+
+
+async def test_headers_are_stored_in_the_order_sent_and_a_repeated_one_keeps_its_first_value(
+    hub: Hub, asgi: httpx.AsyncClient
+) -> None:
+    d = delivery(sale(), delivery_id="D1")
+    sent = [
+        *d.headers.items(),
+        ("X-Audit-First", "1"),
+        ("X-Audit-Repeated", "first"),
+        ("X-Audit-Last", "3"),
+        ("x-audit-repeated", "second"),
+    ]
+    response = await asgi.post(hub.path, content=d.body, headers=sent)
+
+    assert response.status_code == 200
+    [row] = await hub.logs()
+    audit = [name for name in row.headers if name.startswith("x-audit-")]
+    assert audit == ["x-audit-first", "x-audit-repeated", "x-audit-last"]
+    assert row.headers["x-audit-repeated"] == "first"
+    ours = [name.lower() for name, _ in d.headers.items()]
+    assert [name for name in row.headers if name in ours] == ours  # the channel's own, in order

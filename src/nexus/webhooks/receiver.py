@@ -430,16 +430,27 @@ def _settle(future: asyncio.Future[int | None], outcome: int | BaseException | N
 
 
 def normalize_headers(headers: Headers) -> dict[str, str]:
-    """Lower-cased names; of a repeated header the first value wins. Takes a mapping, name and
-    value pairs, or an ASGI scope's raw `headers` (bytes, decoded as latin-1 as HTTP/1.1 and
-    Starlette do): the web route hands those over as they are, one pass for all of them."""
+    """Lower-cased names in the order they came; of a repeated header the first value wins.
+    Takes a mapping, name and value pairs, or an ASGI scope's raw `headers` (bytes, decoded as
+    latin-1 as HTTP/1.1 and Starlette do): the web route hands those over as they are."""
     # `items` rather than isinstance(headers, Mapping): an ABC check costs more than the rest.
     pairs = list(headers.items() if hasattr(headers, "items") else headers)
-    pairs.reverse()  # a dict keeps the last value of a repeated name: reversed, the first wins
     if pairs and isinstance(pairs[0][0], bytes):
         raw = cast("list[tuple[bytes, bytes]]", pairs)
-        return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
-    return {name.lower(): value for name, value in cast("list[tuple[str, str]]", pairs)}
+        lowered = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+        if len(lowered) == len(raw):
+            return lowered
+        texts = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+    else:
+        texts = cast("list[tuple[str, str]]", pairs)
+        lowered = {name.lower(): value for name, value in texts}
+        if len(lowered) == len(texts):
+            return lowered
+    # A repeated name, whose last value the comprehension kept: built again, first value first.
+    lowered.clear()
+    for name, value in texts:
+        lowered.setdefault(name.lower(), value)
+    return lowered
 
 
 async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> tuple[bytes, bool]:
