@@ -309,14 +309,10 @@ async def _measure(
                 await session.execute(
                     select(SyncJob.channel, func.sum(SyncJob.succeeded)).group_by(SyncJob.channel)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         push_requests = dict(
-            (await session.execute(select(SyncJob.channel, func.count()).group_by(SyncJob.channel)))
-            .tuples()
-            .all()
+            (await session.execute(select(SyncJob.channel, func.count()).group_by(SyncJob.channel))).all()
         )
         webhooks = dict(
             (
@@ -325,9 +321,7 @@ async def _measure(
                     .where(WebhookLog.verified.is_(True))
                     .group_by(WebhookLog.channel)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         # Oversold: units a channel sold beyond the real stock (the sale took on hand below 0).
         oversold = dict(
@@ -340,9 +334,7 @@ async def _measure(
                     .where(StockMovement.reason == "sale", StockMovement.on_hand_after < 0)
                     .group_by(StockMovement.channel)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     for channel in channels:
         stats = summary.channels[channel.name]
