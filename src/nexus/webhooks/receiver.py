@@ -290,9 +290,8 @@ class GroupWriter:
 def _insert_rows(rows: Sequence[dict[str, Any]], connection: Connection) -> list[int | None]:
     """PostgreSQL: one executemany per set of keys (accepted rows share one set, a rejected row
     adds `error`, so a group is one statement, two when it holds a refusal): SQLAlchemy's
-    "insertmanyvalues" sends it as
-    multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` statements, one round trip for the
-    group instead of one per row.
+    "insertmanyvalues" sends it as multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`
+    statements, one round trip for the group instead of one per row.
 
     SQLite runs in this process, so a statement per row costs no round trip: each row is one
     execution of a prepared statement on the driver's own cursor (the new id is its
