@@ -185,6 +185,15 @@ class NexusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEXUS_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = "sqlite+aiosqlite:///nexus.db"
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "PostgreSQL: connections each process keeps open and never exceeds (a transaction "
+            "beyond it waits for one); processes x pool size must stay under the server's "
+            "max_connections"
+        ),
+    )
     redis_url: str | None = Field(
         default=None, description="set it to share buckets, wake-ups and events between processes"
     )

@@ -93,7 +93,7 @@ class Nexus:
     ) -> None:
         self.settings = settings or NexusSettings()
         self.source = source
-        self.db = Database(self.settings.database_url)
+        self.db = Database(self.settings.database_url, pool_size=self.settings.database_pool_size)
         self.queue = ListingQueue(self.db, lease_seconds=self.settings.worker.lease_seconds)
         self.events = EventBus()
         # Catalog batches' progress, settled in the background for every round of this process.

@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from nexus.config import NexusSettings
 from nexus.write_guard import writing
 
 log = structlog.get_logger("nexus.database")
@@ -93,8 +94,11 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError))
 
 
+DEFAULT_POOL_SIZE: int = NexusSettings.model_fields["database_pool_size"].default
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -104,7 +108,11 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # No overflow: a connection opened beyond the pool's size is closed when it comes back,
+            # so a process whose transactions often outnumber the pool opened and closed
+            # connections all the time (a backend forked, its statements prepared again, each
+            # time: docs/benchmarks.md section 6, finding 20). The pool is the process's cap.
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # A SQLite file gets a synchronous engine too, for `run_sync_write`'s writer thread.
         self._thread_engine: Engine | None = None
