@@ -205,6 +205,9 @@ class RunResult:
     machine_busy_share: float  # of all cores, everyone's work included
     commits: int
     rows_updated: int
+    # Connections to this run's database opened in the window: their backends' CPU is missed
+    # (only the backends present when the window opens are watched).
+    connections_opened: int
     backends_active_mean: float  # this run's backends running a statement, mean over the samples
     waits: dict[str, float] = field(default_factory=dict)  # wait_event_type -> mean backends waiting
     # "type:event" -> mean backends waiting on it; the statements the waiting backends ran (their
@@ -367,11 +370,11 @@ async def window(
         rows = await stats_db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
         return {row["pid"] for row in rows} - {own_backend}
 
-    async def db_counters() -> tuple[int, int]:
+    async def db_counters() -> tuple[int, int, int]:
         row = await stats_db.fetchrow(
-            "SELECT xact_commit, tup_updated FROM pg_stat_database WHERE datname = $1", database
+            "SELECT xact_commit, tup_updated, sessions FROM pg_stat_database WHERE datname = $1", database
         )
-        return int(row["xact_commit"]), int(row["tup_updated"])
+        return int(row["xact_commit"]), int(row["tup_updated"]), int(row["sessions"])
 
     workers = {process.pid for process, _ in fleet.processes}
     pg_all = set(pids_named("postgres"))
@@ -429,6 +432,7 @@ async def window(
         machine_busy_share=busy,
         commits=end_db[0] - start_db[0],
         rows_updated=end_db[1] - start_db[1],
+        connections_opened=end_db[2] - start_db[2],
         backends_active_mean=active / samples if samples else 0.0,
         waits={kind: count / samples for kind, count in waits.most_common()} if samples else {},
         wait_events={k: n / samples for k, n in events.most_common(4)} if samples else {},
@@ -493,6 +497,12 @@ def report(options: Options, runs: list[RunResult]) -> dict[str, Any]:
     ran_out = [(r.trigger, r.processes) for r in runs if r.unpushed_at_end <= 0]
     if ran_out:
         print(f"  WARNING: work ran out in the window with {ran_out} process(es): raise --skus")
+    churned = [(r.trigger, r.processes, r.connections_opened) for r in runs if r.connections_opened]
+    if churned:
+        print(
+            f"  WARNING: connections opened in the window (trigger, processes, count): {churned}; "
+            "their backends' CPU is not in the pg columns"
+        )
     return {"options": {**asdict(options), "keep_logs": None}, "runs": [r.as_dict() for r in runs]}
 
 

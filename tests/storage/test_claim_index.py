@@ -3,11 +3,15 @@ claim does not step over a channel's clean listings, however many there are."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.engine import make_url
 
@@ -60,7 +64,40 @@ async def test_a_claim_among_many_clean_listings_does_not_step_over_them(sqlite_
     assert steps < 5000, f"{steps} instructions: the claim stepped over the clean listings"
 
 
-async def _claim_statement(db: Database, *, clean: int, queued: int) -> tuple[str, Any]:
+@pytest.mark.postgres
+async def test_a_claim_on_postgresql_reads_the_index_in_order_without_sorting(postgres_url: str) -> None:
+    """A catalog sync queues a channel's listings in one statement, all with one dirty_since. The
+    claim's order ends with `id`; without `id` in the index, PostgreSQL read and sorted every
+    listing sharing that dirty_since (12 ms for 8,000) to take one round (migration 0011)."""
+    db = Database(postgres_url)
+    await upgrade(db)
+    try:
+        statement, parameters = await _claim_statement(db, clean=0, queued=3000, limit=25)
+        async with db.transaction() as session:
+            await session.execute(text("ANALYZE nexus_channel_mappings"))
+    finally:
+        await db.dispose()
+    connection = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        explained = await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters)
+        plan = json.loads(explained)
+    finally:
+        await connection.close()
+    nodes = list(_plan_nodes(plan[0]["Plan"]))
+    assert not [n for n in nodes if "Sort" in n["Node Type"]], nodes
+    scans = [n for n in nodes if n.get("Index Name") == INDEX]
+    assert scans, nodes
+    # The scan stops once the round is taken instead of reading all 3,000 queued listings.
+    assert scans[0]["Actual Rows"] <= 25, scans[0]
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+async def _claim_statement(db: Database, *, clean: int, queued: int, limit: int = 250) -> tuple[str, Any]:
     """Add `clean` clean and `queued` queued listings, claim, and return the claim's SELECT."""
     now = utcnow()
     listing = {"syncable_type": "nexus_item", "channel": "shop", "channel_meta": {}, "timeline": {}}
@@ -81,10 +118,11 @@ async def _claim_statement(db: Database, *, clean: int, queued: int) -> tuple[st
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        claimed = await ListingQueue(db, lease_seconds=60).claim("shop", "w1", limit=250)
+        claimed = await ListingQueue(db, lease_seconds=60).claim("shop", "w1", limit=limit)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
-    assert sorted(c.sku for c in claimed) == sorted(f"S{i}" for i in range(clean, clean + queued))
+    assert len(claimed) == min(queued, limit)
+    assert {c.sku for c in claimed} <= {f"S{i}" for i in range(clean, clean + queued)}
     # Give the listings back, so that the statement finds them again when run by hand.
     await ListingQueue(db, lease_seconds=60).release("w1", [c.id for c in claimed], sent=False)
     return statements[0]

@@ -184,13 +184,16 @@ class ChannelMapping(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# Queued listings only (migration 0009): the claim must not step over the clean ones.
+# Queued listings only (migration 0009): the claim must not step over the clean ones. In the
+# claim's whole order, id last (migration 0011): else PostgreSQL sorts every listing that shares
+# the first one's dirty_since, a whole catalog sync's worth, to take one round.
 _QUEUED = queued_listing(ChannelMapping.__table__.c)
 Index(
     "ix_nexus_channel_mappings_claim",
     ChannelMapping.__table__.c.channel,
     ChannelMapping.__table__.c.priority,
     ChannelMapping.__table__.c.dirty_since,
+    ChannelMapping.__table__.c.id,
     sqlite_where=and_(*_QUEUED),
     postgresql_where=and_(*_QUEUED),
 )
