@@ -527,7 +527,7 @@ def _triggers(text: str) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--channels", type=int, default=8, help="Shopify sandboxes (8)")
-    parser.add_argument("--skus", type=int, default=4000, help="SKUs, each listed on every channel (4000)")
+    parser.add_argument("--skus", type=int, default=8000, help="SKUs, each listed on every channel (8000)")
     parser.add_argument("--batch-size", type=int, default=25, help="listings per push request (25)")
     parser.add_argument("--concurrency", type=int, default=2, help="push rounds per channel per process (2)")
     parser.add_argument("--processes", type=_int_list, default=[1, 2, 4], help="worker processes (1,2,4)")
@@ -537,8 +537,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(TRIGGERS),
         help="batch (catalog().sync_all()) and/or dirty (listings marked dirty, no batch): both",
     )
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window (3)")
-    parser.add_argument("--duration", type=float, default=15.0, help="measured window in seconds (15)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before the window (2)")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured window in seconds (8)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin DSN (temporary databases)")
     parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL (a temporary namespace)")
     parser.add_argument("--json", type=Path, help="also write the summary to this file")
