@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from nexus.config import NexusSettings
-from nexus.storage.database import Database
+from nexus.storage.database import DEFAULT_POOL_SIZE, Database
 
 pytestmark = pytest.mark.postgres
 
 
 async def test_many_concurrent_transactions_reuse_the_pools_connections(postgres_url: str) -> None:
-    pool_size = NexusSettings(database_url=postgres_url).database_pool_size
+    pool_size = DEFAULT_POOL_SIZE
     database = Database(postgres_url)
     backends: set[int] = set()
 
@@ -34,9 +34,12 @@ async def test_many_concurrent_transactions_reuse_the_pools_connections(postgres
     assert 1 <= len(backends) <= pool_size
 
 
-async def test_the_pool_size_is_configured_on_the_instance(postgres_url: str) -> None:
+async def test_the_pool_size_is_configured_on_the_instance(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nexus.engine import Nexus
 
+    monkeypatch.delenv("NEXUS_DATABASE_POOL_SIZE", raising=False)  # the environment beats arguments
     settings = NexusSettings(database_url=postgres_url, database_pool_size=3)
     async with Nexus(settings, source="test") as nexus:
         backends: set[int] = set()
