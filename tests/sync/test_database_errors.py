@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import nexus.sync.worker as worker_module
 from nexus.storage.database import Database, describe, lock_conflict, unavailable
@@ -66,6 +67,23 @@ def test_errors_that_mean_try_again_later() -> None:
     # A unique violation or a bug is wrong, not late: never retried.
     assert not unavailable(pg_error("23505")) and not lock_conflict(pg_error("23505"))
     assert not unavailable(ValueError("bug")) and not lock_conflict(ValueError("bug"))
+
+
+@pytest.mark.postgres
+async def test_no_pooled_connection_in_time_means_try_again_later(postgres_url: str) -> None:
+    """With every connection of the pool busy (`database_pool_size`, no overflow), a transaction
+    waits for one and gives up after the pool's timeout: the caller retries later, as for a
+    database that cannot be reached (a webhook is answered 503, not 500)."""
+    engine = create_async_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        async with engine.connect() as holding:
+            await holding.execute(text("SELECT 1"))
+            with pytest.raises(Exception) as waited:
+                async with engine.connect() as second:
+                    await second.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    assert unavailable(waited.value), repr(waited.value)
 
 
 def test_a_database_error_is_described_without_its_statement() -> None:

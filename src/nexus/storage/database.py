@@ -34,6 +34,7 @@ import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nexus.config import NexusSettings
@@ -83,6 +84,8 @@ def unavailable(exc: BaseException) -> bool:
     """
     if isinstance(exc, PendingRollbackError):
         return True  # a statement after the connection broke, inside the same transaction
+    if isinstance(exc, PoolTimeout):
+        return True  # every pooled connection stayed busy: nothing was started, so nothing is lost
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
