@@ -1,7 +1,11 @@
 """`make soak`, second half: the demo scenarios over many seeds, each a real `nexus demo` process
 (sandboxes over HTTP, signed webhooks, SQLite), counting runs that did not converge.
 
-    python tests/consistency/demo_soak.py --runs 100 --jobs 3 [--scenario single|four|both]
+    python tests/consistency/demo_soak.py --runs 100 --jobs 3 [--scenario single|four|both] [--keep DIR]
+
+With --keep, a run that did not converge leaves its database and its whole output (add
+NEXUS_LOG_LEVEL=debug to the environment for the engine's debug log) in DIR, named by scenario
+and seed, for a post-mortem; converged runs leave nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 SCENARIOS = {
@@ -34,7 +39,8 @@ async def run_one(nexus: str, scenario: str, seed: int, folder: Path, limit: asy
     """None when the run converged; otherwise what it printed last."""
     async with limit:
         command = [nexus, "demo", *SCENARIOS[scenario], "--seed", str(seed)]
-        command += ["--database", str(folder / f"{scenario}-{seed}.db")]
+        database = folder / f"{scenario}-{seed}.db"
+        command += ["--database", str(database)]
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
@@ -45,16 +51,27 @@ async def run_one(nexus: str, scenario: str, seed: int, folder: Path, limit: asy
             return "timed out after 300 s"
         text = output.decode(errors="replace")
         last = [line for line in text.splitlines() if line.startswith("out_of_sync: ")]
-        if process.returncode == 0 and last and last[-1] == "out_of_sync: 0":
+        converged = process.returncode == 0 and bool(last) and last[-1] == "out_of_sync: 0"
+        await asyncio.to_thread(_keep_or_forget, database, text, converged)
+        if converged:
             return None
         return f"exit {process.returncode}, {last[-1] if last else 'no summary'}\n{text[-800:]}"
 
 
-async def soak(scenario: str, runs: int, start: int, jobs: int) -> int:
+def _keep_or_forget(database: Path, output: str, converged: bool) -> None:
+    """A converged run's files go; a failed one's output is written beside its database."""
+    if converged:
+        for path in database.parent.glob(f"{database.stem}.*"):
+            path.unlink()
+    else:
+        database.with_suffix(".log").write_text(output)
+
+
+async def soak(scenario: str, runs: int, start: int, jobs: int, keep: Path | None = None) -> int:
     nexus = str(Path(sys.executable).with_name("nexus"))
     limit = asyncio.Semaphore(jobs)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
+    with nullcontext(str(keep)) if keep is not None else tempfile.TemporaryDirectory() as folder:
         seeds = range(start, start + runs)
         results = await asyncio.gather(*(run_one(nexus, scenario, s, Path(folder), limit) for s in seeds))
     failed = [(seed, result) for seed, result in zip(seeds, results, strict=True) if result is not None]
@@ -72,9 +89,12 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--scenario", choices=[*SCENARIOS, "both"], default="both")
+    parser.add_argument("--keep", type=Path, help="leave failed runs' databases and output here")
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     names = list(SCENARIOS) if args.scenario == "both" else [args.scenario]
-    failures = sum(asyncio.run(soak(name, args.runs, args.start, args.jobs)) for name in names)
+    failures = sum(asyncio.run(soak(name, args.runs, args.start, args.jobs, args.keep)) for name in names)
     return 1 if failures else 0
 
 

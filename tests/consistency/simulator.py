@@ -111,6 +111,9 @@ class Channel:
     overwrites: list[int] = field(default_factory=list)  # when our absolute pushes landed (ms)
     unreported: list[tuple[int, int]] = field(default_factory=list)  # sales whose reports all dropped
     edits: list[int] = field(default_factory=list)  # merchant edits: how each moved the level
+    edited_at: list[tuple[int, int]] = field(default_factory=list)  # the same: when (ms), how much
+    changes: dict[int, int] = field(default_factory=dict)  # our absolute pushes: sent (ms) -> moved
+    answered: list[tuple[int, int]] = field(default_factory=list)  # those pushes' flights (ms)
     reads: list[int] = field(default_factory=list)  # when reconciliation read the listing (ms)
     conflict: tuple[int | None, int] | None = None  # open review conflict: believed, observed
     dropped_orders: int = 0
@@ -137,6 +140,7 @@ class Outcome:
     policy: ConflictPolicy = ConflictPolicy.NEXUS_WINS
     lost: int = 0  # units sold whose every report was dropped and no read can recover
     stolen: int = 0  # of the ledger's excess, units only the allowance for absorbed drift covers
+    scrambled: int = 0  # of the ledger's shortfall, units only the allowance for edits in flight covers
     edited: int = 0  # merchant edits made
     dropped: int = 0  # deliveries dropped
     findings: dict[str, int] = field(default_factory=dict)  # reconciliation findings, by value
@@ -291,9 +295,10 @@ class Simulation:
                 self._at(answer_at, lambda: self._refused(channel, sent, current, sent_at))
                 return
             changed = channel.level != quantity
-            channel.level = quantity
             if change_from is None:
                 channel.overwrites.append(self.now)
+                channel.changes[sent_at] = abs(quantity - channel.level)
+            channel.level = quantity
             stamp = self._stamp(channel, self.now)
             channel.applied.add(stamp)
             self._log(f"{kind.name} applies push {quantity}")
@@ -325,6 +330,8 @@ class Simulation:
         listing, kind = channel.listing, channel.kind
         flight = Span.between(at(sent_at), at(self.now))
         channel.flights.append((at(sent_at), at(self.now), quantity))
+        if change_from is None:
+            channel.answered.append((sent_at, self.now))
         push_landed(
             listing, sent, quantity, flight, kind.semantics, checked=change_from is not None, stamp=landed
         )
@@ -420,6 +427,7 @@ class Simulation:
         if level == channel.level:
             return
         channel.edits.append(level - channel.level)
+        channel.edited_at.append((self.now, level - channel.level))
         channel.level = level
         stamp = self._stamp(channel, self.now)
         self._log(f"{channel.kind.name} merchant sets {level}")
@@ -587,6 +595,24 @@ class Simulation:
                     units += quantity
         return units
 
+    def _scrambled(self) -> int:
+        """Where levels book sales and pushes overwrite, a merchant edit inside our push's flight
+        breaks what placing a reading there rests on: inside a segment the level only falls. A
+        raise can leave the pushed quantity again after the push landed (a later report taken
+        for the push's echo), or before it with its report dropped (the push then changes
+        nothing and sends no echo), and readings are then placed on the wrong side of the push:
+        the ledger may move by the push's own change and the edits in its flight
+        (docs/consistency.md, "What cannot be decided")."""
+        units = 0
+        for channel in self.channels.values():
+            if channel.kind.compare_and_set or not channel.kind.semantics.levels_book_sales:
+                continue
+            for sent, answered in channel.answered:
+                moved = [abs(d) for t, d in channel.edited_at if sent <= t <= answered]
+                if moved:
+                    units += sum(moved) + channel.changes[sent]
+        return units
+
     def _stolen(self) -> int:
         """Where levels and orders both book sales and pushes overwrite (Amazon's default), a
         level books a sale as drift that its order absorbs. When that order was dropped the drift
@@ -605,14 +631,17 @@ class Simulation:
             problems.append("did not quiesce")
         # Edits move the ledger by at most what they moved the channels (each one is booked or
         # pushed over, depending on what reaches Nexus first); sales whose reports were all
-        # dropped and that no read could recover leave it high by at most their units.
+        # dropped and that no read could recover leave it high by at most their units; an edit
+        # inside our push's flight may misplace readings around the push (`_scrambled`).
         edits = [d for c in self.channels.values() for d in c.edits]
-        low = expected - undecidable + sum(d for d in edits if d < 0)
+        scrambled = self._scrambled()
+        low = expected - undecidable - scrambled + sum(d for d in edits if d < 0)
         high = expected + undecidable + lost + sum(d for d in edits if d > 0)
         if not low <= self.on_hand <= high:
             problems.append(
                 f"on_hand {self.on_hand} outside [{low}, {high}] (start + local - channel sales "
-                f"= {expected}, undecidable {undecidable}, lost {lost}, edits {edits})"
+                f"= {expected}, undecidable {undecidable}, lost {lost}, edits {edits}, "
+                f"edits in a push's flight {scrambled})"
             )
         conflicts = 0
         for name, channel in self.channels.items():
@@ -658,6 +687,7 @@ class Simulation:
             policy=self.policy,
             lost=lost,
             stolen=max(0, min(stolen, self.on_hand - (high - stolen))),
+            scrambled=max(0, min(scrambled, low + scrambled - self.on_hand)),
             edited=len(edits),
             dropped=self.dropped,
             findings=findings,
