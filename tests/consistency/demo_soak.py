@@ -3,9 +3,9 @@
 
     python tests/consistency/demo_soak.py --runs 100 --jobs 3 [--scenario single|four|both] [--keep DIR]
 
-With --keep, a run that did not converge leaves its database and its whole output (add
-NEXUS_LOG_LEVEL=debug to the environment for the engine's debug log) in DIR, named by scenario
-and seed, for a post-mortem; converged runs leave nothing.
+With --keep, a run that did not converge leaves its database (listings and their timelines,
+stock movements, every webhook delivery, push jobs) and its whole output in DIR, named by
+scenario and seed, for a post-mortem; converged runs leave nothing.
 """
 
 from __future__ import annotations
