@@ -140,7 +140,7 @@ class Outcome:
     policy: ConflictPolicy = ConflictPolicy.NEXUS_WINS
     lost: int = 0  # units sold whose every report was dropped and no read can recover
     stolen: int = 0  # of the ledger's excess, units only the allowance for absorbed drift covers
-    scrambled: int = 0  # of the ledger's shortfall, units only the allowance for edits in flight covers
+    scrambled: int = 0  # of the ledger's shortfall, units only the allowance for raises in flight covers
     edited: int = 0  # merchant edits made
     dropped: int = 0  # deliveries dropped
     findings: dict[str, int] = field(default_factory=dict)  # reconciliation findings, by value
@@ -596,21 +596,21 @@ class Simulation:
         return units
 
     def _scrambled(self) -> int:
-        """Where levels book sales and pushes overwrite, a merchant edit inside our push's flight
-        breaks what placing a reading there rests on: inside a segment the level only falls. A
-        raise can leave the pushed quantity again after the push landed (a later report taken
-        for the push's echo), or before it with its report dropped (the push then changes
-        nothing and sends no echo), and readings are then placed on the wrong side of the push:
-        the ledger may move by the push's own change and the edits in its flight
+        """Where levels book sales and pushes overwrite, a merchant's raise inside our push's
+        flight breaks what placing a reading there rests on: inside a segment the level only
+        falls. The raise can leave the pushed quantity again after the push landed (a later
+        report taken for the push's echo), or before it with its report dropped (the push then
+        changes nothing and sends no echo), and readings are then placed on the wrong side of
+        the push: the ledger may fall by the push's own change and the raises in its flight
         (docs/consistency.md, "What cannot be decided")."""
         units = 0
         for channel in self.channels.values():
             if channel.kind.compare_and_set or not channel.kind.semantics.levels_book_sales:
                 continue
             for sent, answered in channel.answered:
-                moved = [abs(d) for t, d in channel.edited_at if sent <= t <= answered]
-                if moved:
-                    units += sum(moved) + channel.changes[sent]
+                raised = [d for t, d in channel.edited_at if sent <= t <= answered and d > 0]
+                if raised:
+                    units += sum(raised) + channel.changes[sent]
         return units
 
     def _stolen(self) -> int:
@@ -631,7 +631,7 @@ class Simulation:
             problems.append("did not quiesce")
         # Edits move the ledger by at most what they moved the channels (each one is booked or
         # pushed over, depending on what reaches Nexus first); sales whose reports were all
-        # dropped and that no read could recover leave it high by at most their units; an edit
+        # dropped and that no read could recover leave it high by at most their units; a raise
         # inside our push's flight may misplace readings around the push (`_scrambled`).
         edits = [d for c in self.channels.values() for d in c.edits]
         scrambled = self._scrambled()
@@ -641,7 +641,7 @@ class Simulation:
             problems.append(
                 f"on_hand {self.on_hand} outside [{low}, {high}] (start + local - channel sales "
                 f"= {expected}, undecidable {undecidable}, lost {lost}, edits {edits}, "
-                f"edits in a push's flight {scrambled})"
+                f"raises in a push's flight allow {scrambled})"
             )
         conflicts = 0
         for name, channel in self.channels.items():

@@ -79,7 +79,7 @@ def main() -> int:
     )
     print(
         f"  {scrambled_runs} runs ({scrambled_units} units) ended low by readings misplaced around a push "
-        "by a merchant edit in its flight (undecidable, bounded: docs/consistency.md)"
+        "by a merchant's raise in its flight (undecidable, bounded: docs/consistency.md)"
     )
     print("  policies: " + ", ".join(f"{name} {count}" for name, count in sorted(by_policy.items())))
     print("  reconciliation findings: " + ", ".join(f"{k} {v}" for k, v in sorted(findings.items())))

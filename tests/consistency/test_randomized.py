@@ -32,8 +32,8 @@ a second cycle runs; then quiescence again (the pushes), then the invariants:
 - With merchant edits the ledger moves by at most what the edits moved (whether an edit is
   booked depends on which evidence reaches Nexus first: a level that the rules book, a refused
   compare-and-set, or the read and its policy), and every convergence invariant above holds;
-  an edit inside our absolute push's flight may misplace readings around the push, leaving the
-  ledger low by up to the push's own change and the edits in its flight as well
+  a merchant's raise inside our absolute push's flight may misplace readings around the push,
+  leaving the ledger low by up to the push's own change and the raises in its flight as well
   (docs/consistency.md, "What cannot be decided").
 """
 
