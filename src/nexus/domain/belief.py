@@ -469,13 +469,15 @@ def _place_sale_in_segments(
         segments[first] = replace(segments[first], level=None)
         segments[last] = replace(segments[last], level=None)
     timeline.save(belief)
-    if rest and last == current:
-        if first < last:
-            belief.verify_pending = True
-            if belief.lease_owner is not None:
-                belief.inflight_delta -= rest
-        else:
-            _sold_in_current(belief, rest)
+    if first < last == current:
+        # Before or after our last push, the channel's level is unknown, even when the order
+        # absorbed drift: if the sale came first the push wrote over it, the drift is a later
+        # sale's, and that sale's order would then move the belief one sale too low.
+        belief.verify_pending = True
+        if rest and belief.lease_owner is not None:
+            belief.inflight_delta -= rest
+    elif rest and last == current:
+        _sold_in_current(belief, rest)
     return absorbed
 
 
