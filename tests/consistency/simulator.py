@@ -110,8 +110,7 @@ class Channel:
     applied: set[datetime] = field(default_factory=set)  # stamps of our pushes' landings
     overwrites: list[int] = field(default_factory=list)  # when our absolute pushes landed (ms)
     unreported: list[tuple[int, int]] = field(default_factory=list)  # sales whose reports all dropped
-    edits: list[int] = field(default_factory=list)  # merchant edits: how each moved the level
-    edited_at: list[tuple[int, int]] = field(default_factory=list)  # the same: when (ms), how much
+    edits: list[tuple[int, int]] = field(default_factory=list)  # merchant edits: when (ms), how much
     changes: dict[int, int] = field(default_factory=dict)  # our absolute pushes: sent (ms) -> moved
     answered: list[tuple[int, int]] = field(default_factory=list)  # those pushes' flights (ms)
     reads: list[int] = field(default_factory=list)  # when reconciliation read the listing (ms)
@@ -426,8 +425,7 @@ class Simulation:
         level = max(0, channel.level + self.rng.choice((-2, -1, 1, 2, 3)))
         if level == channel.level:
             return
-        channel.edits.append(level - channel.level)
-        channel.edited_at.append((self.now, level - channel.level))
+        channel.edits.append((self.now, level - channel.level))
         channel.level = level
         stamp = self._stamp(channel, self.now)
         self._log(f"{channel.kind.name} merchant sets {level}")
@@ -608,7 +606,7 @@ class Simulation:
             if channel.kind.compare_and_set or not channel.kind.semantics.levels_book_sales:
                 continue
             for sent, answered in channel.answered:
-                raised = [d for t, d in channel.edited_at if sent <= t <= answered and d > 0]
+                raised = [d for t, d in channel.edits if sent <= t <= answered and d > 0]
                 if raised:
                     units += sum(raised) + channel.changes[sent]
         return units
@@ -633,7 +631,7 @@ class Simulation:
         # pushed over, depending on what reaches Nexus first); sales whose reports were all
         # dropped and that no read could recover leave it high by at most their units; a raise
         # inside our push's flight may misplace readings around the push (`_scrambled`).
-        edits = [d for c in self.channels.values() for d in c.edits]
+        edits = [d for c in self.channels.values() for _, d in c.edits]
         scrambled = self._scrambled()
         low = expected - undecidable - scrambled + sum(d for d in edits if d < 0)
         high = expected + undecidable + lost + sum(d for d in edits if d > 0)

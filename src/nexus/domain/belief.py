@@ -474,15 +474,12 @@ def _place_sale_in_segments(
         segments[first] = replace(segments[first], level=None)
         segments[last] = replace(segments[last], level=None)
     timeline.save(belief)
-    if rest and last == current:
-        if first < last:
-            belief.verify_pending = True
-            if belief.lease_owner is not None:
-                belief.inflight_delta -= rest
-        else:
-            _sold_in_current(belief, rest)
-    elif first < last == current:
+    if first < last == current:
         belief.verify_pending = True
+        if rest and belief.lease_owner is not None:
+            belief.inflight_delta -= rest
+    elif rest and last == current:
+        _sold_in_current(belief, rest)
     return absorbed
 
 
