@@ -8,7 +8,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -117,6 +117,7 @@ class Nexus:
         self._owns_http = http is None
         self._channels: dict[str, ChannelRuntime] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # -- construction -----------------------------------------------------------------------
 
@@ -170,7 +171,17 @@ class Nexus:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Await `closer` first thing in `aclose`, newest first: work that uses the database (the
+        web app's webhook processing) finishes before the database goes, however the app was run.
+        A host that mounts the app in its own never runs the app's lifespan (Starlette runs only
+        the outer app's), so the app cannot rely on its lifespan alone."""
+        self._closers.append(closer)
+
     async def aclose(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            await closer()
         await self.batch_settler.drain()
         if self._bridge is not None:
             await self._bridge.aclose()

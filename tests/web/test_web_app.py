@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import structlog.testing
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from tests.webhooks.webhook_testkit import build_hub, channels, delivery, sale
 
 from nexus.web import create_app
@@ -74,6 +76,25 @@ async def test_shutdown_lets_scheduled_processing_finish(make_nexus: Callable[..
         response = await client.post(hub.path, content=d.body, headers=d.headers)
     # No drain here: the app's lifespan waited for the task on its way down.
     assert response.status_code == 200
+    [row] = await hub.logs()
+    assert row.status == "processed"
+    assert (await hub.item()).on_hand == 6
+
+
+async def test_closing_nexus_lets_scheduled_processing_finish_when_the_app_is_mounted(
+    make_nexus: Callable[..., Any],
+) -> None:
+    """Mounted in a host's app, Nexus's app never sees a lifespan: closing Nexus is then what
+    waits for the processing its deliveries scheduled, before the database goes."""
+    hub = await build_hub(make_nexus)
+    await hub.seed()
+    host = Starlette(routes=[Mount("/", app=hub.app)])
+    d = delivery(sale(quantity=4), delivery_id="D1")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://t") as client:
+        response = await client.post(hub.path, content=d.body, headers=d.headers)
+    assert response.status_code == 200
+    # Answered, so its processing is scheduled and not yet done.
+    await hub.nexus.aclose()
     [row] = await hub.logs()
     assert row.status == "processed"
     assert (await hub.item()).on_hand == 6

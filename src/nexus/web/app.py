@@ -79,6 +79,7 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
     receiver = WebhookReceiver(nexus)
     # Processing yields the one SQLite writer to the deliveries waiting for their commit.
     processor = WebhookProcessor(nexus, yield_to=receiver.turn)
+    nexus.on_close(processor.aclose)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
