@@ -105,7 +105,6 @@ class WebhookMeta:
     topic: str
     delivery_id: str | None = None
     event_id: str | None = None
-    triggered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

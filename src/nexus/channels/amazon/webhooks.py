@@ -50,18 +50,12 @@ def describe(request: WebhookRequest) -> WebhookMeta:
     kind = message.get("Type")
     delivery_id = message.get("MessageId") if isinstance(message.get("MessageId"), str) else None
     if kind != sns.NOTIFICATION:
-        return WebhookMeta(
-            topic=f"sns/{kind}",
-            delivery_id=delivery_id,
-            triggered_at=parse_timestamp(message.get("Timestamp")),
-        )
+        return WebhookMeta(topic=f"sns/{kind}", delivery_id=delivery_id)
     notification = notifications.load_notification(message.get("Message"))
     return WebhookMeta(
         topic=str(notification.get("NotificationType")),
         delivery_id=delivery_id,
         event_id=notifications.notification_id(notification),
-        triggered_at=parse_timestamp(notification.get("EventTime"))
-        or parse_timestamp(message.get("Timestamp")),
     )
 
 

@@ -80,13 +80,10 @@ def _topic(request: WebhookRequest) -> str:
 
 
 def describe(request: WebhookRequest) -> WebhookMeta:
-    topic = _topic(request)
-    triggered = _header(request, "triggered-at")
     return WebhookMeta(
-        topic=topic,
+        topic=_topic(request),
         delivery_id=_header(request, "webhook-id"),
         event_id=_header(request, "event-id"),
-        triggered_at=parse_timestamp(triggered) if triggered else None,
     )
 
 
