@@ -35,7 +35,7 @@ from nexus.observability.metrics import Metrics
 from nexus.ratelimit.bucket import BoundLimiter, InProcessTokenBucket, TokenBucket
 from nexus.ratelimit.config import RateLimitConfig
 from nexus.status import ChannelStatus, channel_status
-from nexus.storage.database import Database
+from nexus.storage.database import Database, describe
 from nexus.sync.batches import BatchSettler
 from nexus.sync.channel_state import ChannelStates
 from nexus.sync.outcomes import OutcomeWriter
@@ -172,16 +172,24 @@ class Nexus:
         await self.aclose()
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
-        """Await `closer` first thing in `aclose`, newest first: work that uses the database (the
-        web app's webhook processing) finishes before the database goes, however the app was run.
-        A host that mounts the app in its own never runs the app's lifespan (Starlette runs only
-        the outer app's), so the app cannot rely on its lifespan alone."""
+        """Await `closer` first thing in `aclose`: work that uses the database (the web app's
+        webhook processing) finishes before the database goes, however the app was run. A host
+        that mounts the app in its own never runs the app's lifespan (Starlette runs only the
+        outer app's), so the app cannot rely on its lifespan alone. Closers run together, and one
+        that fails is logged without keeping the rest of `aclose` from releasing everything."""
         self._closers.append(closer)
 
     async def aclose(self) -> None:
         closers, self._closers = self._closers, []
-        for closer in reversed(closers):
-            await closer()
+        try:
+            outcomes = await asyncio.gather(*(closer() for closer in closers), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    log.error("a close hook failed", error=describe(outcome))
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
         await self.batch_settler.drain()
         if self._bridge is not None:
             await self._bridge.aclose()

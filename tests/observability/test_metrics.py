@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, disable_created_metrics, enable_created_metrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -166,3 +166,27 @@ async def test_received_and_duplicate_webhooks_count_per_channel_and_topic(
     assert sample("nexus_webhooks_duplicate_total", "shop", "inventory_levels/update") == 1
     assert sample("nexus_webhooks_received_total", "other", "") == 1
     assert sample("nexus_webhooks_duplicate_total", "other", "") == 0
+
+
+@pytest.mark.parametrize("created", [True, False])
+async def test_received_webhooks_follow_the_created_series_setting_as_every_counter_does(
+    make_nexus: Callable[..., Any], created: bool
+) -> None:
+    nexus: Nexus = await make_nexus()
+    nexus.metrics.webhook_received("shop", "orders/create")
+    nexus.metrics.throttled("shop")  # an ordinary prometheus-client counter, beside the tally
+    if not created:
+        disable_created_metrics()
+    try:
+        names = {sample.name for family in nexus.metrics.registry.collect() for sample in family.samples}
+    finally:
+        enable_created_metrics()
+    expected = {"nexus_rate_limited_total", "nexus_webhooks_received_total", "nexus_webhooks_duplicate_total"}
+    if created:
+        expected |= {
+            "nexus_rate_limited_created",
+            "nexus_webhooks_received_created",
+            "nexus_webhooks_duplicate_created",
+        }
+    assert expected <= names
+    assert {name for name in names if name.endswith("_created")} <= expected

@@ -100,6 +100,29 @@ async def test_closing_nexus_lets_scheduled_processing_finish_when_the_app_is_mo
     assert (await hub.item()).on_hand == 6
 
 
+async def test_a_failing_close_hook_is_logged_and_the_rest_is_still_released(
+    make_nexus: Callable[..., Any],
+) -> None:
+    nexus = await make_nexus()
+    client = nexus.http  # made on first use, owned by Nexus, released by aclose
+    ran: list[str] = []
+
+    async def failing() -> None:
+        raise RuntimeError("hook broke")
+
+    async def fine() -> None:
+        ran.append("fine")
+
+    nexus.on_close(failing)
+    nexus.on_close(fine)
+    with structlog.testing.capture_logs() as logs:
+        await nexus.aclose()
+    assert ran == ["fine"]
+    assert client.is_closed
+    [error] = [entry for entry in logs if entry["log_level"] == "error"]
+    assert error["event"] == "a close hook failed" and error["error"] == "RuntimeError: hook broke"
+
+
 async def test_a_full_disk_met_by_the_sqlite_group_commit_is_a_503_not_a_500(
     make_nexus: Callable[..., Any],
 ) -> None:

@@ -288,3 +288,30 @@ async def test_the_routes_processing_leaves_a_slow_resolve_to_the_pending_loop(
     answered.set()
     assert await asyncio.wait_for(hub.processor.process_pending(), 5) == 1
     assert (await hub.item()).on_hand == 7
+
+
+async def test_after_aclose_nothing_is_processed_not_even_chunks_started_while_it_waited(hub: Hub) -> None:
+    """Chunks run side by side (PostgreSQL) are tasks of their own, which the batcher starts:
+    closing must wait for them, or cancel them, with the batcher, since the database is closed
+    next."""
+    await hub.seed()
+    processor = hub.processor
+    processor.parallel, processor.chunk_size = 2, 2  # PostgreSQL's way, on this SQLite file
+    ids = [await store(hub, sale(order_id=f"O{n}"), delivery_id=f"D{n}") for n in range(6)]
+    original = processor.process_many
+
+    async def slow(log_ids: Any, **kwargs: Any) -> dict[int, Attempt]:
+        await asyncio.sleep(0.3)
+        return await original(log_ids, **kwargs)
+
+    processor.process_many = slow  # type: ignore[method-assign]
+    for log_id in ids:
+        processor.schedule(Receipt(CHANNEL, 200, "accepted", log_id=log_id))
+    await asyncio.sleep(0.05)  # the batcher has started two chunks, the third waits for a slot
+
+    # The first two chunks end inside the wait, and the batcher starts the third one then.
+    await processor.aclose(timeout=0.45)
+    closed = [row.status for row in await hub.logs()]
+    await asyncio.sleep(0.5)  # longer than a chunk takes
+    assert [row.status for row in await hub.logs()] == closed
+    assert (await hub.item()).on_hand == 10 - closed.count("processed")

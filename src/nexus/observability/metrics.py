@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -155,9 +156,8 @@ class Metrics:
         self.rate_limited.labels(channel).inc()
 
     def webhook_received(self, channel: str, topic: str | None, *, duplicate: bool = False) -> None:
-        counts = self._received.counts.get((channel, topic or ""))
-        if counts is None:
-            counts = self._received.start(channel, topic or "")
+        key = (channel, topic or "")
+        counts = self._received.counts.get(key) or self._received.start(key)
         counts[0] += 1
         if duplicate:
             counts[1] += 1
@@ -333,15 +333,18 @@ class _ReceivedTally(Collector):
         # (channel, topic) -> [received, duplicates, created (epoch seconds)]
         self.counts: dict[tuple[str, str], list[float]] = {}
 
-    def start(self, channel: str, topic: str) -> list[float]:
-        counts = self.counts[(channel, topic)] = [0, 0, time.time()]
+    def start(self, key: tuple[str, str]) -> list[float]:
+        counts = self.counts[key] = [0, 0, time.time()]
         return counts
 
     def collect(self) -> Iterator[Metric]:
         received, duplicate = self._families()
+        # As prometheus-client's own counters do: no `_created` series once they are turned off
+        # (PROMETHEUS_DISABLE_CREATED_SERIES, or `disable_created_metrics()`).
+        with_created = getattr(prometheus_metrics, "_use_created", True)
         for key, (count, duplicates, created) in list(self.counts.items()):
-            received.add_metric(key, count, created=created)
-            duplicate.add_metric(key, duplicates, created=created)
+            received.add_metric(key, count, created=created if with_created else None)
+            duplicate.add_metric(key, duplicates, created=created if with_created else None)
         yield received
         yield duplicate
 

@@ -79,6 +79,8 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
     receiver = WebhookReceiver(nexus)
     # Processing yields the one SQLite writer to the deliveries waiting for their commit.
     processor = WebhookProcessor(nexus, yield_to=receiver.turn)
+    # Closed twice on purpose: by the lifespan when the server stops (`nexus serve`), and by
+    # `nexus.aclose()` for an app mounted in a host's, which gets no lifespan. The second is a no-op.
     nexus.on_close(processor.aclose)
 
     @contextlib.asynccontextmanager

@@ -211,14 +211,18 @@ class WebhookProcessor:
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """At shutdown: give scheduled work `timeout` seconds, then cancel it. A cancelled
-        attempt rolls back; its rows stay "received" for the next process_pending."""
-        tasks = list(self._tasks)
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        attempt rolls back; its rows stay "received" for the next process_pending. Chunks the
+        batcher starts meanwhile (PostgreSQL) are waited for, and cancelled, with the rest:
+        whoever closes the database next must find nothing still using it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        while self._tasks:
+            pending = list(self._tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- attempts ---------------------------------------------------------------------------
 
