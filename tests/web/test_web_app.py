@@ -65,36 +65,29 @@ async def test_openapi_lists_the_routes(make_nexus: Callable[..., Any]) -> None:
     assert "get" in paths["/nexus/healthz"]
 
 
-async def test_shutdown_lets_scheduled_processing_finish(make_nexus: Callable[..., Any]) -> None:
-    hub = await build_hub(make_nexus)
-    await hub.seed()
-    d = delivery(sale(quantity=4), delivery_id="D1")
-    async with (
-        serve_app(hub.app) as server,
-        httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client,
-    ):
-        response = await client.post(hub.path, content=d.body, headers=d.headers)
-    # No drain here: the app's lifespan waited for the task on its way down.
-    assert response.status_code == 200
-    [row] = await hub.logs()
-    assert row.status == "processed"
-    assert (await hub.item()).on_hand == 6
-
-
-async def test_closing_nexus_lets_scheduled_processing_finish_when_the_app_is_mounted(
-    make_nexus: Callable[..., Any],
+@pytest.mark.parametrize("shutdown", ["lifespan", "mounted"])
+async def test_shutdown_lets_scheduled_processing_finish(
+    make_nexus: Callable[..., Any], shutdown: str
 ) -> None:
-    """Mounted in a host's app, Nexus's app never sees a lifespan: closing Nexus is then what
-    waits for the processing its deliveries scheduled, before the database goes."""
+    """Served on its own, the app's lifespan waits for the processing its deliveries scheduled.
+    Mounted in a host's app it never sees a lifespan (Starlette runs only the outer app's), and
+    closing Nexus is what waits, before the database goes."""
     hub = await build_hub(make_nexus)
     await hub.seed()
-    host = Starlette(routes=[Mount("/", app=hub.app)])
     d = delivery(sale(quantity=4), delivery_id="D1")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://t") as client:
-        response = await client.post(hub.path, content=d.body, headers=d.headers)
+    if shutdown == "lifespan":
+        async with (
+            serve_app(hub.app) as server,
+            httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client,
+        ):
+            response = await client.post(hub.path, content=d.body, headers=d.headers)
+    else:
+        host = Starlette(routes=[Mount("/", app=hub.app)])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://t") as client:
+            response = await client.post(hub.path, content=d.body, headers=d.headers)
+        await hub.nexus.aclose()  # answered, so its processing is scheduled and not yet done
+    # No drain here: the shutdown waited for the task.
     assert response.status_code == 200
-    # Answered, so its processing is scheduled and not yet done.
-    await hub.nexus.aclose()
     [row] = await hub.logs()
     assert row.status == "processed"
     assert (await hub.item()).on_hand == 6
