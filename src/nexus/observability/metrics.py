@@ -343,8 +343,9 @@ class _ReceivedTally(Collector):
         # (PROMETHEUS_DISABLE_CREATED_SERIES, or `disable_created_metrics()`).
         with_created = getattr(prometheus_metrics, "_use_created", True)
         for key, (count, duplicates, created) in list(self.counts.items()):
-            received.add_metric(key, count, created=created if with_created else None)
-            duplicate.add_metric(key, duplicates, created=created if with_created else None)
+            stamp = created if with_created else None
+            received.add_metric(key, count, created=stamp)
+            duplicate.add_metric(key, duplicates, created=stamp)
         yield received
         yield duplicate
 
