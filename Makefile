@@ -37,6 +37,7 @@ SOAK_RUNS ?= 20000
 DEMO_RUNS ?= 100
 soak: install
 	$(BIN)/python tests/consistency/soak.py --runs $(SOAK_RUNS)
+	$(BIN)/python tests/consistency/soak.py --runs $(SOAK_RUNS) --heavy
 	$(BIN)/python tests/consistency/demo_soak.py --runs $(DEMO_RUNS)
 
 # The webhook parser fuzzers (docs/consistency.md, "Fuzzed webhook parsers") as a soak: FUZZ_EXAMPLES mutated deliveries per

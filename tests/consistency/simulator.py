@@ -40,6 +40,9 @@ from nexus.domain.vocabulary import ConflictPolicy
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 ORDER_GRACE_MS = 300_000  # reconcile.order_grace's default
 POLICIES = tuple(ConflictPolicy)
+# Many drops and edits, so that reconciliation has something to find: the randomized test's
+# heavy case and `soak.py --heavy`, each policy in turn.
+HEAVY_FAULTS = {"drop_orders": 0.3, "drop_levels": 0.3, "edits": 0.1}
 
 
 def at(ms: int) -> datetime:

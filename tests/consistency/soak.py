@@ -1,14 +1,16 @@
 """`make soak`: the consistency simulation over many seeds, with counts.
 
-python tests/consistency/soak.py --runs 20000 [--start 0] [--jobs N]
+python tests/consistency/soak.py --runs 20000 [--start 0] [--jobs N] [--heavy]
 
 Every seed draws its channels, faults (dropped order and level webhooks, merchant edits) and
 conflict policy (tests/consistency/simulator.py); the counts below say how many runs had each.
-"""
+With --heavy every run has the randomized test's heavy faults (`HEAVY_FAULTS`: 30 % of order and
+level reports dropped, merchant edits in a tenth of the steps), each policy in turn by seed."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -18,11 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from simulator import Outcome, Simulation
+from simulator import HEAVY_FAULTS, POLICIES, Outcome, Simulation
 
 
-def _run(seed: int) -> Outcome:
-    outcome = Simulation(seed).run()
+def _run(seed: int, *, heavy: bool) -> Outcome:
+    if heavy:
+        outcome = Simulation(seed, policy=POLICIES[seed % len(POLICIES)], **HEAVY_FAULTS).run()  # type: ignore[arg-type]
+    else:
+        outcome = Simulation(seed).run()
     outcome.trace = []  # not sent back between processes
     return outcome
 
@@ -32,6 +37,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20_000)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: CPUs)")
+    parser.add_argument("--heavy", action="store_true", help="every run with HEAVY_FAULTS, policies in turn")
     args = parser.parse_args()
     started = time.perf_counter()
     failures: list[tuple[int, str, list[str]]] = []
@@ -43,7 +49,7 @@ def main() -> int:
     scrambled_runs = scrambled_units = 0
     seeds = range(args.start, args.start + args.runs)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for outcome in pool.map(_run, seeds, chunksize=50):
+        for outcome in pool.map(functools.partial(_run, heavy=args.heavy), seeds, chunksize=50):
             by_kinds[tuple(sorted(outcome.kinds))] += 1
             by_policy[outcome.policy.value] += 1
             findings.update(outcome.findings)
@@ -62,8 +68,8 @@ def main() -> int:
                 failures.append((outcome.seed, outcome.policy.value, outcome.problems))
     elapsed = time.perf_counter() - started
     print(
-        f"simulation: {args.runs} runs (seeds {args.start}..{args.start + args.runs - 1}), "
-        f"{len(failures)} failures, {elapsed:.0f} s"
+        f"simulation{' (heavy faults)' if args.heavy else ''}: {args.runs} runs "
+        f"(seeds {args.start}..{args.start + args.runs - 1}), {len(failures)} failures, {elapsed:.0f} s"
     )
     print(
         f"  {undecidable} runs had a sale indistinguishable from our own push's report "

@@ -43,7 +43,7 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from simulator import KINDS, POLICIES, Simulation
+from simulator import HEAVY_FAULTS, KINDS, POLICIES, Simulation
 
 from nexus.domain.vocabulary import ConflictPolicy
 
@@ -70,7 +70,7 @@ def test_each_channel_semantics_on_its_own(seed: int, kind: object) -> None:
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1), policy=st.sampled_from(POLICIES))
 def test_drops_and_edits_under_each_policy(seed: int, policy: object) -> None:
     """Many drops and edits, so that reconciliation has something to find."""
-    outcome = Simulation(seed, policy=policy, drop_orders=0.3, drop_levels=0.3, edits=0.1).run()  # type: ignore[arg-type]
+    outcome = Simulation(seed, policy=policy, **HEAVY_FAULTS).run()  # type: ignore[arg-type]
     assert outcome.ok, (outcome.problems, "\n".join(outcome.trace[-60:]))
 
 
