@@ -16,7 +16,9 @@ difference of the two counts over the difference of the sizes is its instruction
 start-up, imports and first-call costs cancel.
 
 Variants (see `webhook_ingest.py`): nexus (the app as shipped, processing stopped), contract (the
-least code that keeps Nexus's receiver contract), minimal (HMAC and a group commit, nothing else),
+least code that keeps Nexus's receiver contract), drivers (contract, with the channel's driver
+verifying, describing and parsing through the driver contract), minimal (HMAC and a group commit,
+nothing else),
 ceiling (the empty route, no database). A reference's count over Nexus's is the share of the
 reference's throughput Nexus would reach if a delivery were bound by instructions alone; the
 measured throughput share differs (cache misses, the writer thread's share of the GIL, the HTTP
@@ -24,7 +26,7 @@ server's work, which this leaves out), so this explains the timed figures, it do
 them.
 
     .venv/bin/python benchmarks/ingest_instructions.py                       # nexus and contract
-    .venv/bin/python benchmarks/ingest_instructions.py --variants nexus,contract,minimal,ceiling --keep DIR
+    .venv/bin/python benchmarks/ingest_instructions.py --variants nexus,contract,drivers --keep DIR
     callgrind_annotate DIR/nexus.1200.out | head -40                         # where nexus's work goes
 
 valgrind runs a Python process about 50 times slower: the default sizes take ~1.5 minutes per
@@ -49,7 +51,7 @@ from typing import Any
 
 import webhook_ingest as ingest
 
-VARIANTS = ("nexus", "contract", "minimal", "ceiling")
+VARIANTS = ("nexus", "contract", "drivers", "minimal", "ceiling")
 COLLECTED = re.compile(r"Collected : (\d+)")
 DRIVE = re.compile(r"drive: ([\d.]+) s")
 
@@ -111,9 +113,8 @@ async def drive(variant: str, deliveries: int, clients: int, directory: str) -> 
     requests = [_request(d) for d in ingest.make_deliveries(deliveries, variant)]
     async with Nexus(ingest.settings_for(f"{directory}/nexus.db"), source="benchmark") as nexus:
         await nexus.migrate()
-        reference = None
-        if variant in ("minimal", "contract"):
-            reference = ingest._MinimalReceiver(f"{directory}/{variant}.db", contract=variant == "contract")
+        reference = ingest.reference_receiver(variant, f"{directory}/{variant}.db", nexus)
+        if reference is not None:
             app: Any = reference.app()
         elif variant == "ceiling":
             app = ingest._ceiling_app()
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {"unit": unit, "per_delivery": per_delivery, "shares": {}}
     for faster, slower in (
         ("contract", "nexus"),
+        ("drivers", "nexus"),
+        ("contract", "drivers"),
         ("minimal", "nexus"),
         ("ceiling", "nexus"),
         ("minimal", "contract"),

@@ -46,6 +46,12 @@ Variants, same run:
   `nexus_webhook_logs` is (both unique ids, pending rows, time received). No metrics, no
   logging, no SQLAlchemy: the ceiling of Nexus's contract on this stack. (Until issue 13's
   eleventh session it read the whole body at once, without the 413.)
+- drivers (a reference): `contract`, with its three inline steps (the HMAC check, the topic and
+  ids read from the headers, the payload check) done instead by the channel's driver through the
+  driver contract, as Nexus does them: a `WebhookRequest`, `verify_webhook`, `describe_webhook`
+  and `parse_webhook`. Everything else is `contract`'s. So `drivers` over `contract` is what the
+  driver contract costs, and `nexus` over `drivers` is what Nexus's own receiver costs beyond the
+  least receiver built on the drivers (issue 13's fifteenth session).
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -78,6 +84,8 @@ from fastapi.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from nexus.config import NexusSettings
+    from nexus.drivers.contract import InventoryDriver
+    from nexus.engine import Nexus
 
 CHANNEL = "shopify-bench"
 SECRET = "benchmark-webhook-secret"
@@ -182,11 +190,7 @@ async def _serve(variant: str, database: str, processing: bool, nodelay: bool, c
 
     async with Nexus(settings_for(database), source="benchmark") as nexus:
         await nexus.migrate()
-        minimal = (
-            _MinimalReceiver(f"{database}.{variant}", contract=variant == "contract")
-            if variant in ("minimal", "contract")
-            else None
-        )
+        minimal = reference_receiver(variant, f"{database}.{variant}", nexus)
         if minimal is not None:
             app = minimal.app()
         else:
@@ -252,14 +256,28 @@ def _ceiling_app() -> FastAPI:
     return app
 
 
+REFERENCES = ("minimal", "contract", "drivers")
+
+
+def reference_receiver(variant: str, path: str, nexus: Nexus) -> _MinimalReceiver | None:
+    """The reference receiver `variant` names, on the SQLite file `path`; None for Nexus's own app
+    and the empty route."""
+    if variant not in REFERENCES:
+        return None
+    driver = nexus.channel(CHANNEL).driver if variant == "drivers" else None
+    return _MinimalReceiver(path, contract=variant != "minimal", driver=driver)
+
+
 class _MinimalReceiver:
     """The least a verifying receiver that is durable before its 200 can do (the `minimal`
-    variant); with `contract`, the least that keeps Nexus's receiver contract (`contract`)."""
+    variant); with `contract`, the least that keeps Nexus's receiver contract (`contract`); with a
+    `driver` as well, the same with the driver's verify, describe and parse (`drivers`)."""
 
-    def __init__(self, path: str, *, contract: bool = False) -> None:
+    def __init__(self, path: str, *, contract: bool = False, driver: InventoryDriver | None = None) -> None:
         import sqlite3
 
         self.contract = contract
+        self.driver = driver
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -292,6 +310,8 @@ class _MinimalReceiver:
 
         from starlette.routing import Route
 
+        from nexus.drivers.contract import WebhookRequest
+        from nexus.errors import WebhookError
         from nexus.web.app import NexusApp
 
         key = SECRET.encode()
@@ -334,7 +354,47 @@ class _MinimalReceiver:
                 parts.append(chunk)
             return b"".join(parts)
 
+        async def receive_through_driver(request: Request, driver: InventoryDriver) -> Response:
+            if (body := await bounded_body(request)) is None:
+                return JSONResponse({"error": "too large"}, status_code=413)
+            headers = dict(request.headers.items())  # ASGI names are lower-case already
+            received_at = datetime.now(UTC)
+            delivery = WebhookRequest(
+                channel=request.path_params["channel"], headers=headers, body=body, received_at=received_at
+            )
+            try:
+                await driver.verify_webhook(delivery)
+            except WebhookError:
+                return JSONResponse({"error": "signature"}, status_code=401)
+            try:
+                meta = driver.describe_webhook(delivery)
+                driver.parse_webhook(delivery)
+            except WebhookError:
+                return JSONResponse({"error": "payload"}, status_code=400)
+            kept = {name: "***" if name == SIGNATURE else value for name, value in headers.items()}
+            values = (
+                delivery.channel,
+                meta.topic,
+                meta.delivery_id,
+                meta.event_id,
+                json.dumps(kept),
+                body,
+                received_at.isoformat(),
+            )
+            return await stored_response(values)
+
+        async def stored_response(values: tuple[Any, ...]) -> Response:
+            stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self.waiting.append((values, stored))
+            self.wake.set()
+            if self.writer is None:
+                self.writer = asyncio.create_task(self._write())
+            new = await stored
+            return JSONResponse({"status": "accepted" if new else "duplicate", "id": 0})
+
         async def receive_webhook(request: Request) -> Response:
+            if self.driver is not None:
+                return await receive_through_driver(request, self.driver)
             if not self.contract:
                 body = await request.body()
             elif (bounded := await bounded_body(request)) is None:
@@ -347,13 +407,7 @@ class _MinimalReceiver:
             values = row(request, body)
             if values is None:
                 return JSONResponse({"error": "payload"}, status_code=400)
-            stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self.waiting.append((values, stored))
-            self.wake.set()
-            if self.writer is None:
-                self.writer = asyncio.create_task(self._write())
-            new = await stored
-            return JSONResponse({"status": "accepted" if new else "duplicate", "id": 0})
+            return await stored_response(values)
 
         app = NexusApp()
         app.webhook_route = Route("/nexus/webhooks/{channel}", receive_webhook, methods=["POST"])
@@ -515,6 +569,7 @@ LABELS = {
     "ceiling": "ceiling (same HTTP stack, empty route)",
     "minimal": "minimal (HMAC + group commit, nothing else)",
     "contract": "contract (minimal + Nexus's contract)",
+    "drivers": "drivers (contract, through the driver contract)",
 }
 
 
@@ -538,6 +593,18 @@ SHARES = (
         "contract",
         "share_of_contract",
         "nexus reaches {share:.0%} of the contract reference's throughput",
+    ),
+    (
+        "drivers",
+        "contract",
+        "drivers_share_of_contract",
+        "the drivers reference reaches {share:.0%} of the contract reference's throughput",
+    ),
+    (
+        "nexus",
+        "drivers",
+        "share_of_drivers",
+        "nexus reaches {share:.0%} of the drivers reference's throughput",
     ),
     (
         "nexus",

@@ -70,13 +70,13 @@ def test_webhook_ingest_httpx_client_and_reference_receivers_run(monkeypatch: py
 
     sizes = ["--deliveries", "6", "--clients", "2", "--warmup", "0", "--repeat", "1"]
     summary = webhook_ingest.main(
-        [*sizes, "--client", "httpx", "--variants", "ceiling,minimal,contract", "--tcp-nodelay"]
+        [*sizes, "--client", "httpx", "--variants", "ceiling,minimal,contract,drivers", "--tcp-nodelay"]
     )
 
-    # main() checks that the minimal and contract receivers stored every delivery exactly once.
-    assert summary["client"] == "httpx" and {"ceiling", "minimal", "contract"} <= summary.keys()
+    # main() checks that the reference receivers stored every delivery exactly once.
+    assert summary["client"] == "httpx" and {"ceiling", "minimal", "contract", "drivers"} <= summary.keys()
     assert "nexus" not in summary and summary["minimal_share_of_ceiling"] > 0
-    assert summary["contract_share_of_minimal"] > 0
+    assert summary["contract_share_of_minimal"] > 0 and summary["drivers_share_of_contract"] > 0
 
 
 async def test_the_contract_reference_refuses_a_body_over_the_limit(
@@ -101,6 +101,37 @@ async def test_the_contract_reference_refuses_a_body_over_the_limit(
     assert reference.stored() == 0
 
 
+async def test_the_drivers_reference_refuses_what_the_driver_refuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`drivers` is a reference only while it does the driver's work: a forged signature is a
+    401, a body the driver cannot read a 400, and neither is stored; a good delivery is."""
+    from nexus.channels.shopify.webhooks import compute_hmac
+    from nexus.engine import Nexus
+
+    webhook_ingest = load("webhook_ingest", monkeypatch)
+    path = f"/nexus/webhooks/{webhook_ingest.CHANNEL}"
+    good, other = webhook_ingest.make_deliveries(2, "drivers")
+    forged = {**good.headers, "X-Shopify-Hmac-Sha256": compute_hmac("not-the-secret", good.body)}
+    unreadable_body = good.body.replace(b'"available":', b'"available":"many","was":')
+    unreadable = {
+        **other.headers,
+        "X-Shopify-Hmac-Sha256": compute_hmac(webhook_ingest.SECRET, unreadable_body),
+    }
+
+    async with Nexus(webhook_ingest.settings_for(str(tmp_path / "nexus.db")), source="test") as nexus:
+        reference = webhook_ingest.reference_receiver("drivers", str(tmp_path / "drivers.db"), nexus)
+        assert reference is not None
+        transport = httpx.ASGITransport(app=reference.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            refused_signature = await client.post(path, content=good.body, headers=forged)
+            refused_body = await client.post(path, content=unreadable_body, headers=unreadable)
+            stored = await client.post(path, content=good.body, headers=good.headers)
+    assert (refused_signature.status_code, refused_body.status_code) == (401, 400)
+    assert stored.status_code == 200 and stored.json()["status"] == "accepted"
+    assert reference.stored() == 1
+
+
 def test_ingest_instructions_runs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,17 +140,19 @@ def test_ingest_instructions_runs(
     # Without valgrind (a run under it takes ~40 s however small): the same drives, timed. Each
     # drive exits non-zero unless every delivery was answered "accepted" and stored once.
     sizes = ["--base", "2", "--deliveries", "4", "--clients", "2"]
-    summary = ingest_instructions.main([*sizes, "--variants", "nexus,contract", "--no-valgrind"])
+    summary = ingest_instructions.main([*sizes, "--variants", "nexus,contract,drivers", "--no-valgrind"])
 
-    assert set(summary["per_delivery"]) == {"nexus", "contract"}
-    assert set(summary["shares"]) == {"nexus/contract"}
+    assert set(summary["per_delivery"]) == {"nexus", "contract", "drivers"}
+    assert set(summary["shares"]) == {"nexus/contract", "nexus/drivers", "drivers/contract"}
     assert "nexus at" in capsys.readouterr().out
 
 
 def test_ingest_instructions_refuses_an_unknown_variant(monkeypatch: pytest.MonkeyPatch) -> None:
     ingest_instructions = load("ingest_instructions", monkeypatch)
 
-    with pytest.raises(SystemExit, match="--variants takes some of nexus, contract, minimal, ceiling"):
+    with pytest.raises(
+        SystemExit, match="--variants takes some of nexus, contract, drivers, minimal, ceiling"
+    ):
         ingest_instructions.main(["--variants", "nexus,fastest"])
 
 
