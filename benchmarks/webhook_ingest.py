@@ -569,7 +569,7 @@ LABELS = {
     "ceiling": "ceiling (same HTTP stack, empty route)",
     "minimal": "minimal (HMAC + group commit, nothing else)",
     "contract": "contract (minimal + Nexus's contract)",
-    "drivers": "drivers (contract, through the driver contract)",
+    "drivers": "drivers (contract through the drivers)",
 }
 
 
@@ -644,10 +644,11 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[s
             "p99_ms": median(r.percentile(0.99) for r in runs) * 1000,
         }
     print(f"median of {args.repeat}:")
+    width = max(len(LABELS[variant]) for variant in results)
     for variant in results:
         figures = summary[variant]
         print(
-            f"  {LABELS[variant]:40s} {figures['per_second']:7,.0f} deliveries/s, "
+            f"  {LABELS[variant]:{width}s} {figures['per_second']:7,.0f} deliveries/s, "
             f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
         )
     if "nexus" in summary and "baseline" in summary:
