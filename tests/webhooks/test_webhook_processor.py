@@ -315,3 +315,22 @@ async def test_after_aclose_nothing_is_processed_not_even_chunks_started_while_i
     await asyncio.sleep(0.5)  # longer than a chunk takes
     assert [row.status for row in await hub.logs()] == closed
     assert (await hub.item()).on_hand == 10 - closed.count("processed")
+
+
+async def test_a_delivery_stored_after_aclose_is_left_for_the_next_process_pending(hub: Hub) -> None:
+    """A mounted app can still store a delivery while its host shuts down: closing Nexus
+    closes the processor, then the database. Processing it then would race the database's
+    close, so it waits, "received", for the next start's `process_pending`."""
+    await hub.seed()
+    processor = hub.processor
+    await processor.aclose()
+    log_id = await store(hub, sale(order_id="LATE"), delivery_id="LATE")
+
+    assert processor.schedule(Receipt(CHANNEL, 200, "accepted", log_id=log_id)) is None
+    await asyncio.sleep(0.1)
+    assert [row.status for row in await hub.logs()] == ["received"]
+    assert (await hub.item()).on_hand == 10
+
+    await WebhookProcessor(hub.nexus).process_pending()
+    assert [row.status for row in await hub.logs()] == ["processed"]
+    assert (await hub.item()).on_hand == 9

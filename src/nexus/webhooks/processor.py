@@ -126,14 +126,17 @@ class WebhookProcessor:
         self._scheduled: list[Receipt] = []
         self._arrived = asyncio.Event()  # set by `schedule`: a delivery was queued
         self._batcher: asyncio.Task[None] | None = None
+        self._closed = False  # after `aclose`: the database is about to go, start nothing
 
     # -- the route's background work --------------------------------------------------------
 
     def schedule(self, receipt: Receipt) -> asyncio.Task[None] | None:
         """Process a just-stored delivery after the answer, batched with the others that arrive
         meanwhile: one transaction for many deliveries keeps the single SQLite writer free for
-        the receiver's own commits, which the senders are waiting on."""
-        if not receipt.stored or receipt.log_id is None:
+        the receiver's own commits, which the senders are waiting on. After `aclose` nothing
+        is started: the row stays "received" for the next `process_pending` (a delivery can still
+        be stored while a host app shuts down, before Nexus releases the database)."""
+        if self._closed or not receipt.stored or receipt.log_id is None:
             return None
         self._scheduled.append(receipt)
         self._arrived.set()
@@ -214,6 +217,7 @@ class WebhookProcessor:
         attempt rolls back; its rows stay "received" for the next process_pending. Chunks the
         batcher starts meanwhile (PostgreSQL) are waited for, and cancelled, with the rest:
         whoever closes the database next must find nothing still using it."""
+        self._closed = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._tasks and (left := deadline - loop.time()) > 0:
