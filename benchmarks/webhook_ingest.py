@@ -48,10 +48,13 @@ Variants, same run:
   eleventh session it read the whole body at once, without the 413.)
 - drivers (a reference): `contract`, with its three inline steps (the HMAC check, the topic and
   ids read from the headers, the payload check) done instead by the channel's driver through the
-  driver contract, as Nexus does them: a `WebhookRequest`, `verify_webhook`, `describe_webhook`
-  and `parse_webhook`. Everything else is `contract`'s. So `drivers` over `contract` is what the
-  driver contract costs, and `nexus` over `drivers` is what Nexus's own receiver costs beyond the
-  least receiver built on the drivers (issue 13's fifteenth session).
+  driver contract, as Nexus does them, with what serving channels by name takes: the channel's
+  configuration looked up per delivery (404 unknown or disabled, its own body limit), its driver,
+  a `WebhookRequest`, `verify_webhook`, `describe_webhook`, the ids' length, a body declared JSON
+  decoded, `parse_webhook`, and each refusal answered with its error's status. Everything else
+  is `contract`'s. So `drivers` over `contract` is what the driver contract costs, and `nexus`
+  over `drivers` is what Nexus's own receiver costs beyond the least receiver built on the
+  drivers (issue 13's fifteenth session).
 
 Processing (turning stored rows into stock changes) is stopped by default: the app's
 `processor.schedule` is replaced by a no-op, so the figure is ingestion only. With --processing the
@@ -84,7 +87,6 @@ from fastapi.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from nexus.config import NexusSettings
-    from nexus.drivers.contract import InventoryDriver
     from nexus.engine import Nexus
 
 CHANNEL = "shopify-bench"
@@ -256,28 +258,25 @@ def _ceiling_app() -> FastAPI:
     return app
 
 
-REFERENCES = ("minimal", "contract", "drivers")
-
-
 def reference_receiver(variant: str, path: str, nexus: Nexus) -> _MinimalReceiver | None:
     """The reference receiver `variant` names, on the SQLite file `path`; None for Nexus's own app
     and the empty route."""
-    if variant not in REFERENCES:
+    if variant not in ("minimal", "contract", "drivers"):
         return None
-    driver = nexus.channel(CHANNEL).driver if variant == "drivers" else None
-    return _MinimalReceiver(path, contract=variant != "minimal", driver=driver)
+    drivers = nexus if variant == "drivers" else None
+    return _MinimalReceiver(path, contract=variant != "minimal", drivers=drivers)
 
 
 class _MinimalReceiver:
     """The least a verifying receiver that is durable before its 200 can do (the `minimal`
-    variant); with `contract`, the least that keeps Nexus's receiver contract (`contract`); with a
-    `driver` as well, the same with the driver's verify, describe and parse (`drivers`)."""
+    variant); with `contract`, the least that keeps Nexus's receiver contract (`contract`); with
+    `drivers`, the same for every channel `drivers` configures, through each one's driver (`drivers`)."""
 
-    def __init__(self, path: str, *, contract: bool = False, driver: InventoryDriver | None = None) -> None:
+    def __init__(self, path: str, *, contract: bool = False, drivers: Nexus | None = None) -> None:
         import sqlite3
 
         self.contract = contract
-        self.driver = driver
+        self.drivers = drivers
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -313,6 +312,7 @@ class _MinimalReceiver:
         from nexus.drivers.contract import WebhookRequest
         from nexus.errors import WebhookError
         from nexus.web.app import NexusApp
+        from nexus.webhooks.receiver import ID_MAX_LENGTH, TOPIC_MAX_LENGTH
 
         key = SECRET.encode()
 
@@ -339,42 +339,50 @@ class _MinimalReceiver:
                 datetime.now(UTC).isoformat(),
             )
 
-        async def bounded_body(request: Request) -> bytes | None:
+        async def bounded_body(request: Request, limit: int = MAX_BYTES) -> bytes | None:
             """The body, or None when it is over the limit (a 413): never more than the limit
             plus one chunk held, as the contract's 413 requires of a receiver."""
             declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_BYTES:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
                 return None
             parts: list[bytes] = []
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_BYTES:
+                if size > limit:
                     return None
                 parts.append(chunk)
             return b"".join(parts)
 
-        async def receive_through_driver(request: Request, driver: InventoryDriver) -> Response:
-            if (body := await bounded_body(request)) is None:
+        async def receive_through_driver(request: Request, nexus: Nexus) -> Response:
+            """What any receiver serving channels through the driver contract does: the channel
+            found by name (a 404 when unknown or disabled), its body limit, its driver's verify,
+            describe and parse, the ids' length and a body declared JSON checked, each refusal
+            with the status the driver's error carries."""
+            channel = request.path_params["channel"]
+            config = nexus.settings.channels.get(channel)
+            if config is None or not config.enabled:
+                return JSONResponse({"error": "no such channel"}, status_code=404)
+            if (body := await bounded_body(request, config.webhook_max_bytes)) is None:
                 return JSONResponse({"error": "too large"}, status_code=413)
+            driver = nexus.channel(channel).driver
             headers = dict(request.headers.items())  # ASGI names are lower-case already
             received_at = datetime.now(UTC)
-            delivery = WebhookRequest(
-                channel=request.path_params["channel"], headers=headers, body=body, received_at=received_at
-            )
+            delivery = WebhookRequest(channel=channel, headers=headers, body=body, received_at=received_at)
             try:
                 await driver.verify_webhook(delivery)
-            except WebhookError:
-                return JSONResponse({"error": "signature"}, status_code=401)
-            try:
                 meta = driver.describe_webhook(delivery)
+                if any(len(key) > ID_MAX_LENGTH for key in (meta.delivery_id or "", meta.event_id or "")):
+                    return JSONResponse({"error": "id too long"}, status_code=400)
+                if headers.get("content-type", "").startswith("application/json"):
+                    delivery.json()
                 driver.parse_webhook(delivery)
-            except WebhookError:
-                return JSONResponse({"error": "payload"}, status_code=400)
+            except WebhookError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
             kept = {name: "***" if name == SIGNATURE else value for name, value in headers.items()}
             values = (
-                delivery.channel,
-                meta.topic,
+                channel,
+                meta.topic[:TOPIC_MAX_LENGTH],
                 meta.delivery_id,
                 meta.event_id,
                 json.dumps(kept),
@@ -393,8 +401,8 @@ class _MinimalReceiver:
             return JSONResponse({"status": "accepted" if new else "duplicate", "id": 0})
 
         async def receive_webhook(request: Request) -> Response:
-            if self.driver is not None:
-                return await receive_through_driver(request, self.driver)
+            if self.drivers is not None:
+                return await receive_through_driver(request, self.drivers)
             if not self.contract:
                 body = await request.body()
             elif (bounded := await bounded_body(request)) is None:

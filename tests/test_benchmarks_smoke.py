@@ -7,6 +7,7 @@ import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -101,35 +102,68 @@ async def test_the_contract_reference_refuses_a_body_over_the_limit(
     assert reference.stored() == 0
 
 
-async def test_the_drivers_reference_refuses_what_the_driver_refuses(
+async def test_the_drivers_reference_answers_every_case_as_nexus_does(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`drivers` is a reference only while it does the driver's work: a forged signature is a
-    401, a body the driver cannot read a 400, and neither is stored; a good delivery is."""
+    """`drivers` is a reference only while it does the driver's work. Each case here is answered
+    the same by `drivers` and by Nexus's own route, and the first two differently by `contract`'s
+    inline checks, so a `drivers` that stopped calling the driver would fail."""
     from nexus.channels.shopify.webhooks import compute_hmac
     from nexus.engine import Nexus
+    from nexus.web import create_app
 
     webhook_ingest = load("webhook_ingest", monkeypatch)
     path = f"/nexus/webhooks/{webhook_ingest.CHANNEL}"
-    good, other = webhook_ingest.make_deliveries(2, "drivers")
-    forged = {**good.headers, "X-Shopify-Hmac-Sha256": compute_hmac("not-the-secret", good.body)}
-    unreadable_body = good.body.replace(b'"available":', b'"available":"many","was":')
-    unreadable = {
-        **other.headers,
-        "X-Shopify-Hmac-Sha256": compute_hmac(webhook_ingest.SECRET, unreadable_body),
+    deliveries = iter(webhook_ingest.make_deliveries(6, "drivers"))
+    signature = "X-Shopify-Hmac-Sha256"
+
+    def signed(body: bytes | None = None, /, **replaced: str) -> tuple[str, bytes, dict[str, str]]:
+        """A delivery of its own (fresh ids), its body replaced and signed, headers replaced."""
+        delivery = next(deliveries)
+        body = delivery.body if body is None else body
+        headers = {**delivery.headers, signature: compute_hmac(webhook_ingest.SECRET, body)}
+        headers.update({name.replace("_", "-"): value for name, value in replaced.items()})
+        return path, body, headers
+
+    _, body, unprefixed = signed()
+    unprefixed["Shopify-Hmac-Sha256"] = unprefixed.pop(signature)  # Shopify's newer spelling
+    cases = {
+        "signature without the X- prefix": (path, body, unprefixed),
+        "available is a bool": signed(body.replace(b'"available":', b'"available":true,"was":')),
+        "id over 255 characters": signed(X_Shopify_Webhook_Id="x" * 256),
+        "forged signature": signed(**{signature.replace("-", "_"): compute_hmac("not-it", body)}),
+        "not JSON": signed(b"{not json"),
+        "unknown channel": ("/nexus/webhooks/no-such-channel", *signed()[1:]),
+    }
+    expected = {
+        "signature without the X- prefix": 200,
+        "available is a bool": 400,
+        "id over 255 characters": 400,
+        "forged signature": 401,
+        "not JSON": 400,
+        "unknown channel": 404,
     }
 
-    async with Nexus(webhook_ingest.settings_for(str(tmp_path / "nexus.db")), source="test") as nexus:
-        reference = webhook_ingest.reference_receiver("drivers", str(tmp_path / "drivers.db"), nexus)
-        assert reference is not None
-        transport = httpx.ASGITransport(app=reference.app())
+    async def answers(app: Any) -> dict[str, int]:
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            refused_signature = await client.post(path, content=good.body, headers=forged)
-            refused_body = await client.post(path, content=unreadable_body, headers=unreadable)
-            stored = await client.post(path, content=good.body, headers=good.headers)
-    assert (refused_signature.status_code, refused_body.status_code) == (401, 400)
-    assert stored.status_code == 200 and stored.json()["status"] == "accepted"
-    assert reference.stored() == 1
+            return {
+                case: (await client.post(url, content=content, headers=headers)).status_code
+                for case, (url, content, headers) in cases.items()
+            }
+
+    async with Nexus(webhook_ingest.settings_for(str(tmp_path / "nexus.db")), source="test") as nexus:
+        await nexus.migrate()
+        nexus_app = create_app(nexus)
+        nexus_app.state.webhook_processor.schedule = lambda receipt: None
+        drivers = webhook_ingest.reference_receiver("drivers", str(tmp_path / "drivers.db"), nexus)
+        inline = webhook_ingest.reference_receiver("contract", str(tmp_path / "contract.db"), nexus)
+        assert drivers is not None and inline is not None
+        assert await answers(nexus_app) == expected
+        assert await answers(drivers.app()) == expected
+        by_contract = await answers(inline.app())
+    assert drivers.stored() == 1  # the one accepted case
+    assert (by_contract["signature without the X- prefix"], by_contract["available is a bool"]) == (401, 200)
 
 
 def test_ingest_instructions_runs(

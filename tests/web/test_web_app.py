@@ -93,6 +93,22 @@ async def test_shutdown_lets_scheduled_processing_finish(
     assert (await hub.item()).on_hand == 6
 
 
+async def test_an_app_served_again_processes_what_it_stores(make_nexus: Callable[..., Any]) -> None:
+    """The first server's shutdown closed the app's processor; the second start opens it again,
+    or its deliveries would be answered and left unprocessed until the next restart."""
+    hub = await build_hub(make_nexus)
+    await hub.seed()
+    for n in (1, 2):
+        d = delivery(sale(quantity=1, order_id=f"O{n}"), delivery_id=f"D{n}")
+        async with (
+            serve_app(hub.app) as server,
+            httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client,
+        ):
+            assert (await client.post(hub.path, content=d.body, headers=d.headers)).status_code == 200
+    assert [row.status for row in await hub.logs()] == ["processed", "processed"]
+    assert (await hub.item()).on_hand == 8
+
+
 async def test_a_failing_close_hook_is_logged_and_the_rest_is_still_released(
     make_nexus: Callable[..., Any],
 ) -> None:

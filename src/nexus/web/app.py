@@ -85,6 +85,7 @@ def create_app(nexus: Nexus, *, auth: HostAuth | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        processor.reopen()  # the same app served again, after an earlier lifespan closed it
         try:
             yield
         finally:

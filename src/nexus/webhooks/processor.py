@@ -212,6 +212,11 @@ class WebhookProcessor:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def reopen(self) -> None:
+        """Undo `aclose`: a server starting the same app again (its lifespan runs once per
+        start) schedules the deliveries it stores again."""
+        self._closed = False
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """At shutdown: give scheduled work `timeout` seconds, then cancel it. A cancelled
         attempt rolls back; its rows stay "received" for the next process_pending. Chunks the
